@@ -1,0 +1,57 @@
+"""Where a study's files go and how they are written: ./dse-out/<study>/ unless --out says otherwise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+
+import reports
+from dse._storage import open_storage, sqlite_url
+from dse._study import baselines_frame, pareto_frame, trials_frame
+from nets import atomic_write_text
+
+DEFAULT_OUT_ROOT = Path("dse-out")
+DB_NAME = "study.db"
+
+
+def out_dir_for(study_name: str, out: Path | None) -> Path:
+    """The output directory of a study."""
+    return out if out is not None else DEFAULT_OUT_ROOT / study_name
+
+
+def storage_url_for(out_dir: Path, storage: str | None) -> str:
+    """The storage URL: --storage if given, else the SQLite file in the output directory."""
+    return storage or sqlite_url(out_dir / DB_NAME)
+
+
+class StudyNotFound(LookupError):
+    """No study of that name in the storage."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def load_existing_study(name: str, out: Path | None, storage: str | None) -> tuple[optuna.Study, Path]:
+    """Load a finished or running study by name (or output directory) for reporting."""
+    candidate = Path(name)
+    out_dir = candidate if out is None and (candidate / DB_NAME).is_file() else out_dir_for(name, out)
+    url = storage_url_for(out_dir, storage)
+    if storage is None and not (out_dir / DB_NAME).is_file():
+        raise StudyNotFound(f"no study database at {out_dir / DB_NAME} (run `dse run` first, or pass --out/--storage)")
+    backend = open_storage(url)
+    names = [s.study_name for s in optuna.get_all_study_summaries(backend, include_best_trial=False)]
+    study_name = name if name in names else (names[0] if len(names) == 1 and candidate == out_dir else None)
+    if study_name is None:
+        raise StudyNotFound(f"no study '{name}' in {url} (found: {', '.join(names) or 'none'})")
+    return optuna.load_study(study_name=study_name, storage=backend), out_dir
+
+
+def export_results(study: optuna.Study, out_dir: Path) -> Path:
+    """Write trials.csv, pareto.csv and report.html (each atomically); return the report path."""
+    trials = trials_frame(study)
+    atomic_write_text(out_dir / "trials.csv", trials.to_csv(index=False))
+    atomic_write_text(out_dir / "pareto.csv", pareto_frame(study).to_csv(index=False))
+    data = reports.build_report_data(study.study_name, trials, baselines_frame(study), study.user_attrs.get("big", "?"),
+                                     study.user_attrs.get("max_accuracy_loss_pct"))
+    return reports.write_report(data, out_dir / "report.html")

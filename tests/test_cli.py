@@ -1,0 +1,79 @@
+"""The `dse` CLI end to end on real data: run, resume, pareto, report, studies, and bad input."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from dse.cli import app
+
+runner = CliRunner()
+
+
+def test_run_writes_study_report_and_csvs(tiny_study: dict) -> None:
+    first = tiny_study["first"]
+    assert first.exit_code == 0, first.output
+    out: Path = tiny_study["out"]
+    assert "0 of 3 variants cached, 3 to train" in first.output
+    assert "0 -> 12 trials" in first.output
+    assert f"report: {(out / 'report.html').resolve()}" in first.output
+    trials = pd.read_csv(io.StringIO(tiny_study["first_trials_csv"]))
+    assert len(trials) == 12 and set(trials["little"]) <= {"mini7", "mini8"}
+    pareto = trials[trials["pareto"]]
+    assert len(pareto) >= 1 and pareto["feasible"].all()
+    # every Pareto point is non-dominated on the calibration objectives
+    for _, row in pareto.iterrows():
+        dominated = ((trials["calib_energy_pj"] <= row["calib_energy_pj"])
+                     & (trials["calib_accuracy_loss_pct"] <= row["calib_accuracy_loss_pct"])
+                     & ((trials["calib_energy_pj"] < row["calib_energy_pj"])
+                        | (trials["calib_accuracy_loss_pct"] < row["calib_accuracy_loss_pct"])) & trials["feasible"])
+        assert not dominated.any()
+
+
+def test_second_run_reuses_cache_and_resumes(tiny_study: dict) -> None:
+    second = tiny_study["second"]
+    assert second.exit_code == 0, second.output
+    assert "3 of 3 variants cached, 0 to train" in second.output
+    assert "12 -> 24 trials" in second.output
+    assert len(pd.read_csv(tiny_study["out"] / "trials.csv")) == 24
+
+
+def test_pareto_and_report_commands(tiny_study: dict, tmp_path: Path) -> None:
+    out = tiny_study["out"]
+    result = runner.invoke(app, ["pareto", "tiny", "--out", str(out), "--csv", str(tmp_path / "front.csv")])
+    assert result.exit_code == 0, result.output
+    assert "little" in result.output and (tmp_path / "front.csv").is_file()
+    result = runner.invoke(app, ["report", str(out)])
+    assert result.exit_code == 0 and "report.html" in result.output
+    result = runner.invoke(app, ["report", "nosuch", "--out", str(tmp_path / "empty")])
+    assert result.exit_code == 2 and "no study database" in result.output
+
+
+def test_studies_lists_builtins() -> None:
+    result = runner.invoke(app, ["studies"])
+    assert result.exit_code == 0 and "quickstart" in result.output and "park2015-mnist" in result.output
+
+
+@pytest.mark.parametrize("change, message", [
+    (('dataset = "mnist5k"', 'dataset = "mnist"\npath = "/nonexistent/mnist"'), "MNIST data directory /nonexistent/mnist does not exist"),
+    (('little = ["mini7", "mini8"]', 'little = ["mini7", "mini99"]'), "unknown network 'mini99'"),
+    (("[search]", "[search]\nthreshold_range = [-0.5, 1.0]"), "threshold_range: 0 <= low < high <= 1"),
+    (("[search]", "[search]\nfoo = 3"), "search.foo: unknown key"),
+    (("[nets]", "[accelerator]\nsram = \"-4KiB\"\n[nets]"), "accelerator"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tiny_study: dict, tmp_path: Path, change: tuple[str, str],
+                                                  message: str) -> None:
+    spec = tmp_path / "bad.toml"
+    spec.write_text(tiny_study["spec"].read_text().replace(*change))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(spec), "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+                                 "--no-progress"])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert result.output.strip().count("\n") == 0 and result.output.startswith("error: ")
+    assert "Traceback" not in result.output
+    assert not out.exists() and not (tmp_path / "cache").exists()

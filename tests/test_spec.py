@@ -1,0 +1,57 @@
+"""Study specs: built-ins parse; bad specs give one-line errors naming the file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dse import SpecError, builtin_specs, load_spec, parse_spec
+
+GOOD = """
+version = 1
+name = "t"
+[nets]
+big = "lenet"
+little = ["mini7", "mini8"]
+[search]
+threshold_range = [0.0, 0.9]
+max_accuracy_loss_pct = 0.5
+"""
+
+
+def test_builtin_specs_parse() -> None:
+    names = builtin_specs()
+    assert {"quickstart", "park2015-mnist"} <= set(names)
+    quick = load_spec("quickstart")
+    assert quick.nets.big == "lenet" and len(quick.nets.little) == 8 and quick.data.dataset == "mnist5k"
+
+
+def test_good_spec_round_trip() -> None:
+    spec = parse_spec(GOOD, "good.toml")
+    assert spec.nets.little == ("mini7", "mini8")
+    assert spec.search.threshold_range == (0.0, 0.9)
+    assert spec.with_overrides(search={"n_trials": 3}).search.n_trials == 3
+
+
+@pytest.mark.parametrize("change, message", [
+    (('little = ["mini7", "mini8"]', 'little = ["mini7", "nonet"]'), r"bad\.toml: nets\.little\[1\]: unknown network 'nonet'"),
+    (("[search]", "[search]\nbogus = 1"), r"bad\.toml: search\.bogus: unknown key"),
+    (("[search]", "[searchh]"), r"bad\.toml: searchh: unknown key"),
+    (("[0.0, 0.9]", "[-0.1, 0.9]"), r"search\.threshold_range: 0 <= low < high <= 1 must hold.*-0\.1"),
+    (("[0.0, 0.9]", "[0.5, 0.2]"), r"search\.threshold_range"),
+    (('little = ["mini7", "mini8"]', "little = []"), r"nets\.little: the candidate list is empty"),
+    (('little = ["mini7", "mini8"]', 'little = ["lenet"]'), r"nets\.little: the big net 'lenet'"),
+    (("max_accuracy_loss_pct = 0.5", 'max_accuracy_loss_pct = "x"'), r"search\.max_accuracy_loss_pct: expected number"),
+    (("version = 1", "version = 2"), r"version: must be 1"),
+    (("[nets]", "[nets"), r"not valid TOML"),
+])
+def test_bad_specs(change: tuple[str, str], message: str) -> None:
+    with pytest.raises(SpecError, match=message) as info:
+        parse_spec(GOOD.replace(*change), "bad.toml")
+    assert "\n" not in str(info.value)
+
+
+def test_missing_spec_file(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="no such spec file or built-in study"):
+        load_spec(tmp_path / "nope.toml")
