@@ -30,6 +30,8 @@ def make_accelerator(spec: StudySpec) -> tuple[costmodel.Accelerator, costmodel.
         accelerator = costmodel.Accelerator(
             tm=a.tm, tn=a.tn, clock_hz=a.clock_hz, sram_bytes=costmodel.parse_bytes(a.sram),
             partition=tuple(a.partition), bits=a.bits, tiling_rule=a.tiling_rule)
+        for size in spec.search.sram_choices:
+            costmodel.parse_bytes(size)
     except costmodel.CostModelError as exc:
         raise SpecError(f"{spec.source}: accelerator: {exc}") from None
     return accelerator, technology

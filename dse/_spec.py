@@ -12,7 +12,8 @@ from typing import Any
 SPEC_VERSION = 1
 OBJECTIVES = ("energy", "accuracy_loss", "latency", "storage")
 SAMPLERS = ("tpe", "nsga2", "random")
-TILING_RULES = ("fastest", "energy")
+THRESHOLD_MODES = ("threshold", "lambda", "loss_budget")
+TILING_RULES = ("fastest", "energy", "dram")
 PRICED_LAYERS = ("all", "conv")
 
 
@@ -71,6 +72,10 @@ class SearchSpec:
     sampler: str = "tpe"
     seed: int = 0
     threshold_range: tuple[float, ...] = (0.0, 1.0)
+    threshold_modes: tuple[str, ...] = ("threshold",)
+    lambda_range: tuple[float, ...] = (0.01, 100.0)
+    sram_choices: tuple[str, ...] = ()
+    partition_step: float = 0.0
     max_accuracy_loss_pct: float | None = None
     objectives: tuple[str, ...] = ("energy", "accuracy_loss")
 
@@ -166,6 +171,14 @@ def validate(spec: StudySpec) -> StudySpec:
            f"must be [low, high], got {list(low_high)}")
     _check(0 <= low_high[0] < low_high[1] <= 1, f"{src}: search.threshold_range",
            f"0 <= low < high <= 1 must hold (margins lie in [0, 1]), got {list(low_high)}")
+    _check(len(s.threshold_modes) >= 1 and set(s.threshold_modes) <= set(THRESHOLD_MODES), f"{src}: search.threshold_modes",
+           f"must be a non-empty subset of {', '.join(THRESHOLD_MODES)}, got {list(s.threshold_modes)}")
+    _check(len(s.lambda_range) == 2 and all(isinstance(v, (int, float)) for v in s.lambda_range), f"{src}: search.lambda_range",
+           f"must be [low, high], got {list(s.lambda_range)}")
+    _check(0 < s.lambda_range[0] < s.lambda_range[1], f"{src}: search.lambda_range",
+           f"0 < low < high must hold (lambda >= 0, sampled on a log scale), got {list(s.lambda_range)}")
+    _check(s.partition_step == 0 or (0 < s.partition_step <= 1 / 3 and abs(1 / s.partition_step - round(1 / s.partition_step)) < 1e-9),
+           f"{src}: search.partition_step", f"must be 0 (fixed partition) or 1/k for an integer k >= 3, got {s.partition_step}")
     _check(s.max_accuracy_loss_pct is None or s.max_accuracy_loss_pct >= 0, f"{src}: search.max_accuracy_loss_pct",
            f"must be >= 0, got {s.max_accuracy_loss_pct}")
     _check(len(s.objectives) >= 1 and set(s.objectives) <= set(OBJECTIVES), f"{src}: search.objectives",

@@ -13,7 +13,10 @@ import optuna
 import pandas as pd
 
 from dse._problem import CascadeProblem
+from dse._smrc import smrc
+from dse._space import BigLittleSpace
 from dse._spec import SpecError, StudySpec
+from dse._static import paper_static_choice
 
 OBJECTIVE_COLUMNS = {"energy": "energy_pj", "accuracy_loss": "accuracy_loss_pct", "latency": "latency_s",
                      "storage": "storage_bytes"}
@@ -56,16 +59,42 @@ def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.
     return study
 
 
-def baseline_rows(problem: CascadeProblem) -> list[dict]:
-    """Big-only and each little-only, on both splits (single-stage cascades)."""
-    rows = []
+def _metrics_row(problem: CascadeProblem, stages: list[int], thresholds: np.ndarray, **head: object) -> dict:
+    """A row of calib and test metrics for one cascade at the spec's accelerator."""
+    row: dict = dict(head)
     costs = problem.costs()
+    for split in SPLITS:
+        metrics = problem.evaluate(stages, np.atleast_2d(thresholds), split, costs)
+        row.update({f"{split}_{key}": float(value[0]) for key, value in metrics.items()})
+    return row
+
+
+def baseline_rows(problem: CascadeProblem, max_loss_pct: float | None) -> list[dict]:
+    """Big only, each little only, and (given a loss limit) Park's lambda-sweep choice for each little."""
+    rows = [_metrics_row(problem, [index], np.zeros(0), kind="big only" if index == problem.big else "little only",
+                         net=name) for index, name in enumerate(problem.names)]
+    if max_loss_pct is not None:
+        calib_margin, calib_correct = problem.margin["calib"], problem.correct["calib"]
+        for index, name in enumerate(problem.names):
+            if index == problem.big:
+                continue
+            choice = paper_static_choice(calib_margin[index], calib_correct[index], calib_correct[problem.big],
+                                         max_loss_pct)
+            rows.append(_metrics_row(problem, [index, problem.big], np.array([choice.threshold]),
+                                     kind="lambda sweep (Park 2015)", net=name, threshold=choice.threshold,
+                                     **{"lambda": choice.lam}))
+    return rows
+
+
+def smrc_rows(problem: CascadeProblem, split: str = "test", points: int = 101) -> list[dict]:
+    """SMRC of every variant on `split`: AUC, a down-sampled ROC curve and margin histograms."""
+    rows = []
     for index, name in enumerate(problem.names):
-        row = {"kind": "big only" if index == problem.big else "little only", "net": name}
-        for split in SPLITS:
-            metrics = problem.evaluate([index], np.zeros((1, 0)), split, costs)
-            row.update({f"{split}_{key}": float(value[0]) for key, value in metrics.items()})
-        rows.append(row)
+        result = smrc(problem.margin[split][index], problem.correct[split][index])
+        keep = np.unique(np.linspace(0, len(result.false_positive_rate) - 1, points).astype(int))
+        rows.append({"net": name, "auc": result.auc, "fpr": result.false_positive_rate[keep].tolist(),
+                     "tpr": result.true_positive_rate[keep].tolist(), "bin_edges": result.bin_edges.tolist(),
+                     "hist_correct": result.hist_correct.tolist(), "hist_wrong": result.hist_wrong.tolist()})
     return rows
 
 
@@ -88,23 +117,19 @@ class SearchTiming:
         return 1000.0 * self.evaluate_s / max(self.trials, 1)
 
 
-class BigLittleObjective:
-    """Optuna objective: little-net choice and threshold; values on calib, test metrics as user attrs."""
+class CascadeObjective:
+    """Optuna objective: a point from the space, values on the calibration split, test metrics as user attrs."""
 
     def __init__(self, problem: CascadeProblem, spec: StudySpec) -> None:
-        self.problem = problem
-        self.spec = spec
-        self.littles = list(spec.nets.little)
-        self.costs = problem.costs()
+        self.problem, self.spec = problem, spec
+        self.space = BigLittleSpace(problem, spec)
         self.evaluate_s = 0.0
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
-        little = trial.suggest_categorical("little", self.littles)
-        low, high = self.spec.search.threshold_range
-        threshold = trial.suggest_float("threshold", low, high)
+        point = self.space.suggest(trial)
         start = time.perf_counter()
-        stages = [self.problem.index(little), self.problem.big]
-        metrics = {split: self.problem.evaluate(stages, np.array([[threshold]]), split, self.costs)
+        costs = self.problem.costs(point.accelerator)
+        metrics = {split: self.problem.evaluate(point.stages, point.thresholds[None, :], split, costs)
                    for split in SPLITS}
         self.evaluate_s += time.perf_counter() - start
         for split, values in metrics.items():
@@ -118,11 +143,12 @@ class BigLittleObjective:
 
 def run_search(study: optuna.Study, problem: CascadeProblem, spec: StudySpec, n_trials: int,
                progress: bool = True) -> SearchTiming:
-    """Record the baselines on the study, then add `n_trials` trials to it."""
-    study.set_user_attr("baselines", baseline_rows(problem))
+    """Record baselines and SMRC on the study, then add `n_trials` trials to it."""
+    study.set_user_attr("baselines", baseline_rows(problem, spec.search.max_accuracy_loss_pct))
+    study.set_user_attr("smrc", smrc_rows(problem))
     study.set_user_attr("big", problem.names[problem.big])
     study.set_user_attr("max_accuracy_loss_pct", spec.search.max_accuracy_loss_pct)
-    objective = BigLittleObjective(problem, spec)
+    objective = CascadeObjective(problem, spec)
     start = time.perf_counter()
     study.optimize(objective, n_trials=n_trials, show_progress_bar=progress and n_trials > 0)
     return SearchTiming(n_trials, time.perf_counter() - start, objective.evaluate_s)
@@ -163,10 +189,3 @@ def pareto_frame(study: optuna.Study) -> pd.DataFrame:
 def baselines_frame(study: optuna.Study) -> pd.DataFrame:
     """Baselines recorded on the study (big only, little only)."""
     return pd.DataFrame(study.user_attrs.get("baselines", []))
-
-
-def list_study_names(storage: optuna.storages.BaseStorage) -> list[str]:
-    """Names of the studies in a storage."""
-    return [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
-
-

@@ -6,17 +6,27 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-TABLE_COLUMNS = {
+PARAM_COLUMNS = {
     "little": "little net",
-    "threshold": "threshold",
+    "threshold_mode": "threshold mode",
+    "applied_threshold": "threshold",
+    "sram": "SRAM",
+    "partition_input": "input buf (steps)",
+    "partition_weight": "weight buf (steps)",
+}
+METRIC_COLUMNS = {
     "test_energy_pj": "energy (nJ)",
     "test_energy_saving_pct": "energy saving vs big (%)",
     "test_accuracy": "accuracy (%)",
     "test_accuracy_loss_pct": "accuracy loss (pp)",
     "test_big_fraction": "big-net runs (%)",
+    "test_latency_s": "latency (µs)",
     "calib_energy_pj": "calib energy (nJ)",
     "calib_accuracy_loss_pct": "calib loss (pp)",
 }
+SCALE = {"test_energy_pj": 1e-3, "calib_energy_pj": 1e-3, "test_accuracy": 100.0, "test_big_fraction": 100.0,
+         "test_latency_s": 1e6}
+BASELINE_KINDS = ("big only", "little only", "lambda sweep (Park 2015)")
 
 
 @dataclass(frozen=True)
@@ -30,8 +40,21 @@ class Series:
 
 
 @dataclass(frozen=True)
+class SMRCCurve:
+    """One variant's score-margin classifier: ROC, AUC and margin histograms (Park 2015 Fig. 1-2)."""
+
+    net: str
+    auc: float
+    fpr: list[float]
+    tpr: list[float]
+    bin_edges: list[float]
+    hist_correct: list[int]
+    hist_wrong: list[int]
+
+
+@dataclass(frozen=True)
 class ReportData:
-    """Everything the HTML report draws: title, front, baselines, other trials, and the Pareto table."""
+    """Everything the HTML report draws: title, front, baselines, other trials, tables, SMRC curves."""
 
     title: str
     subtitle: str
@@ -39,39 +62,53 @@ class ReportData:
     baselines: list[Series]
     others: Series
     table: pd.DataFrame
+    baseline_table: pd.DataFrame
+    smrc: list[SMRCCurve]
 
 
-def _series(name: str, frame: pd.DataFrame, split: str, label: pd.Series) -> Series:
-    return Series(name, frame[f"{split}_accuracy_loss_pct"].tolist(),
-                  (frame[f"{split}_energy_pj"] / 1000.0).tolist(), label.astype(str).tolist())
+def _series(name: str, frame: pd.DataFrame, split: str, labels: list[str]) -> Series:
+    if frame.empty:
+        return Series(name, [], [], [])
+    return Series(name, frame[f"{split}_accuracy_loss_pct"].tolist(), (frame[f"{split}_energy_pj"] / 1000.0).tolist(),
+                  labels)
+
+
+def _trial_labels(frame: pd.DataFrame) -> list[str]:
+    return [f"trial {row.trial}: {row.little} θ={row.applied_threshold:.4f}" for row in frame.itertuples()]
+
+
+def _readable(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    """Scale units and rename the columns that are present."""
+    present = [c for c in columns if c in frame]
+    table = frame[present].copy()
+    for column, factor in SCALE.items():
+        if column in table:
+            table[column] = table[column] * factor
+    return table.rename(columns=columns).round(4).reset_index(drop=True)
 
 
 def build_report_data(study_name: str, trials: pd.DataFrame, baselines: pd.DataFrame, big: str,
-                      max_loss_pct: float | None, split: str = "test") -> ReportData:
-    """Front (calibration-Pareto trials, shown on `split`), baselines and table, ready to draw."""
-    pareto = trials[trials["pareto"]].sort_values("calib_energy_pj") if len(trials) else trials
-    others = trials[~trials["pareto"]] if len(trials) else trials
-
-    def trial_label(frame: pd.DataFrame) -> pd.Series:
-        return "trial " + frame["trial"].astype(str) + ": " + frame["little"] + " θ=" + frame["threshold"].round(3).astype(str)
-
-    baseline_series = [
-        _series(kind, baselines[baselines["kind"] == kind], split, baselines[baselines["kind"] == kind]["net"])
-        for kind in ("big only", "little only") if len(baselines)
-    ]
-    table = pareto[list(TABLE_COLUMNS)].copy() if len(pareto) else pd.DataFrame(columns=list(TABLE_COLUMNS))
-    table["test_energy_pj"] /= 1000.0
-    table["calib_energy_pj"] /= 1000.0
-    table["test_accuracy"] *= 100.0
-    table["test_big_fraction"] *= 100.0
+                      max_loss_pct: float | None, smrc: list[dict] | None = None, split: str = "test") -> ReportData:
+    """Front (calibration-Pareto trials, shown on `split`), baselines, tables and SMRC, ready to draw."""
+    empty = trials.empty
+    pareto = trials if empty else trials[trials["pareto"]].sort_values("calib_energy_pj")
+    others = trials if empty else trials[~trials["pareto"]]
+    baseline_series = []
+    for kind in BASELINE_KINDS:
+        rows = baselines[baselines["kind"] == kind] if len(baselines) else baselines
+        if len(rows):
+            baseline_series.append(_series(kind, rows, split, rows["net"].astype(str).tolist()))
     limit = "none" if max_loss_pct is None else f"{max_loss_pct:g} pp"
-    subtitle = (f"big net: {big} · {len(trials)} trials · {len(pareto)} Pareto points chosen on the calibration split, "
-                f"shown on the {split} split · max accuracy loss: {limit}")
+    subtitle = (f"big net: {big} · {len(trials)} trials · {len(pareto)} distinct Pareto points chosen on the "
+                f"calibration split, shown on the {split} split · max accuracy loss: {limit}")
     return ReportData(
         title=f"adaptive-dse: {study_name}",
         subtitle=subtitle,
-        front=_series("Pareto front", pareto, split, trial_label(pareto)) if len(pareto) else Series("Pareto front", [], [], []),
+        front=_series("Pareto front", pareto, split, [] if empty else _trial_labels(pareto)),
         baselines=baseline_series,
-        others=_series("other trials", others, split, trial_label(others)) if len(others) else Series("other trials", [], [], []),
-        table=table.rename(columns=TABLE_COLUMNS).round(4).reset_index(drop=True),
+        others=_series("other trials", others, split, [] if empty else _trial_labels(others)),
+        table=_readable(pareto, {**PARAM_COLUMNS, **METRIC_COLUMNS}),
+        baseline_table=_readable(baselines, {"kind": "baseline", "net": "net", "threshold": "threshold",
+                                             "lambda": "λ", **METRIC_COLUMNS}),
+        smrc=[SMRCCurve(**row) for row in smrc or []],
     )

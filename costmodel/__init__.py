@@ -1,0 +1,28 @@
+"""Analytical energy and latency of DNN inference on a DianNao-like tile accelerator with SRAM buffers and DRAM.
+
+Import-light: numpy only (pandas for `sram_sweep`); never torch or plotly.
+"""
+
+from costmodel._accelerator import Accelerator, TilingRule, parse_bytes
+from costmodel._cost import LayerCost, NetworkCost
+from costmodel._errors import CostModelError
+from costmodel._layers import LayerShape
+from costmodel._network import best_partition, cascade_cost, increment_cost, network_cost, sram_sweep
+from costmodel._technology import Technology, load_technology
+
+__all__ = [
+    "Accelerator",
+    "CostModelError",
+    "LayerCost",
+    "LayerShape",
+    "NetworkCost",
+    "Technology",
+    "TilingRule",
+    "best_partition",
+    "cascade_cost",
+    "increment_cost",
+    "load_technology",
+    "network_cost",
+    "parse_bytes",
+    "sram_sweep",
+]
