@@ -23,15 +23,38 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class Variant:
-    """A network at width fraction `width`: the unit that is trained, evaluated, cached and priced."""
+    """One runnable configuration: the unit that is evaluated, cached and priced.
+
+    `net` at width fraction `width`; `increments` names the fractions of an incrementally trained net
+    this variant is a stage of (empty: independently trained); `bits` quantizes the trained weights and
+    activations post-training (None: float); `rounding` is the quantizer's rounding; `knobs` are effort
+    knobs as sorted (name, value) pairs. Variants that differ only in bits/rounding/knobs share weights.
+    """
 
     net: str
     width: float = 1.0
+    increments: tuple[float, ...] = ()
+    bits: int | None = None
+    rounding: str = "nearest"
+    knobs: tuple[tuple[str, float], ...] = ()
 
     @property
     def name(self) -> str:
-        """Display name, e.g. 'lenet' or 'lenet@w0.25'."""
-        return self.net if self.width == 1.0 else f"{self.net}@w{self.width:g}"
+        """Display name, e.g. 'lenet', 'lenet@w0.25', 'lenet@8b', 'lenet@inc0.25/0.5/1@w0.5'."""
+        parts = [self.net]
+        if self.increments:
+            parts.append("inc" + "/".join(f"{f:g}" for f in self.increments))
+        if self.width != 1.0 or self.increments:
+            parts.append(f"w{self.width:g}")
+        if self.bits is not None:
+            parts.append(f"{self.bits}b" + ("" if self.rounding == "nearest" else f"-{self.rounding}"))
+        parts += [f"{name}={value:g}" for name, value in self.knobs]
+        return "@".join(parts)
+
+    @property
+    def training(self) -> "Variant":
+        """The variant whose weights this one runs (post-training options stripped)."""
+        return Variant(self.net, 1.0 if self.increments else self.width, self.increments)
 
     @property
     def architecture(self) -> Architecture:
@@ -47,6 +70,7 @@ class SplitScores:
     correct: np.ndarray  # (N,) bool
     margin: np.ndarray  # (N,) float32 softmax top-1 minus top-2
     scores: np.ndarray  # (N, classes) float16 softmax scores
+    ops: np.ndarray | None = None  # (N,) float64 operations actually executed per sample, if the variant varies them
 
     @property
     def accuracy(self) -> float:
@@ -63,7 +87,7 @@ class VariantScores:
     splits: dict[str, SplitScores] = field(default_factory=dict)
 
 
-def scores_from_logits(logits: np.ndarray, labels: np.ndarray) -> SplitScores:
+def scores_from_logits(logits: np.ndarray, labels: np.ndarray, ops: np.ndarray | None = None) -> SplitScores:
     """Softmax, prediction, correctness and top-1 minus top-2 margin from raw logits."""
     shifted = logits - logits.max(axis=1, keepdims=True)
     probs = np.exp(shifted)
@@ -75,4 +99,5 @@ def scores_from_logits(logits: np.ndarray, labels: np.ndarray) -> SplitScores:
         prediction == labels,
         (top2[:, 1] - top2[:, 0]).astype(np.float32),
         probs.astype(np.float16),
+        ops,
     )

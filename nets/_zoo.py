@@ -1,8 +1,9 @@
-"""The shipped architectures: Park 2015 Table II (MNIST) and Table I (ImageNet, cost only).
+"""The shipped architectures: Park 2015 Tables I-II, Tann 2016 Table 3, and a ReLU LeNet.
 
 MNIST nets follow Caffe's LeNet recipe, which Park et al. used as their big net: the only
-ReLU sits after the first InnerProduct. ImageNet nets have a ReLU after every hidden layer
-(LRN layers are left out: they carry no MACs the cost model prices).
+ReLU sits after the first InnerProduct. `lenet-relu` adds a ReLU after each convolution (the
+neuron-level effort knob needs one). ImageNet and CIFAR/SVHN nets have a ReLU after every hidden
+layer (LRN layers are left out: they carry no MACs the cost model prices).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from nets._arch import FC, Architecture, Conv, Layer, Pool, ReLU
 
 MNIST_INPUT = (1, 28, 28)
+CIFAR_INPUT = (3, 32, 32)
 
 
 def _mnist_two_conv(name: str, conv1: int, conv2: int, fc: int, kernel: int = 5) -> Architecture:
@@ -50,6 +52,14 @@ def _build_zoo() -> dict[str, Architecture]:
         _mnist_one_conv("mini6", 10, 250),
         _mnist_one_conv("mini7", 10, 250, stride=2),
         _mnist_one_conv("mini8", 10, 250, stride=4),
+        Architecture("lenet-relu", MNIST_INPUT, (Conv(20, 5), ReLU(), Pool(2), Conv(50, 5), ReLU(), Pool(2),
+                                                 FC(500), ReLU(), FC(10))),
+        # Tann 2016 Table 3: Caffe's CIFAR-10 "full" net (their ALEXnet, LRN removed) and Sermanet's ConvNets.
+        Architecture("alexnet-cifar10", CIFAR_INPUT, (Conv(32, 5, pad=2), Pool(3, 2), ReLU(), Conv(32, 5, pad=2), ReLU(),
+                                                      Pool(3, 2, mode="avg"), Conv(64, 5, pad=2), ReLU(),
+                                                      Pool(3, 2, mode="avg"), FC(10))),
+        Architecture("convnets", CIFAR_INPUT, (Conv(16, 5), ReLU(), Pool(2, mode="avg"), Conv(512, 7), ReLU(),
+                                               Conv(20, 5), ReLU(), Pool(2, mode="avg"), FC(20), ReLU(), FC(10))),
         _imagenet("verydeep19", _convs(64, 2) + (Pool(2),) + _convs(128, 2) + (Pool(2),)
                   + _convs(256, 4) + (Pool(2),) + _convs(512, 4) + (Pool(2),) + _convs(512, 4) + (Pool(2),)),
         _imagenet("vgg_s", (Conv(96, 7, stride=2), ReLU(), Pool(3), Conv(256, 5), ReLU(), Pool(2))

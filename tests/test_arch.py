@@ -8,7 +8,7 @@ import torch
 from nets import ArchitectureError, architecture, architecture_names
 from nets._torch import build_module
 
-MNIST_NETS = ["lenet"] + [f"mini{i}" for i in range(1, 9)]
+MNIST_NETS = ["lenet"] + [f"mini{i}" for i in range(1, 9)] + ["lenet-relu", "alexnet-cifar10", "convnets"]
 
 
 def test_lenet_macs_by_hand() -> None:

@@ -21,7 +21,7 @@ def _build(dataset, cache: ScoreCache, lines: list[str]):
 def test_round_trip_and_reuse(mnist5k, cache_dir: Path) -> None:
     cache, lines = ScoreCache(cache_dir), []
     first = _build(mnist5k, cache, lines)
-    assert "0 of 2 variants cached, 2 to train" in lines[0]
+    assert "0 of 2 variants cached; 2 to train, 2 to score" in lines[0]
     rows = first[VARIANTS[0]].splits["test"]
     assert rows.scores.dtype == np.float16 and rows.scores.shape == (1000, 10)
     assert np.array_equal(rows.prediction, rows.scores.astype(np.float32).argmax(axis=1))
@@ -33,7 +33,7 @@ def test_round_trip_and_reuse(mnist5k, cache_dir: Path) -> None:
 
     again_lines: list[str] = []
     again = _build(mnist5k, cache, again_lines)
-    assert "2 of 2 variants cached, 0 to train" in again_lines[0]
+    assert "2 of 2 variants cached; 0 to train, 0 to score" in again_lines[0]
     assert np.array_equal(again[VARIANTS[0]].splits["calib"].margin, first[VARIANTS[0]].splits["calib"].margin)
 
 
@@ -65,7 +65,7 @@ def test_corrupted_scores_are_rebuilt_not_used(mnist5k, cache_dir: Path, damage:
     lines: list[str] = []
     rebuilt = _build(mnist5k, cache, lines)
     assert any("rebuilding" in line for line in lines)
-    assert "1 to re-score" in lines[-2] or any("1 to re-score" in line for line in lines)
+    assert any("0 to train, 1 to score" in line for line in lines)  # weights intact: no retraining
     assert np.array_equal(rebuilt[VARIANTS[0]].splits["test"].margin, first[VARIANTS[0]].splits["test"].margin)
     cache.load(key, VARIANTS[0], mnist5k)  # valid again
 
@@ -75,8 +75,9 @@ def test_corrupted_weights_retrain_deterministically(mnist5k, cache_dir: Path) -
     first = _build(mnist5k, cache, [])
     key = first[VARIANTS[1]].key
     (cache_dir / f"{key}.npz").write_bytes(b"garbage")
-    (cache_dir / f"{key}.pt").write_bytes(b"garbage")
+    (cache_dir / "weights" / f"{key}.pt").write_bytes(b"garbage")
     lines: list[str] = []
     rebuilt = _build(mnist5k, cache, lines)
-    assert "1 to train" in lines[1]
+    assert any("weights" in line and "retraining" in line for line in lines)
+    assert any("1 to train, 1 to score" in line for line in lines)
     assert np.array_equal(rebuilt[VARIANTS[1]].splits["test"].prediction, first[VARIANTS[1]].splits["test"].prediction)
