@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -30,10 +31,13 @@ def make_accelerator(spec: StudySpec) -> tuple[costmodel.Accelerator, costmodel.
         accelerator = costmodel.Accelerator(
             tm=a.tm, tn=a.tn, clock_hz=a.clock_hz, sram_bytes=costmodel.parse_bytes(a.sram),
             partition=tuple(a.partition), bits=a.bits, tiling_rule=a.tiling_rule)
-        for size in spec.search.sram_choices:
-            costmodel.parse_bytes(size)
     except costmodel.CostModelError as exc:
         raise SpecError(f"{spec.source}: accelerator: {exc}") from None
+    for i, size in enumerate(spec.search.sram_choices):
+        try:
+            dataclasses.replace(accelerator, sram_bytes=costmodel.parse_bytes(size))
+        except costmodel.CostModelError as exc:
+            raise SpecError(f"{spec.source}: search.sram_choices[{i}]: {exc}") from None
     return accelerator, technology
 
 
@@ -62,6 +66,14 @@ class CascadeProblem:
             margin={sp: np.stack([s.splits[sp].margin for s in scores]) for sp in splits},
             correct={sp: np.stack([s.splits[sp].correct for s in scores]) for sp in splits},
             layers=layers, accelerator=accelerator, technology=technology)
+
+    def resplit(self, calib: np.ndarray, test: np.ndarray) -> "CascadeProblem":
+        """The same variants with calib and test re-drawn from the pooled calib+test samples (indices into the pool)."""
+        pooled_margin = np.concatenate([self.margin["calib"], self.margin["test"]], axis=1)
+        pooled_correct = np.concatenate([self.correct["calib"], self.correct["test"]], axis=1)
+        return dataclasses.replace(
+            self, margin={"calib": pooled_margin[:, calib], "test": pooled_margin[:, test]},
+            correct={"calib": pooled_correct[:, calib], "test": pooled_correct[:, test]})
 
     def index(self, name: str) -> int:
         """Position of variant `name`."""

@@ -154,6 +154,11 @@ def run_search(study: optuna.Study, problem: CascadeProblem, spec: StudySpec, n_
     return SearchTiming(n_trials, time.perf_counter() - start, objective.evaluate_s)
 
 
+def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
+    """True when every constraint value is <= 0 (Optuna's convention)."""
+    return all(value <= 0 for value in (trial.constraints or {}).values())
+
+
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """One row per completed trial: params, calib/test metrics, feasibility, and calib Pareto flag.
 
@@ -169,9 +174,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             pareto.add(trial.number)
     rows = []
     for trial in trials:
-        constraints = trial.constraints or {}
         rows.append({"trial": trial.number, **trial.params, **trial.user_attrs,
-                     "feasible": all(value <= 0 for value in constraints.values()), "pareto": trial.number in pareto})
+                     "feasible": is_feasible(trial), "pareto": trial.number in pareto})
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
@@ -189,3 +193,20 @@ def pareto_frame(study: optuna.Study) -> pd.DataFrame:
 def baselines_frame(study: optuna.Study) -> pd.DataFrame:
     """Baselines recorded on the study (big only, little only)."""
     return pd.DataFrame(study.user_attrs.get("baselines", []))
+
+
+def search_study(problem: CascadeProblem, spec: StudySpec, n_trials: int) -> optuna.Study:
+    """An in-memory study of `n_trials` on `problem` (for protocols that repeat the search many times)."""
+    study = optuna.create_study(directions=["minimize"] * len(spec.search.objectives), sampler=make_sampler(spec))
+    study.optimize(CascadeObjective(problem, spec), n_trials=n_trials)
+    return study
+
+
+def best_feasible(study: optuna.Study, problem: CascadeProblem) -> tuple[list[int], float]:
+    """The least-calibration-energy feasible big/little trial as (stages, applied threshold)."""
+    feasible = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                if is_feasible(t)]
+    if not feasible:
+        raise SpecError(f"study '{study.study_name}': no feasible trial")
+    best = min(feasible, key=lambda t: (t.user_attrs["calib_energy_pj"], t.user_attrs["calib_accuracy_loss_pct"]))
+    return [problem.index(best.params["little"]), problem.big], float(best.user_attrs["applied_threshold"])

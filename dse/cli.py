@@ -74,6 +74,8 @@ def run(
                f"{len(pareto_frame(study))} distinct feasible Pareto points (calibration split, {len(dataset.labels['calib'])} samples)")
     typer.echo(f"search: {timing.trials} trials in {timing.wall_s:.1f} s: {timing.overhead_ms_per_trial:.1f} ms/trial "
                f"Optuna overhead, {timing.evaluate_ms_per_trial:.2f} ms/trial evaluation")
+    aucs = ", ".join(f"{row['net']} {row['auc']:.3f}" for row in study.user_attrs.get("smrc", []))
+    typer.echo(f"score-margin classifier AUC (test split): {aucs}")
     typer.echo(f"report: {report.resolve()}")
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from nets import CacheCorrupted, ScoreCache, TrainingConfig, Variant, build_scores, variant_key
 
-CONFIG = TrainingConfig(epochs=1, batch_size=128)
+CONFIG = TrainingConfig(epochs=2, batch_size=64)
 VARIANTS = [Variant("mini8"), Variant("mini4")]
 
 
@@ -24,7 +24,8 @@ def test_round_trip_and_reuse(mnist5k, cache_dir: Path) -> None:
     assert "0 of 2 variants cached; 2 to train, 2 to score" in lines[0]
     rows = first[VARIANTS[0]].splits["test"]
     assert rows.scores.dtype == np.float16 and rows.scores.shape == (1000, 10)
-    assert np.array_equal(rows.prediction, rows.scores.astype(np.float32).argmax(axis=1))
+    top = rows.scores[np.arange(len(rows.scores)), rows.prediction]
+    assert np.array_equal(top, rows.scores.max(axis=1))  # float16 scores may tie; the prediction is a top score
     assert np.array_equal(rows.correct, rows.prediction == mnist5k.labels["test"])
     assert np.all((rows.margin >= 0) & (rows.margin <= 1))
     assert rows.accuracy > 0.5  # trained, not random
@@ -41,8 +42,8 @@ def test_key_depends_on_config_and_dataset(mnist5k) -> None:
     from nets import load_dataset
 
     key = variant_key(mnist5k, VARIANTS[0], CONFIG)
-    assert key == variant_key(mnist5k, VARIANTS[0], TrainingConfig(epochs=1, batch_size=128))
-    assert key != variant_key(mnist5k, VARIANTS[0], TrainingConfig(epochs=2, batch_size=128))
+    assert key == variant_key(mnist5k, VARIANTS[0], TrainingConfig(epochs=2, batch_size=64))
+    assert key != variant_key(mnist5k, VARIANTS[0], TrainingConfig(epochs=3, batch_size=64))
     assert key != variant_key(mnist5k, Variant("mini8", 0.5), CONFIG)
     assert key != variant_key(load_dataset("mnist5k", seed=1), VARIANTS[0], CONFIG)
 

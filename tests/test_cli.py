@@ -64,6 +64,7 @@ def test_studies_lists_builtins() -> None:
     (("[search]", "[search]\nthreshold_range = [-0.5, 1.0]"), "threshold_range: 0 <= low < high <= 1"),
     (("[search]", "[search]\nfoo = 3"), "search.foo: unknown key"),
     (("[nets]", "[accelerator]\nsram = \"-4KiB\"\n[nets]"), "accelerator"),
+    (("[search]", "[search]\nsram_choices = [\"4KiB\", \"lots\"]"), "search.sram_choices[1]"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tiny_study: dict, tmp_path: Path, change: tuple[str, str],
                                                   message: str) -> None:

@@ -44,6 +44,10 @@ def test_good_spec_round_trip() -> None:
     (('little = ["mini7", "mini8"]', 'little = ["lenet"]'), r"nets\.little: the big net 'lenet'"),
     (("max_accuracy_loss_pct = 0.5", 'max_accuracy_loss_pct = "x"'), r"search\.max_accuracy_loss_pct: expected number"),
     (("version = 1", "version = 2"), r"version: must be 1"),
+    (("[search]", "[search]\nlambda_range = [-1.0, 10.0]"), r"search\.lambda_range: 0 < low < high must hold \(lambda >= 0"),
+    (("[search]", "[search]\nthreshold_modes = []"), r"search\.threshold_modes: must be a non-empty subset"),
+    (("[search]", "[search]\nthreshold_modes = [\"psi\"]"), r"search\.threshold_modes"),
+    (("[search]", "[search]\npartition_step = 0.3"), r"search\.partition_step: must be 0 \(fixed partition\) or 1/k"),
     (("[nets]", "[nets"), r"not valid TOML"),
 ])
 def test_bad_specs(change: tuple[str, str], message: str) -> None:

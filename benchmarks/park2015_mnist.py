@@ -1,0 +1,129 @@
+"""Reproduce Park et al. 2015 (big/little DNN) on full MNIST: §5.2 protocol, search vs. the paper, SRAM sweep.
+
+    python benchmarks/park2015_mnist.py [--data ../shared/datasets/mnist] [--splits 10] [--trials 300]
+
+Trains (or loads from the score cache) LeNet and Mini 1-8 as `studies/park2015-mnist.toml` says, then over
+10 seeded random halvings of the 10,000 test images: calibrates on one half and reports on the other, for
+the paper's static (lambda-sweep) and dynamic (hill-climbing) methods per little net and for the cascade
+the Optuna search picks. Ends with one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dse._output import export_results
+from dse._problem import CascadeProblem, load_problem
+from dse._protocol import run_protocol, summarise
+from dse._spec import load_spec
+from dse._static import paper_static_choice
+from dse._storage import open_storage, sqlite_url
+from dse._study import best_feasible, open_study, run_search, search_study
+
+PAPER = {  # Park 2015 §5.2, Fig. 8 (MNIST, 0.3% limit): energy reduction %, accuracy loss %
+    ("static", "mini7"): (94.1, 0.12), ("dynamic", "mini7"): (93.1, 0.07),
+    ("static", "average"): (80.0, 0.26), ("dynamic", "average"): (81.0, 0.82),
+}
+
+
+def dominance(study, problem: CascadeProblem, max_loss_pct: float) -> list[bool]:  # type: ignore[no-untyped-def]
+    """For each little net: does some searched point weakly dominate the paper's lambda-sweep point (calib)?"""
+    trials = [t.user_attrs for t in study.get_trials(deepcopy=False) if "calib_energy_pj" in t.user_attrs]
+    energy = np.array([t["calib_energy_pj"] for t in trials])
+    loss = np.array([t["calib_accuracy_loss_pct"] for t in trials])
+    out = []
+    m, c = problem.margin["calib"], problem.correct["calib"]
+    for little in range(len(problem.names)):
+        if little == problem.big:
+            continue
+        choice = paper_static_choice(m[little], c[little], c[problem.big], max_loss_pct)
+        point = problem.evaluate([little, problem.big], np.array([[choice.threshold]]), "calib")
+        out.append(bool(np.any((energy <= point["energy_pj"][0] * (1 + 1e-9))
+                               & (loss <= point["accuracy_loss_pct"][0] + 1e-9))))
+    return out
+
+
+def sram_sweep(problem: CascadeProblem, little: str, max_loss_pct: float) -> pd.DataFrame:
+    """Big-only and big/little energy vs. SRAM size (Park Fig. 10), static threshold fit on calibration."""
+    index = problem.index(little)
+    m, c = problem.margin["calib"], problem.correct["calib"]
+    theta = paper_static_choice(m[index], c[index], c[problem.big], max_loss_pct).threshold
+    rows = []
+    for kib in (4, 8, 16, 32, 64, 128):
+        costs = problem.costs(dataclasses.replace(problem.accelerator, sram_bytes=kib * 1024))
+        cascade = problem.evaluate([index, problem.big], np.array([[theta]]), "test", costs)
+        rows.append({"sram_kib": kib, "big_only_nj": costs.energy_pj[problem.big] / 1e3,
+                     "big_little_nj": cascade["energy_pj"][0] / 1e3,
+                     "reduction_pct": cascade["energy_saving_pct"][0]})
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="../shared/datasets/mnist")
+    parser.add_argument("--splits", type=int, default=10)
+    parser.add_argument("--trials", type=int, default=300, help="search trials per split")
+    parser.add_argument("--out", default="benchmarks-out/park2015-mnist")
+    args = parser.parse_args()
+    if not Path(args.data).is_dir():
+        sys.exit(f"full MNIST not found at {args.data} (give --data DIR with the four IDX .gz files)")
+    spec = load_spec("park2015-mnist").with_overrides(data={"path": args.data})
+    fixed = spec.with_overrides(search={"sram_choices": (), "partition_step": 0.0})  # the paper's 16 KiB
+    limit = spec.search.max_accuracy_loss_pct
+    problem, dataset = load_problem(fixed)
+    print("test accuracy of each candidate (all 10,000 test images):")
+    for index, name in enumerate(problem.names):
+        accuracy = np.concatenate([problem.correct["calib"][index], problem.correct["test"][index]]).mean()
+        print(f"  {name:>6}: {accuracy:.2%}")
+    pool = np.concatenate([dataset.labels["calib"], dataset.labels["test"]])
+    dominated: list[bool] = []
+
+    def search(halves: CascadeProblem) -> tuple[list[int], float]:
+        study = search_study(halves, fixed, args.trials)
+        dominated.extend(dominance(study, halves, limit))
+        return best_feasible(study, halves)
+
+    start = time.perf_counter()
+    rows = run_protocol(problem, pool, limit, args.splits, search=search)
+    seconds = time.perf_counter() - start
+    summary = summarise(rows)
+    pd.set_option("display.width", 160)
+    print(f"\n§5.2 protocol, {args.splits} splits, max loss {limit}% (held-out halves; mean ± std) [{seconds:.0f} s]")
+    print(summary.round(3).to_string(index=False))
+    for method in ("static", "dynamic"):
+        part = rows[rows["method"] == method]
+        mini7 = part[part["little"] == "mini7"]
+        print(f"{method:>8}: average over littles {part['energy_reduction_pct'].mean():.1f}% at "
+              f"{part['accuracy_loss_pct'].mean():.3f}% loss (paper {PAPER[(method, 'average')][0]}% at "
+              f"{PAPER[(method, 'average')][1]}%); mini7 {mini7['energy_reduction_pct'].mean():.1f}% at "
+              f"{mini7['accuracy_loss_pct'].mean():.3f}% (paper {PAPER[(method, 'mini7')][0]}% at "
+              f"{PAPER[(method, 'mini7')][1]}%)")
+    searched = rows[rows["method"] == "search"]
+    best_little = searched["little"].mode().iloc[0]
+    print(f"  search: picks {searched['little'].value_counts().to_dict()}; held-out "
+          f"{searched['energy_reduction_pct'].mean():.1f}% ± {searched['energy_reduction_pct'].std():.1f} at "
+          f"{searched['accuracy_loss_pct'].mean():.3f}% ± {searched['accuracy_loss_pct'].std():.3f} loss")
+    print(f"  search front weakly dominates the paper's lambda-sweep point in {sum(dominated)} of {len(dominated)} "
+          f"(split, little) cases (calibration halves)")
+    print("\nSRAM sweep, mini7 + lenet, 16-bit, conv layers (Park Fig. 10):")
+    print(sram_sweep(problem, "mini7", limit).round(2).to_string(index=False))
+    out = Path(args.out)
+    study = open_study(spec, open_storage(sqlite_url(out / "study.db")))
+    run_search(study, problem, spec, max(0, spec.search.n_trials - len(study.trials)), progress=False)
+    print(f"\nreport (full search incl. SRAM size and partition): {export_results(study, out).resolve()}")
+    print(json.dumps({"best_little": best_little,
+                      "energy_reduction_pct": round(float(searched["energy_reduction_pct"].mean()), 3),
+                      "accuracy_loss_pct": round(float(searched["accuracy_loss_pct"].mean()), 4),
+                      "splits": args.splits}))
+
+
+if __name__ == "__main__":
+    main()
