@@ -34,7 +34,8 @@ TILE_BITS = tuple(range(2, 17))
 ENVISION_BITS = (4, 8, 16)  # the precision modes of the Envision chip (Table 1)
 CONFIG = nets.TrainingConfig(epochs=6, batch_size=64, learning_rate=1e-3, weight_decay=0.0, seed=0)
 MAX_DROP_PCT = 1.0
-PAPER = "CaffeNet (paper, Envision): dynamic {8,16}: 49.2% saving at 0.89% drop; pure 8-bit: ~4% drop, 78% power reduction"
+PAPER = ("paper, CaffeNet on Envision: dynamic {8,16}: 49.2% saving at 0.89% drop; "
+         "pure 8-bit: ~4% drop, 78% power reduction")
 
 Pricing = Callable[[int], float]  # bit-width -> energy of one full LeNet inference, pJ
 

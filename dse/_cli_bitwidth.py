@@ -35,8 +35,7 @@ def characterize(
         "--cache-dir", help="Score cache [default: $DSE_CACHE_DIR, $XDG_CACHE_HOME/adaptive-dse, ~/.cache/adaptive-dse]")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Parallel scoring jobs (-1: all cores)")] = -1,
 ) -> None:
-    """Print, on the calibration split, each float-correct sample's minimum bit-width histogram and the
-    candidate set left by the 1% minimum-bar merge (Jahier Pagliari 2018 §4.1)."""
+    """Print the big net's minimum-bit-width histogram on calibration and its candidate set after the 1% merge."""
     import nets
     from dse._bitwidth import characterize_scores, load_bitwidth_scores, validate_bitwidth_set
     from dse._spec import SpecError, load_spec

@@ -131,34 +131,50 @@ def ideal_expected_fraction(fractions: Sequence[float], accuracies: Sequence[flo
 
 # ---- threshold tuning and the increment search ----------------------------------------------------------------------
 
-def _best_threshold(stage: int, margin: np.ndarray, correct: np.ndarray, cumulative: np.ndarray,
-                    thresholds: np.ndarray, penalty: float) -> float:
-    """Exact minimiser over theta_stage of mean cumulative cost + penalty x errors, other thresholds fixed."""
+def _stage_options(stage: int, margin: np.ndarray, correct: np.ndarray, cumulative: np.ndarray,
+                   thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every distinct threshold of one stage, the others fixed, with the cascade's total cost and errors under each.
+
+    Candidates: +inf (the stage accepts nothing), then each distinct margin of the samples reaching the stage,
+    descending (accepting one more tie group each time). Exact, by one sort.
+    """
     n = margin.shape[1]
-    passes = margin[:-1] >= thresholds[:, None]
-    reach = ~passes[:stage].any(axis=0)
-    if not reach.any():
-        return float(thresholds[stage])
-    onward = stage + 1 + exit_stages(margin[stage + 1:], thresholds[None, stage + 1:])[0]
-    score = cumulative[:, None] + penalty * ~correct  # (S, n) cost of answering at each stage
-    delta = (score[stage] - score[onward, np.arange(n)])[reach]
+    rejecting = thresholds.copy()
+    rejecting[stage] = np.inf
+    exits = exit_stages(margin, rejecting[None])[0]
+    wrong = ~correct
+    reach = exits > stage
     values = margin[stage, reach]
     order = np.argsort(-values, kind="stable")
     ordered = values[order]
-    tie_ends = np.r_[np.flatnonzero(np.diff(ordered)), len(ordered) - 1]
-    gains = np.r_[0.0, np.cumsum(delta[order])[tie_ends]]
-    return float(np.r_[np.inf, ordered[tie_ends]][np.argmin(gains)])
+    tie_ends = np.flatnonzero(np.diff(np.r_[ordered, -np.inf]))  # last index of each group of equal margins
+    gain_cost = (cumulative[stage] - cumulative[exits])[reach][order]
+    gain_errors = (wrong[stage].astype(np.int64) - wrong[exits, np.arange(n)])[reach][order]
+    cost = cumulative[exits].sum() + np.r_[0.0, np.cumsum(gain_cost)[tie_ends]]
+    errors = wrong[exits, np.arange(n)].sum() + np.r_[0, np.cumsum(gain_errors)[tie_ends]]
+    return np.r_[np.inf, ordered[tie_ends]], cost, errors
+
+
+def _pick(cost: np.ndarray, errors: np.ndarray, allowed_errors: float) -> int:
+    """Least cost within the error allowance (then fewest errors); else fewest errors (then least cost)."""
+    feasible = errors <= allowed_errors
+    if feasible.any():
+        order = np.lexsort((errors, cost))
+        return int(order[feasible[order]][0])
+    return int(np.lexsort((cost, errors))[0])
 
 
 def threshold_path(margin: np.ndarray, correct: np.ndarray, stage_cost: np.ndarray) -> np.ndarray:
-    """(K, S-1) distinct threshold vectors tracing cost against errors, by exact coordinate descent per penalty."""
+    """(K, S-1) distinct threshold vectors tracing cost against errors: exact coordinate descent on
+    cost + penalty x errors for each penalty, strict to lenient."""
     cumulative = np.cumsum(stage_cost) / np.sum(stage_cost)
     thresholds = np.full(margin.shape[0] - 1, np.inf)
     path = []
     for penalty in PENALTIES:
         for _ in range(SWEEPS):
             for stage in range(len(thresholds)):
-                thresholds[stage] = _best_threshold(stage, margin, correct, cumulative, thresholds, penalty)
+                candidates, cost, errors = _stage_options(stage, margin, correct, cumulative, thresholds)
+                thresholds[stage] = candidates[np.argmin(cost + penalty * errors)]
         path.append(thresholds.copy())
     return np.unique(np.array(path), axis=0)
 
@@ -167,15 +183,20 @@ def tune_thresholds(margin: np.ndarray, correct: np.ndarray, stage_energy: np.nd
                     max_loss_pct: float) -> np.ndarray:
     """Least-energy thresholds (S-1,) whose accuracy loss vs `reference_accuracy` is <= max_loss_pct on these rows.
 
-    When no point on the path meets the limit, the least-loss one (then least energy).
+    Exact constrained coordinate steps from every point of the penalty path; when nothing meets the limit, the
+    least-loss thresholds found. Exact for two stages.
     """
-    candidates = threshold_path(margin, correct, stage_energy)
-    result = evaluate_cascade(margin, correct, stage_energy, np.zeros_like(stage_energy), candidates)
-    loss_pct = 100.0 * (reference_accuracy - result.accuracy)
-    feasible = loss_pct <= max_loss_pct + 1e-9
-    order = np.lexsort((loss_pct, result.energy_pj)) if feasible.any() else np.lexsort((result.energy_pj, loss_pct))
-    best = order[feasible[order]][0] if feasible.any() else order[0]
-    return candidates[best]
+    n = margin.shape[1]
+    allowed_errors = n * (1.0 - reference_accuracy + max_loss_pct / 100.0) + 1e-9
+    cumulative = np.cumsum(stage_energy)
+    starts = threshold_path(margin, correct, stage_energy)
+    for thresholds in starts:
+        for _ in range(SWEEPS):
+            for stage in range(len(thresholds)):
+                candidates, cost, errors = _stage_options(stage, margin, correct, cumulative, thresholds)
+                thresholds[stage] = candidates[_pick(cost, errors, allowed_errors)]
+    result = evaluate_cascade(margin, correct, stage_energy, np.zeros_like(stage_energy), starts)
+    return starts[_pick(result.energy_pj, np.round(n * (1.0 - result.accuracy)), allowed_errors)]
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import warnings
 from pathlib import Path
 
 import optuna
@@ -29,8 +30,10 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
 
         storage.engine.dispose()
         return storage
-    if url.startswith(("postgresql", "mysql")):
-        return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180)
+    if url.startswith(("postgresql", "mysql")):  # many workers: heartbeats let a crashed worker's trial be failed
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180)
     if url.startswith("journal:///"):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -83,8 +83,9 @@ def _leaves(module: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 @contextlib.contextmanager
-def _hooks(module: nn.Module, on_input, on_output) -> Iterator[None]:  # type: ignore[no-untyped-def]
-    """Call on_input(x) on the network input and on_output(name, y) on every layer output while inside."""
+def _hooks(module: nn.Module, on_input: Callable[[torch.Tensor], torch.Tensor],
+           on_output: Callable[[str, torch.Tensor], torch.Tensor]) -> Iterator[None]:
+    """Replace the network input by on_input(x) and every layer output y by on_output(name, y) while inside."""
     handles = [module.register_forward_pre_hook(lambda _m, args: (on_input(args[0]),) + tuple(args[1:]))]
     handles += [sub.register_forward_hook(lambda _m, _args, out, name=name: on_output(name, out))
                 for name, sub in _leaves(module)]
@@ -124,7 +125,8 @@ def quantized_logits(module: nn.Module, variant: Variant, images: np.ndarray, ca
     Formats of the feature maps come from ranges recorded by the float module on `calib_images`.
     """
     bits, rounding = check_bits(variant.bits), check_rounding(variant.rounding)
-    formats = {name: fixed_point_format(max_abs, bits) for name, max_abs in calibrate_ranges(module, calib_images).items()}
+    ranges = calibrate_ranges(module, calib_images)
+    formats = {name: fixed_point_format(max_abs, bits) for name, max_abs in ranges.items()}
     generator = torch.Generator().manual_seed(SEED)
     quantized = quantize_weights(module, bits, rounding, generator)
 

@@ -1,0 +1,457 @@
+"""Dynamic variable effort: DyVEDeep's three mechanisms (Ganapathy et al.), reconstructed from its abstract only.
+
+Per input, a network with effort knobs skips or approximates work at three granularities:
+
+- neuron level (`chunk_fraction`, `confidence`): a conv/FC neuron followed by ReLU accumulates its dot product in
+  chunks of input channels (FC: input features); after each chunk but the last it stops, output 0, when the partial
+  sum plus `confidence` x (the most the remaining terms can add: the sum over the remaining weights w of
+  max(w * lo, w * hi), [lo, hi] the layer's calibrated input range widened to include 0) is below zero.
+  `confidence` = 1 is safe for inputs inside the calibrated range; smaller is aggressive.
+- feature level (`sample_stride`, `tolerance`): each output map is computed on a grid of stride `sample_stride`
+  (last row and column included). A skipped position on a grid row (column) is linearly interpolated from its two
+  grid neighbours if they differ by less than `tolerance` x the map's calibrated output range; one inside a grid
+  cell is bilinearly interpolated if all four cell edges pass that test. Every other position is computed exactly.
+- layer level (`uniformity`): an input map whose variance is below `uniformity` x (its calibrated range)^2 is
+  replaced by its mean, so its convolution costs one multiply per output (mean x kernel sum) instead of k x k.
+
+Knob names: "<knob>" applies to every layer that can take it; "conv.<knob>" / "fc.<knob>" to every such conv / FC
+layer; "<layer>.<knob>" (e.g. "conv2.confidence") to that layer, which must be able to take it. The most specific
+name wins. Ops per sample: multiply-accumulates executed, plus the mechanisms' own operations (see `_FEATURE_*`,
+`_VARIANCE_*` and one comparison per neuron-level check). Numpy only; pooling runs through the torch module.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from nets._arch import FC, Architecture, Conv, Pool, ReLU
+from nets._variant import Variant
+
+MECHANISMS = ("neuron", "feature", "layer")
+_EDGE_CHECK_OPS = 2  # |a - b| then a comparison with the tolerance, per grid edge that has skipped positions
+_CELL_CHECK_OPS = 3  # AND of a cell's four edge flags, per cell that has interior positions
+_VARIANCE_OPS_PER_PIXEL = 2  # one add for the sum, one multiply-add for the sum of squares
+_VARIANCE_OPS_PER_MAP = 3  # n * sum_sq - sum^2 (a multiply, a multiply-subtract) and a comparison
+
+
+class EffortError(ValueError):
+    """Effort knobs that cannot be applied: unknown name, value out of range, or a layer that cannot take them."""
+
+
+@dataclass(frozen=True)
+class Knob:
+    """An effort knob: its mechanism, allowed range, whether it must be whole, and its default (mechanism off)."""
+
+    mechanism: str
+    low: float
+    high: float
+    default: float
+    integer: bool = False
+    low_open: bool = False
+
+    def check(self, name: str, value: float) -> None:
+        """Raise EffortError unless `value` is in range (and whole, for integer knobs)."""
+        inside = (value > self.low if self.low_open else value >= self.low) and value <= self.high
+        if self.integer and not (inside and float(value).is_integer()):
+            raise EffortError(f"effort knob '{name}' must be an integer >= {self.low:g}, got {value:g}")
+        if not inside:
+            bracket = "(" if self.low_open else "["
+            raise EffortError(f"effort knob '{name}' must be in {bracket}{self.low:g}, {self.high:g}], got {value:g}")
+
+
+KNOBS: dict[str, Knob] = {
+    "chunk_fraction": Knob("neuron", 0.0, 1.0, 1.0, low_open=True),
+    "confidence": Knob("neuron", 0.0, 1.0, 1.0),
+    "sample_stride": Knob("feature", 1, math.inf, 1, integer=True),
+    "tolerance": Knob("feature", 0.0, 1.0, 0.0),
+    "uniformity": Knob("layer", 0.0, 1.0, 0.0),
+}
+
+
+@dataclass(frozen=True)
+class LayerEffort:
+    """Resolved knob values of one conv/FC layer (defaults: every mechanism off)."""
+
+    chunk_fraction: float = 1.0
+    confidence: float = 1.0
+    sample_stride: int = 1
+    tolerance: float = 0.0
+    uniformity: float = 0.0
+
+
+
+@dataclass(frozen=True)
+class _Site:
+    """A conv/FC layer as the knobs see it: name, kind, and why each mechanism cannot apply ("" if it can)."""
+
+    name: str
+    kind: str
+    refusals: dict[str, str]
+
+
+def _sites(arch: Architecture, width: float) -> list[_Site]:
+    """The conv/FC layers of `arch` in order, with the mechanisms each one refuses; grouped convolutions are refused."""
+    layers = arch.scaled_layers(width)
+    shapes = [s for s in arch.layer_shapes(width) if s.has_weights]
+    grouped = [s.name for s in shapes if s.groups > 1]
+    if grouped:
+        raise EffortError(f"effort knobs need ungrouped convolutions; {arch.name} {grouped[0]} is grouped")
+    weighted = [i for i, layer in enumerate(layers) if isinstance(layer, (Conv, FC))]
+    sites = []
+    for i, shape in zip(weighted, shapes):
+        relu = i + 1 < len(layers) and isinstance(layers[i + 1], ReLU)
+        maps = "" if shape.kind == "conv" else "only convolutions have feature maps"
+        sites.append(_Site(shape.name, shape.kind, {
+            "neuron": "" if relu else "it is not followed by a ReLU", "feature": maps, "layer": maps}))
+    return sites
+
+
+def resolve_knobs(arch: Architecture, width: float, knobs: Sequence[tuple[str, float]]) -> dict[str, LayerEffort]:
+    """Validate `knobs` for `arch` at `width` and resolve them into each conv/FC layer's settings.
+
+    Raises EffortError (one line) for an unknown knob or layer, a value out of range, a layer-specific knob on a layer
+    that cannot take its mechanism, or a global/group knob that applies to no layer.
+    """
+    sites = _sites(arch, width)
+    names = [s.name for s in sites]
+    chosen: dict[tuple[str, str], tuple[int, float]] = {}  # (layer, knob) -> (specificity, value)
+    for full, value in knobs:
+        scope, _, base = full.rpartition(".")
+        if base not in KNOBS:
+            raise EffortError(f"unknown effort knob '{full}'; known: {', '.join(KNOBS)}")
+        if scope not in ("", "conv", "fc", *names):
+            raise EffortError(f"effort knob '{full}': {arch.name} has no layer '{scope}' "
+                              f"(layers: {', '.join(names)}; groups: conv, fc)")
+        knob = KNOBS[base]
+        knob.check(full, float(value))
+        targets = [s for s in sites if scope in ("", s.kind, s.name)]
+        able = [s for s in targets if not s.refusals[knob.mechanism]]
+        if len(able) < len(targets) and scope in names or not able:
+            reasons = "; ".join(f"{s.name}: {s.refusals[knob.mechanism]}" for s in targets)
+            raise EffortError(f"effort knob '{full}': {knob.mechanism}-level effort does not apply ({reasons})")
+        rank = 2 if scope in names else int(bool(scope))
+        for site in able:
+            if chosen.get((site.name, base), (-1, 0.0))[0] < rank:
+                chosen[(site.name, base)] = (rank, float(value))
+    return {s.name: LayerEffort(**{base: int(v) if KNOBS[base].integer else v
+                                   for (name, base), (_, v) in chosen.items() if name == s.name})
+            for s in sites}
+
+
+@dataclass(frozen=True)
+class EffortCounts:
+    """Per-sample operation counts of one forward pass, per conv/FC layer (columns follow `layers`)."""
+
+    layers: tuple[str, ...]
+    macs: np.ndarray  # (N, L) multiply-accumulates executed
+    extra_ops: np.ndarray  # (N, L) the mechanisms' own comparisons, interpolations and variance sums
+    skipped_weights: np.ndarray  # (N, L) weights no executed MAC needs: kernels of input maps replaced by their mean
+
+    @property
+    def ops(self) -> np.ndarray:
+        """(N,) scalar operations per sample: MACs plus the mechanisms' own operations."""
+        return (self.macs + self.extra_ops).sum(axis=1)
+
+
+@dataclass(frozen=True)
+class _Weighted:
+    """A conv/FC layer in numpy form, with its calibration (input range, per-channel input and output ranges)."""
+
+    name: str
+    kind: str
+    weight: np.ndarray  # (M, C, K), K = kernel * kernel (1 for FC)
+    bias: np.ndarray  # (M,)
+    kernel: int
+    stride: int
+    pad: int
+    out_hw: tuple[int, int]
+    relu: bool
+    input_range: tuple[float, float] = (0.0, 0.0)  # calibrated min and max of any input, widened to include 0
+    input_span: np.ndarray | None = None  # (C,) calibrated max - min of each input map
+    output_span: np.ndarray | None = None  # (M,) calibrated max - min of each output map (after its ReLU)
+
+
+@dataclass(frozen=True)
+class _Step:
+    """A layer without weights: pooling (through the torch module), flatten, or a ReLU not fused into a conv/FC."""
+
+    name: str
+    run: Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class EffortNet:
+    """A trained network in numpy form, calibrated, to run with any effort knobs."""
+
+    architecture: Architecture
+    width: float
+    steps: tuple[_Weighted | _Step, ...]
+
+    @property
+    def layers(self) -> tuple[_Weighted, ...]:
+        """The conv/FC layers in order."""
+        return tuple(s for s in self.steps if isinstance(s, _Weighted))
+
+    def resolve(self, knobs: Sequence[tuple[str, float]]) -> dict[str, LayerEffort]:
+        """Validated per-layer settings of `knobs` on this network."""
+        return resolve_knobs(self.architecture, self.width, knobs)
+
+
+def _torch_step(child: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """Run one torch layer (pooling) on a numpy batch: pooling is not where effort is spent."""
+    def run(x: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            return child(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+    return run
+
+
+def _numpy_steps(module: Any, arch: Architecture, width: float) -> tuple[_Weighted | _Step, ...]:
+    """The layers of a `nets._torch.build_module` module as numpy steps; a ReLU after a conv/FC is fused into it."""
+    layers = arch.scaled_layers(width)
+    shapes = iter(s for s in arch.layer_shapes(width) if s.has_weights)
+    children = iter(module)
+    steps: list[_Weighted | _Step] = []
+    for i, layer in enumerate(layers):
+        if isinstance(layer, FC) and not any(s.name == "flatten" for s in steps if isinstance(s, _Step)):
+            next(children)
+            steps.append(_Step("flatten", lambda x: x.reshape(len(x), -1)))
+        child = next(children)
+        if isinstance(layer, (Conv, FC)):
+            shape = next(shapes)
+            weight = child.weight.detach().cpu().numpy()
+            steps.append(_Weighted(
+                shape.name, shape.kind, weight.reshape(shape.out_channels, shape.in_channels, -1),
+                child.bias.detach().cpu().numpy(), shape.kernel_h, shape.stride, shape.pad,
+                (shape.out_h, shape.out_w), i + 1 < len(layers) and isinstance(layers[i + 1], ReLU)))
+        elif isinstance(layer, ReLU):
+            if not isinstance(layers[i - 1], (Conv, FC)):
+                steps.append(_Step("relu", lambda x: np.maximum(x, 0)))
+        elif isinstance(layer, Pool):
+            steps.append(_Step("pool", _torch_step(child)))
+    return tuple(steps)
+
+
+LayerFn = Callable[[_Weighted, np.ndarray], tuple[np.ndarray, tuple[np.ndarray, ...]]]
+
+
+def _run_steps(steps: Sequence[_Weighted | _Step], images: np.ndarray,
+               layer_fn: LayerFn) -> tuple[np.ndarray, list[tuple[np.ndarray, ...]]]:
+    """Final outputs of uint8 `images` (scaled to [0, 1] as nets._torch.to_tensor does) and each conv/FC's counts."""
+    dtype = next(s for s in steps if isinstance(s, _Weighted)).weight.dtype
+    x = images.astype(dtype) / dtype.type(255.0)
+    counts = []
+    for step in steps:
+        if isinstance(step, _Weighted):
+            x, layer_counts = layer_fn(step, x)
+            counts.append(layer_counts)
+        else:
+            x = step.run(x)
+    return x, counts
+
+
+def _patches(layer: _Weighted, x: np.ndarray) -> np.ndarray:
+    """(B, P, C, K): the input window of every output position (FC: one position, K = 1)."""
+    if layer.kind == "fc":
+        return x.reshape(len(x), 1, -1, 1)
+    if layer.pad:
+        x = np.pad(x, ((0, 0), (0, 0), (layer.pad,) * 2, (layer.pad,) * 2))
+    windows = sliding_window_view(x, (layer.kernel, layer.kernel), axis=(2, 3))[:, :, ::layer.stride, ::layer.stride]
+    batch, channels, out_h, out_w = windows.shape[:4]
+    return windows.transpose(0, 2, 3, 1, 4, 5).reshape(batch, out_h * out_w, channels, -1)
+
+
+def _uniform_maps(layer: _Weighted, effort: LayerEffort, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Layer level: inputs with near-constant maps replaced by their mean, the (B, C) uniform mask, the means."""
+    if effort.uniformity == 0:
+        return x, np.zeros(x.shape[:2], bool), np.zeros(x.shape[:2], x.dtype)
+    mean = x.mean(axis=(2, 3))
+    uniform = x.var(axis=(2, 3)) < effort.uniformity * layer.input_span ** 2
+    return np.where(uniform[:, :, None, None], mean[:, :, None, None], x), uniform, mean
+
+
+def _variance_ops(layer: _Weighted, effort: LayerEffort, x: np.ndarray) -> int:
+    """Operations per sample of the layer-level variance test on every input map."""
+    if effort.uniformity == 0:
+        return 0
+    return x.shape[1] * (_VARIANCE_OPS_PER_PIXEL * x.shape[2] * x.shape[3] + _VARIANCE_OPS_PER_MAP)
+
+
+def _chunks(channels: int, fraction: float) -> list[slice]:
+    """Neuron level: consecutive input-channel chunks of ceil(fraction x channels) channels."""
+    size = max(1, math.ceil(round(fraction * channels, 9)))
+    return [slice(start, min(start + size, channels)) for start in range(0, channels, size)]
+
+
+def _stop_below(layer: _Weighted, chunks: list[slice], confidence: float) -> np.ndarray:
+    """(J-1, M): after chunk j a neuron stops if its partial sum is below row j (-confidence x what may remain)."""
+    low, high = layer.input_range
+    reach = np.maximum(layer.weight * low, layer.weight * high).sum(axis=2)  # (M, C): most each input map can add
+    per_chunk = np.stack([reach[:, part].sum(axis=1) for part in chunks])
+    remaining = np.cumsum(per_chunk[::-1], axis=0)[::-1][1:]
+    return (-confidence * remaining).astype(layer.weight.dtype)
+
+
+def _chunk_macs(chunks: list[slice], channel_macs: np.ndarray) -> np.ndarray:
+    """(B, J): MACs of one neuron after its first j+1 chunks, given each input map's cost per output (B, C)."""
+    return np.cumsum(np.stack([channel_macs[:, part].sum(axis=1) for part in chunks], axis=1), axis=1)
+
+
+def _accumulate(layer: _Weighted, effort: LayerEffort, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Neuron level on every output: (B, P, M) outputs (terminated ones 0) and chunks executed per output."""
+    batch, positions = patches.shape[:2]
+    outputs = layer.weight.shape[0]
+    chunks = _chunks(patches.shape[2], effort.chunk_fraction)
+    stops = _stop_below(layer, chunks, effort.confidence)
+    z = np.broadcast_to(layer.bias, (batch, positions, outputs)).copy()
+    executed = np.full(z.shape, len(chunks), np.int32)
+    alive = np.ones(z.shape, bool)
+    for j, part in enumerate(chunks):
+        z += patches[:, :, part].reshape(batch, positions, -1) @ layer.weight[:, part].reshape(outputs, -1).T
+        if j < len(stops):
+            stop = alive & (z < stops[j])
+            executed[stop] = j + 1
+            alive &= ~stop
+    z[~alive] = 0
+    return z, executed
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """Feature level geometry of one map size and stride: grid points, interpolation weights, position kinds."""
+
+    rows: np.ndarray  # grid row indices
+    cols: np.ndarray
+    row_weights: np.ndarray  # (H, GY) linear interpolation of every row from the grid rows
+    col_weights: np.ndarray  # (W, GX)
+    row_index: np.ndarray  # (H,) grid row at or above each row
+    col_index: np.ndarray  # (W,)
+    kind: np.ndarray  # (H, W): 0 grid point, 1 on a grid row, 2 on a grid column, 3 inside a cell
+    check_ops: int  # smoothness-test operations per map
+
+
+def _axis(size: int, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Grid points along one axis (stride, last index included), interpolation weights, membership, index, wide gaps."""
+    points = np.unique(np.r_[np.arange(0, size, stride), size - 1])
+    index = np.searchsorted(points, np.arange(size), side="right") - 1
+    on_grid = np.isin(np.arange(size), points)
+    weights = np.zeros((size, len(points)))
+    for position, i in enumerate(index):
+        if on_grid[position]:
+            weights[position, i] = 1.0
+        else:
+            t = (position - points[i]) / (points[i + 1] - points[i])
+            weights[position, i], weights[position, i + 1] = 1.0 - t, t
+    return points, weights, on_grid, index, int((np.diff(points) >= 2).sum())
+
+
+@lru_cache(maxsize=64)
+def _grid(height: int, width: int, stride: int) -> _Grid:
+    """The sampling grid of a height x width map."""
+    rows, row_weights, on_row, row_index, wide_rows = _axis(height, stride)
+    cols, col_weights, on_col, col_index, wide_cols = _axis(width, stride)
+    kind = np.where(on_row[:, None], np.where(on_col[None, :], 0, 1), np.where(on_col[None, :], 2, 3))
+    edges = len(rows) * wide_cols + len(cols) * wide_rows
+    return _Grid(rows, cols, row_weights, col_weights, row_index, col_index, kind,
+                 _EDGE_CHECK_OPS * edges + _CELL_CHECK_OPS * wide_rows * wide_cols)
+
+
+_NEIGHBOURS = np.array([0, 2, 2, 4])  # interpolation MACs of a filled position, by grid kind
+
+
+def _sample(layer: _Weighted, effort: LayerEffort, maps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Feature level on (B, M, H, W) exact maps: maps with smooth skipped positions interpolated, the filled mask,
+    and interpolation MACs per sample."""
+    grid = _grid(maps.shape[2], maps.shape[3], effort.sample_stride)
+    g = maps[:, :, grid.rows][:, :, :, grid.cols]
+    limit = (effort.tolerance * layer.output_span).astype(maps.dtype)[:, None, None]
+    flat_h = np.abs(np.diff(g, axis=3)) < limit
+    flat_v = np.abs(np.diff(g, axis=2)) < limit
+    flat_cell = flat_h[:, :, :-1] & flat_h[:, :, 1:] & flat_v[:, :, :, :-1] & flat_v[:, :, :, 1:]
+    filled = np.zeros(maps.shape, bool)
+    for kind, flags in ((1, flat_h), (2, flat_v), (3, flat_cell)):
+        ys, xs = np.nonzero(grid.kind == kind)
+        filled[:, :, ys, xs] = flags[:, :, grid.row_index[ys], grid.col_index[xs]]
+    estimate = (grid.row_weights @ g @ grid.col_weights.T).astype(maps.dtype)
+    return np.where(filled, estimate, maps), filled, (filled * _NEIGHBOURS[grid.kind]).sum(axis=(1, 2, 3))
+
+
+def _dense_layer(layer: _Weighted, effort: LayerEffort, x: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """One conv/FC layer (and its ReLU) with all three mechanisms, computed densely and masked; per-sample
+    (MACs, extra ops, skipped weights) of what an implementation that skips the work would execute."""
+    batch, outputs, kernel_area = len(x), layer.weight.shape[0], layer.weight.shape[2]
+    extra = np.full(batch, _variance_ops(layer, effort, x), np.int64)
+    x, uniform, _ = _uniform_maps(layer, effort, x)
+    z, executed = _accumulate(layer, effort, _patches(layer, x))
+    if layer.relu:
+        z = np.maximum(z, 0)
+    computed = np.ones(z.shape, bool)
+    if effort.sample_stride > 1:
+        maps, filled, interpolation_ops = _sample(layer, effort, z.transpose(0, 2, 1).reshape(batch, outputs,
+                                                                                            *layer.out_hw))
+        z = maps.reshape(batch, outputs, -1).transpose(0, 2, 1)
+        computed = ~filled.reshape(batch, outputs, -1).transpose(0, 2, 1)
+        extra += interpolation_ops + outputs * _grid(*layer.out_hw, effort.sample_stride).check_ops
+    chunks = _chunks(layer.weight.shape[1], effort.chunk_fraction)
+    chunk_macs = _chunk_macs(chunks, np.where(uniform, 1, kernel_area))
+    macs = sum((computed & (executed == j + 1)).sum(axis=(1, 2)) * chunk_macs[:, j] for j in range(len(chunks)))
+    extra += (computed * np.minimum(executed, len(chunks) - 1)).sum(axis=(1, 2))
+    skipped = uniform.sum(axis=1) * outputs * (kernel_area - 1)
+    out = z.transpose(0, 2, 1).reshape(batch, outputs, *layer.out_hw) if layer.kind == "conv" else z[:, 0]
+    return out, (macs, extra, skipped)
+
+
+def calibrate(module: Any, arch: Architecture, width: float, calib_images: np.ndarray,
+              batch_size: int = 500) -> EffortNet:
+    """Numpy copy of a trained `module`, with every conv/FC layer's input and output ranges measured, knobs off,
+    on `calib_images` (the ranges the neuron, feature and layer tests are relative to)."""
+    _sites(arch, width)
+    steps = _numpy_steps(module, arch, width)
+    ranges: dict[str, list[np.ndarray]] = {}  # per channel: input low, input high, output low, output high
+
+    def record(layer: _Weighted, x: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        out, counts = _dense_layer(layer, LayerEffort(), x)
+        seen = [reduce(a, axis=(0, 2, 3) if a.ndim == 4 else 0) for a in (x, out) for reduce in (np.min, np.max)]
+        previous = ranges.get(layer.name, seen)
+        ranges[layer.name] = [np.minimum(p, n) if i % 2 == 0 else np.maximum(p, n)
+                              for i, (p, n) in enumerate(zip(previous, seen))]
+        return out, counts
+
+    for start in range(0, len(calib_images), batch_size):
+        _run_steps(steps, calib_images[start:start + batch_size], record)
+    calibrated = tuple(
+        replace(s, input_range=(min(0.0, float(ranges[s.name][0].min())), max(0.0, float(ranges[s.name][1].max()))),
+                input_span=ranges[s.name][1] - ranges[s.name][0], output_span=ranges[s.name][3] - ranges[s.name][2])
+        if isinstance(s, _Weighted) else s for s in steps)
+    return EffortNet(arch, width, calibrated)
+
+
+def effort_forward(net: EffortNet, efforts: dict[str, LayerEffort], images: np.ndarray,
+                   batch_size: int = 250) -> tuple[np.ndarray, EffortCounts]:
+    """Logits (N, classes) float64 of uint8 `images` with per-layer `efforts`, and exact per-sample op counts."""
+    logits, counts = [], []
+    for start in range(0, len(images), batch_size):
+        out, layer_counts = _run_steps(net.steps, images[start:start + batch_size],
+                                       lambda layer, x: _dense_layer(layer, efforts[layer.name], x))
+        logits.append(out)
+        counts.append(np.array(layer_counts, dtype=np.float64))  # (L, 3, B)
+    table = np.concatenate(counts, axis=2)
+    return (np.concatenate(logits).astype(np.float64),
+            EffortCounts(tuple(layer.name for layer in net.layers), table[:, 0].T, table[:, 1].T, table[:, 2].T))
+
+
+def effort_logits(module: Any, variant: Variant, images: np.ndarray,
+                  calib_images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Logits (N, classes) float64 and scalar ops per sample (N,) float64 of `variant` (with knobs) on `images`;
+    ranges calibrated on `calib_images`. The entry point of nets._cache.evaluate_split."""
+    efforts = resolve_knobs(variant.architecture, variant.width, variant.knobs)
+    net = calibrate(module, variant.architecture, variant.width, calib_images)
+    logits, counts = effort_forward(net, efforts, images)
+    return logits, counts.ops
