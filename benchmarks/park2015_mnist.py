@@ -58,9 +58,9 @@ def sram_sweep(problem: CascadeProblem, little: str, max_loss_pct: float) -> pd.
     theta = paper_static_choice(m[index], c[index], c[problem.big], max_loss_pct).threshold
     rows = []
     for kib in (4, 8, 16, 32, 64, 128):
-        costs = problem.costs(dataclasses.replace(problem.accelerator, sram_bytes=kib * 1024))
-        cascade = problem.evaluate([index, problem.big], np.array([[theta]]), "test", costs)
-        rows.append({"sram_kib": kib, "big_only_nj": costs.energy_pj[problem.big] / 1e3,
+        acc = dataclasses.replace(problem.accelerator, sram_bytes=kib * 1024)
+        cascade = problem.evaluate([index, problem.big], np.array([[theta]]), "test", acc)
+        rows.append({"sram_kib": kib, "big_only_nj": problem.price(problem.big, acc).energy_pj / 1e3,
                      "big_little_nj": cascade["energy_pj"][0] / 1e3,
                      "reduction_pct": cascade["energy_saving_pct"][0]})
     return pd.DataFrame(rows)

@@ -11,16 +11,7 @@ import numpy as np
 import costmodel
 from dse._evaluate import evaluate_cascade
 from dse._spec import SpecError, StudySpec
-from nets import Dataset, ScoreCache, TrainingConfig, Variant, VariantScores, build_scores, load_dataset
-
-
-@dataclass(frozen=True)
-class StageCosts:
-    """Per-variant prices on one accelerator: arrays aligned with `CascadeProblem.names`."""
-
-    energy_pj: np.ndarray
-    latency_s: np.ndarray
-    weight_bytes: np.ndarray
+from nets import Dataset, ScoreCache, Variant, VariantScores, build_scores, load_dataset
 
 
 def make_accelerator(spec: StudySpec) -> tuple[costmodel.Accelerator, costmodel.Technology]:
@@ -43,9 +34,9 @@ def make_accelerator(spec: StudySpec) -> tuple[costmodel.Accelerator, costmodel.
 
 @dataclass
 class CascadeProblem:
-    """Everything a trial needs, in arrays: margins/correctness per split and per-variant layer shapes."""
+    """Everything a trial needs, in arrays: per-variant margins/correctness per split, layer shapes, pricing."""
 
-    names: list[str]
+    variants: list[Variant]
     big: int
     margin: dict[str, np.ndarray]  # split -> (V, N) float32
     correct: dict[str, np.ndarray]  # split -> (V, N) bool
@@ -62,10 +53,15 @@ class CascadeProblem:
         if priced_layers == "conv":  # Park 2015 §5.1 prices convolutional layers only
             layers = [[shape for shape in net if shape.kind == "conv"] for net in layers]
         return cls(
-            names=[s.variant.name for s in scores], big=big,
+            variants=[s.variant for s in scores], big=big,
             margin={sp: np.stack([s.splits[sp].margin for s in scores]) for sp in splits},
             correct={sp: np.stack([s.splits[sp].correct for s in scores]) for sp in splits},
             layers=layers, accelerator=accelerator, technology=technology)
+
+    @property
+    def names(self) -> list[str]:
+        """Variant display names, aligned with the arrays."""
+        return [variant.name for variant in self.variants]
 
     def resplit(self, calib: np.ndarray, test: np.ndarray) -> "CascadeProblem":
         """The same variants with calib and test re-drawn from the pooled calib+test samples (indices into the pool)."""
@@ -79,22 +75,35 @@ class CascadeProblem:
         """Position of variant `name`."""
         return self.names.index(name)
 
-    def costs(self, accelerator: costmodel.Accelerator | None = None) -> StageCosts:
-        """Energy, latency and weight bytes of every variant (memoised inside the cost model)."""
+    def price(self, index: int, accelerator: costmodel.Accelerator | None = None,
+              after: int | None = None) -> costmodel.NetworkCost:
+        """One stage's cost: at the variant's own bit-width, and, when it widens the previous stage of the
+        same incrementally trained net (`after`), only the new channels' work (the cost model's reuse mode)."""
+        variant = self.variants[index]
         acc = accelerator or self.accelerator
-        priced = [costmodel.network_cost(layers, acc, self.technology) for layers in self.layers]
-        return StageCosts(np.array([p.energy_pj for p in priced]), np.array([p.latency_s for p in priced]),
-                          np.array([p.weight_bytes for p in priced], dtype=np.float64))
+        if variant.bits is not None:
+            acc = dataclasses.replace(acc, bits=variant.bits)
+        previous = self.variants[after] if after is not None else None
+        if (previous is not None and variant.increments and previous.increments == variant.increments
+                and previous.width < variant.width and previous.bits == variant.bits):
+            return costmodel.increment_cost(self.layers[after], self.layers[index], acc, self.technology, "reuse")
+        return costmodel.network_cost(self.layers[index], acc, self.technology)
+
+    def stage_costs(self, stages: list[int], accelerator: costmodel.Accelerator | None = None
+                    ) -> list[costmodel.NetworkCost]:
+        """Cost of each stage of a cascade, in order (a later stage may reuse an earlier one's work)."""
+        return [self.price(stage, accelerator, stages[i - 1] if i else None) for i, stage in enumerate(stages)]
 
     def evaluate(self, stages: list[int], thresholds: np.ndarray, split: str,
-                 costs: StageCosts | None = None) -> dict[str, np.ndarray]:
+                 accelerator: costmodel.Accelerator | None = None) -> dict[str, np.ndarray]:
         """Metrics of cascade `stages` for a batch of threshold vectors (B, S-1) on `split`."""
-        costs = costs or self.costs()
+        priced = self.stage_costs(stages, accelerator)
         result = evaluate_cascade(self.margin[split][stages], self.correct[split][stages],
-                                  costs.energy_pj[stages], costs.latency_s[stages], thresholds)
+                                  np.array([p.energy_pj for p in priced]), np.array([p.latency_s for p in priced]),
+                                  thresholds)
         big_accuracy = self.correct[split][self.big].mean()
-        big_energy = costs.energy_pj[self.big]
-        storage = float(costs.weight_bytes[list(dict.fromkeys(stages))].sum())
+        big_energy = self.price(self.big, accelerator).energy_pj
+        storage = float(sum(self.price(stage, accelerator).weight_bytes for stage in dict.fromkeys(stages)))
         return {
             "accuracy": result.accuracy,
             "accuracy_loss_pct": 100.0 * (big_accuracy - result.accuracy),
@@ -111,8 +120,7 @@ def load_problem(spec: StudySpec, cache_dir: str | None = None, n_jobs: int = -1
     """Load data, build or load every variant's scores, and set up pricing."""
     accelerator, technology = make_accelerator(spec)
     dataset = load_dataset(spec.data.dataset, spec.data.path or None, spec.data.seed)
-    t = spec.training
-    config = TrainingConfig(t.epochs, t.batch_size, t.learning_rate, t.weight_decay, t.seed)
+    config = spec.training
     variants = [Variant(spec.nets.big)] + [Variant(name) for name in spec.nets.little]
     for variant in variants:
         if variant.architecture.input_shape != dataset.input_shape:

@@ -43,8 +43,8 @@ def static_and_dynamic(problem: CascadeProblem, split: ProtocolSplit, max_loss_p
                        period: int = 100) -> list[dict]:
     """Per little net on one split: the paper's static threshold and dynamic method, on the held-out half."""
     rows = []
-    costs = problem.costs()
     big = problem.big
+    energy_big = problem.price(big).energy_pj
     calib_m, calib_c = problem.margin["calib"], problem.correct["calib"]
     test_m, test_c = problem.margin["test"], problem.correct["test"]
     big_acc = test_c[big].mean()
@@ -55,14 +55,13 @@ def static_and_dynamic(problem: CascadeProblem, split: ProtocolSplit, max_loss_p
         choice = paper_static_choice(calib_m[little], calib_c[little], calib_c[big], max_loss_pct)
         rows.append({"split": split.seed, "little": name, "method": "static", "threshold": choice.threshold,
                      **_held_out_row(problem, [little, big], choice.threshold)})
-        climb = {"period": period, "energy_little_pj": float(costs.energy_pj[little]),
-                 "energy_big_pj": float(costs.energy_pj[big])}
+        climb = {"period": period, "energy_little_pj": problem.price(little).energy_pj, "energy_big_pj": energy_big}
         alpha, _ = select_alpha(calib_m[little], calib_m[big], calib_c[little], calib_c[big], max_loss_pct, **climb)
         run = hill_climb(test_m[little][order], test_m[big][order], test_c[little][order], test_c[big][order],
                          alpha=alpha, **climb)
         rows.append({"split": split.seed, "little": name, "method": "dynamic", "alpha": alpha,
                      "threshold": float(run.thresholds[-1]),
-                     "energy_reduction_pct": 100.0 * (1 - run.energy_pj / costs.energy_pj[big]),
+                     "energy_reduction_pct": 100.0 * (1 - run.energy_pj / energy_big),
                      "accuracy_loss_pct": 100.0 * (big_acc - run.accuracy)})
     return rows
 

@@ -9,6 +9,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from nets import TrainingConfig
+
 SPEC_VERSION = 1
 OBJECTIVES = ("energy", "accuracy_loss", "latency", "storage")
 SAMPLERS = ("tpe", "nsga2", "random")
@@ -27,17 +29,6 @@ class DataSpec:
 
     dataset: str = "mnist5k"
     path: str = ""
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class TrainingSpec:
-    """Training of every candidate (see nets.TrainingConfig)."""
-
-    epochs: int = 8
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.0
     seed: int = 0
 
 
@@ -89,7 +80,7 @@ class StudySpec:
     description: str = ""
     version: int = SPEC_VERSION
     data: DataSpec = field(default_factory=DataSpec)
-    training: TrainingSpec = field(default_factory=TrainingSpec)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
     nets: NetsSpec = field(default_factory=NetsSpec)
     accelerator: AcceleratorSpec = field(default_factory=AcceleratorSpec)
     search: SearchSpec = field(default_factory=SearchSpec)
@@ -101,7 +92,7 @@ class StudySpec:
         return dataclasses.replace(self, **changes)
 
 
-SECTIONS = {"data": DataSpec, "training": TrainingSpec, "nets": NetsSpec,
+SECTIONS = {"data": DataSpec, "training": TrainingConfig, "nets": NetsSpec,
             "accelerator": AcceleratorSpec, "search": SearchSpec}
 
 

@@ -62,9 +62,8 @@ def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.
 def _metrics_row(problem: CascadeProblem, stages: list[int], thresholds: np.ndarray, **head: object) -> dict:
     """A row of calib and test metrics for one cascade at the spec's accelerator."""
     row: dict = dict(head)
-    costs = problem.costs()
     for split in SPLITS:
-        metrics = problem.evaluate(stages, np.atleast_2d(thresholds), split, costs)
+        metrics = problem.evaluate(stages, np.atleast_2d(thresholds), split)
         row.update({f"{split}_{key}": float(value[0]) for key, value in metrics.items()})
     return row
 
@@ -128,8 +127,7 @@ class CascadeObjective:
     def __call__(self, trial: optuna.Trial) -> list[float]:
         point = self.space.suggest(trial)
         start = time.perf_counter()
-        costs = self.problem.costs(point.accelerator)
-        metrics = {split: self.problem.evaluate(point.stages, point.thresholds[None, :], split, costs)
+        metrics = {split: self.problem.evaluate(point.stages, point.thresholds[None, :], split, point.accelerator)
                    for split in SPLITS}
         self.evaluate_s += time.perf_counter() - start
         for split, values in metrics.items():

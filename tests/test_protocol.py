@@ -9,16 +9,17 @@ import costmodel
 from dse._problem import CascadeProblem
 from dse._protocol import protocol_splits, run_protocol, summarise
 from dse._space import BudgetThresholds
-from nets import architecture
+from nets import Variant, architecture
 
 
 def _problem(seed: int = 0, n: int = 400) -> CascadeProblem:
     rng = np.random.default_rng(seed)
     names = ["lenet", "mini7", "mini8"]
+    variants = [Variant(name) for name in names]
     margin = {s: rng.random((3, n)).astype(np.float32) for s in ("calib", "test")}
     correct = {s: rng.random((3, n)) < np.array([[0.99], [0.2], [0.1]]) + 0.8 * margin[s] for s in ("calib", "test")}
     layers = [architecture(name).layer_shapes() for name in names]
-    return CascadeProblem(names, 0, margin, correct, layers, costmodel.Accelerator(), costmodel.load_technology())
+    return CascadeProblem(variants, 0, margin, correct, layers, costmodel.Accelerator(), costmodel.load_technology())
 
 
 def test_splits_are_disjoint_covering_and_seeded() -> None:
