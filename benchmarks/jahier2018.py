@@ -1,11 +1,11 @@
 """Jahier Pagliari et al. 2018 on full MNIST: LeNet as a precision cascade vs static 16-bit, no retraining.
 
 Usage: python benchmarks/jahier2018.py [--data DIR] [--rounding nearest|stochastic]. Characterizes LeNet's
-minimum bit-width per calibration sample (2..16 bits, §4.1), merges bars under 1% into the candidate set,
-fits the smallest shared score-margin threshold meeting a 1% drop vs float on calibration (§4.2) and
-reports test-split accuracy drop and energy saving vs static 16-bit, priced two ways: the tile accelerator
-(any width) and Envision's Table 1 (4/8/16-bit modes only; energy = MACs x power / throughput, the
-paper's normalisation). Last line: {"bitwidths": [...], "energy_saving_vs_static16_pct": ...,
+minimum bit-width per calibration sample (§4.1), merges bars under 1% into the candidate set, and picks on
+calibration the cheapest increasing subset of it (1-4 stages), each at the smallest shared score-margin
+threshold meeting a 1% drop vs float (§4.2). Reports test-split accuracy drop and energy saving vs static
+16-bit, priced two ways: the tile accelerator (widths 2..16) and Envision's Table 1 (its 4/8/16-bit modes;
+energy = MACs x power / throughput, the paper's normalisation). Last line: {"bitwidths": [...], "energy_saving_vs_static16_pct": ...,
 "accuracy_drop_pct": ...} for the tile accelerator, with the Envision figures under "envision".
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -24,8 +25,8 @@ import numpy as np
 
 import costmodel
 import nets
-from dse._bitwidth import (characterize_scores, fit_shared_threshold, load_bitwidth_scores, merge_bars,
-                           shared_threshold_curve)
+from dse._bitwidth import (characterize_scores, fit_precision_cascade, fit_shared_threshold, load_bitwidth_scores,
+                           merge_bars, shared_threshold_curve)
 from dse._cli_bitwidth import render_histogram
 
 DATA = Path("/work/shared/datasets/mnist")
@@ -34,6 +35,7 @@ TILE_BITS = tuple(range(2, 17))
 ENVISION_BITS = (4, 8, 16)  # the precision modes of the Envision chip (Table 1)
 CONFIG = nets.TrainingConfig(epochs=6, batch_size=64, learning_rate=1e-3, weight_decay=0.0, seed=0)
 MAX_DROP_PCT = 1.0
+SPLITS = ("calib", "test")
 PAPER = ("paper, CaffeNet on Envision: dynamic {8,16}: 49.2% saving at 0.89% drop; "
          "pure 8-bit: ~4% drop, 78% power reduction")
 
@@ -42,9 +44,10 @@ Pricing = Callable[[int], float]  # bit-width -> energy of one full LeNet infere
 
 @dataclass(frozen=True)
 class Row:
-    """One cascade: its widths, fitted threshold and test-split results under one pricing."""
+    """One cascade under one pricing: how it was chosen, its widths and threshold, and its results."""
 
     pricing: str
+    choice: str
     bitwidths: tuple[int, ...]
     threshold: float
     calib_drop_pct: float
@@ -71,31 +74,53 @@ def envision_pricing() -> Pricing:
     return lambda bits: macs * technology.mac_energy_pj(bits)
 
 
-def cascade_row(scores: dict, widths: Sequence[int], pricing_name: str, pricing: Pricing,
-                threshold: float | None = None) -> Row:
-    """Fit the threshold on calib (unless given), then measure test drop vs float and saving vs static 16-bit."""
-    stack = {split: (np.stack([scores[b].splits[split].margin for b in widths]),
-                     np.stack([scores[b].splits[split].correct for b in widths])) for split in ("calib", "test")}
-    float_acc = {split: scores[None].splits[split].accuracy for split in stack}
-    if threshold is None:
-        threshold = fit_shared_threshold(*stack["calib"], float_acc["calib"], MAX_DROP_PCT)
-        threshold = np.inf if threshold is None else threshold
-    energy = np.array([pricing(b) for b in widths])
-    result = {split: shared_threshold_curve(*stack[split], energy, np.array([threshold])) for split in stack}
-    margins_test = stack["test"][0]
-    escalated = float((margins_test[0] < threshold).mean()) if len(widths) > 1 else 0.0
-    return Row(pricing_name, tuple(widths), float(threshold),
-               100 * (float_acc["calib"] - result["calib"][0][0]), 100 * (float_acc["test"] - result["test"][0][0]),
-               100 * (1 - result["test"][1][0] / pricing(16)), 100 * escalated)
+class WidthRows:
+    """Per-sample rows of every width, stacked per split, and the float reference accuracy."""
+
+    def __init__(self, scores: dict[int | None, nets.VariantScores]) -> None:
+        self.widths = [b for b in scores if b is not None]
+        self.margin = {sp: np.stack([scores[b].splits[sp].margin for b in self.widths]) for sp in SPLITS}
+        self.correct = {sp: np.stack([scores[b].splits[sp].correct for b in self.widths]) for sp in SPLITS}
+        self.float_accuracy = {sp: scores[None].splits[sp].accuracy for sp in SPLITS}
+
+    def take(self, split: str, widths: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(margins, correct) of `widths`, each (len(widths), N)."""
+        rows = [self.widths.index(b) for b in widths]
+        return self.margin[split][rows], self.correct[split][rows]
+
+    def search(self, candidates: Sequence[int], pricing: Pricing) -> tuple[tuple[int, ...], float]:
+        """Cheapest increasing subset (1-4 widths) of `candidates` meeting the drop on calibration, and its threshold."""
+        best = fit_precision_cascade(*self.take("calib", candidates), [pricing(b) for b in candidates], candidates,
+                                     self.float_accuracy["calib"], MAX_DROP_PCT)
+        if best is None:
+            sys.exit(f"no subset of {list(candidates)} meets a {MAX_DROP_PCT:g}% drop on calibration")
+        return best.bitwidths, best.threshold
+
+    def fixed(self, widths: Sequence[int]) -> tuple[tuple[int, ...], float]:
+        """`widths` as given, at the smallest threshold meeting the drop on calibration (+inf if none does)."""
+        threshold = fit_shared_threshold(*self.take("calib", widths), self.float_accuracy["calib"], MAX_DROP_PCT)
+        return tuple(widths), math.inf if threshold is None else threshold
+
+    def row(self, pricing_name: str, pricing: Pricing, choice: str, fitted: tuple[tuple[int, ...], float]) -> Row:
+        """Accuracy drop vs float on both splits and test energy saving vs static 16-bit of a fitted cascade."""
+        widths, threshold = fitted
+        energy = [pricing(b) for b in widths]
+        drop, cost = {}, 0.0
+        for split in SPLITS:
+            accuracy, cost = shared_threshold_curve(*self.take(split, widths), energy, np.array([threshold]))
+            drop[split] = 100 * (self.float_accuracy[split] - accuracy[0])
+        escalated = (self.take("test", widths)[0][0] < threshold).mean() if len(widths) > 1 else 0.0
+        return Row(pricing_name, choice, widths, threshold, drop["calib"], drop["test"],
+                   100 * (1 - cost[0] / pricing(16)), 100 * escalated)
 
 
 def print_rows(rows: list[Row]) -> None:
     """The comparison table."""
-    print(f"{'pricing':<9} {'bit-widths':<12} {'threshold':>9} {'calib drop':>10} {'test drop':>9} "
+    print(f"{'pricing':<9} {'choice':<26} {'bit-widths':<11} {'threshold':>9} {'calib drop':>10} {'test drop':>9} "
           f"{'saving vs 16b':>13} {'escalated':>9}")
     for r in rows:
-        print(f"{r.pricing:<9} {','.join(map(str, r.bitwidths)):<12} {r.threshold:>9.4f} {r.calib_drop_pct:>9.2f}% "
-              f"{r.test_drop_pct:>8.2f}% {r.saving_pct:>12.1f}% {r.escalated_pct:>8.1f}%")
+        print(f"{r.pricing:<9} {r.choice:<26} {','.join(map(str, r.bitwidths)):<11} {r.threshold:>9.4f} "
+              f"{r.calib_drop_pct:>9.2f}% {r.test_drop_pct:>8.2f}% {r.saving_pct:>12.1f}% {r.escalated_pct:>8.1f}%")
 
 
 def main() -> None:
@@ -109,24 +134,25 @@ def main() -> None:
     dataset = nets.load_dataset("mnist", args.data)
     cache = nets.ScoreCache(os.environ.get("DSE_CACHE_DIR", "/tmp/fullcache"))
     scores = load_bitwidth_scores(dataset, NET, TILE_BITS, CONFIG, cache, args.rounding, n_jobs=1)
-    pricings = {"tile": tile_pricing(), "envision": envision_pricing()}
-    chosen = {}
-    for name, widths in (("tile", TILE_BITS), ("envision", ENVISION_BITS)):
-        restricted = {b: scores[b] for b in (None, *widths)}
-        characterization = characterize_scores(restricted)
+    per_width, chosen = WidthRows(scores), []
+    table: list[Row] = []
+    for name, pricing, widths in (("tile", tile_pricing(), TILE_BITS), ("envision", envision_pricing(), ENVISION_BITS)):
+        characterization = characterize_scores({b: scores[b] for b in (None, *widths)})
         print(f"\n{NET} minimum bit-width, calibration split, {args.rounding} rounding ({name} widths):")
         print(render_histogram(characterization, [scores[b].splits["calib"].accuracy for b in (*widths, None)]))
-        chosen[name] = tuple(merge_bars(characterization.fractions, widths))
-        print(f"candidate set after the 1% merge: {list(chosen[name])}")
-    rows = [cascade_row(scores, chosen[name], name, pricing) for name, pricing in pricings.items()]
-    rows += [cascade_row(scores, (8, 16), name, pricing) for name, pricing in pricings.items()]
-    rows += [cascade_row(scores, (8,), name, pricing, threshold=0.0) for name, pricing in pricings.items()]
-    print(f"\nprecision cascades on the test split ({len(dataset.labels['test'])} samples), threshold: smallest "
-          f"meeting <= {MAX_DROP_PCT:g}% drop vs float on calibration; float test accuracy "
-          f"{scores[None].splits['test'].accuracy:.2%}")
-    print_rows(rows)
+        merged = tuple(merge_bars(characterization.fractions, widths))
+        print(f"candidate set after the 1% merge: {list(merged)}")
+        chosen.append(per_width.row(name, pricing, "best subset of merged set", per_width.search(merged, pricing)))
+        table += [chosen[-1], per_width.row(name, pricing, "merged set, all stages", per_width.fixed(merged)),
+                  per_width.row(name, pricing, "best subset of all widths", per_width.search(widths, pricing)),
+                  per_width.row(name, pricing, "paper's set", per_width.fixed((8, 16))),
+                  per_width.row(name, pricing, "pure 8-bit", per_width.fixed((8,)))]
+    print(f"\nprecision cascades, thresholds: smallest meeting <= {MAX_DROP_PCT:g}% drop vs float on calibration "
+          f"({len(dataset.labels['calib'])} samples); test split {len(dataset.labels['test'])} samples; "
+          f"float accuracy calib {per_width.float_accuracy['calib']:.2%}, test {per_width.float_accuracy['test']:.2%}")
+    print_rows(table)
     print(PAPER)
-    tile, envision = rows[0], rows[1]
+    tile, envision = chosen
     print(json.dumps({"bitwidths": list(tile.bitwidths), "energy_saving_vs_static16_pct": round(tile.saving_pct, 2),
                       "accuracy_drop_pct": round(tile.test_drop_pct, 3),
                       "envision": {"bitwidths": list(envision.bitwidths),

@@ -1,10 +1,12 @@
 """Dynamic bit-width (Jahier Pagliari 2018): minimum-bit-width characterization and the precision cascade.
 
-Pure numpy over cached per-sample rows; the quantized rows themselves come from `nets` (Variant.bits).
+Numpy over the cached per-sample rows of one net at several bit-widths (Variant.bits, built by `nets`);
+no torch import.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -119,7 +121,7 @@ def merge_bars(fractions: np.ndarray, bitwidths: Sequence[int],
     return kept
 
 
-def stage_reach_bounds(margins: np.ndarray) -> np.ndarray:
+def _reach_bounds(margins: np.ndarray) -> np.ndarray:
     """(S, N) for each stage the largest margin of the stages before it (-inf for the first).
 
     Under one shared threshold T a sample reaches stage k exactly when that bound is below T.
@@ -139,7 +141,7 @@ def shared_threshold_curve(margins: np.ndarray, correct: np.ndarray, stage_energ
     """
     margins = np.asarray(margins, dtype=np.float64)
     n_stages, n_samples = margins.shape
-    reach_from = stage_reach_bounds(margins)
+    reach_from = _reach_bounds(margins)
     # Stage k answers a sample for T in (reach_from[k], answer_until[k]]; the last stage for every T above.
     answer_until = np.vstack([margins[:-1], np.full((1, n_samples), np.inf)])
     answers = reach_from < answer_until
@@ -171,3 +173,35 @@ def fit_shared_threshold(margins: np.ndarray, correct: np.ndarray, reference_acc
     accuracy, _ = shared_threshold_curve(margins, correct, np.zeros(len(margins)), candidates)
     feasible = np.flatnonzero(accuracy >= reference_accuracy - max_drop_pct / 100 - 1e-12)
     return float(candidates[feasible[0]]) if len(feasible) else None
+
+
+@dataclass(frozen=True)
+class PrecisionCascade:
+    """A precision cascade fitted on calibration: widths run in order, the shared threshold, its metrics."""
+
+    bitwidths: tuple[int, ...]
+    threshold: float
+    accuracy: float
+    energy_pj: float
+
+
+def fit_precision_cascade(margins: np.ndarray, correct: np.ndarray, energy_pj: Sequence[float],
+                          bitwidths: Sequence[int], reference_accuracy: float, max_drop_pct: float = 1.0,
+                          max_stages: int = 4) -> PrecisionCascade | None:
+    """The cheapest cascade over increasing subsets (1..max_stages) of `bitwidths`, each at its fitted threshold.
+
+    margins, correct: (K, N) rows per width of `bitwidths`; energy_pj: (K,) one full inference per width.
+    Every subset gets the smallest threshold meeting the drop (fit_shared_threshold); None if none does.
+    """
+    widths = validate_bitwidth_set(bitwidths)
+    margins, correct, energy = np.asarray(margins), np.asarray(correct), np.asarray(energy_pj, dtype=np.float64)
+    best: PrecisionCascade | None = None
+    for size in range(1, min(max_stages, len(widths)) + 1):
+        for rows in map(list, itertools.combinations(range(len(widths)), size)):
+            threshold = fit_shared_threshold(margins[rows], correct[rows], reference_accuracy, max_drop_pct)
+            if threshold is None:
+                continue
+            accuracy, cost = shared_threshold_curve(margins[rows], correct[rows], energy[rows], np.array([threshold]))
+            if best is None or cost[0] < best.energy_pj:
+                best = PrecisionCascade(tuple(widths[r] for r in rows), threshold, float(accuracy[0]), float(cost[0]))
+    return best

@@ -8,7 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from dse._bitwidth import MIN_BAR_FRACTION, BitwidthError, Characterization, merge_bars
+import nets
+from dse._bitwidth import (MIN_BAR_FRACTION, BitwidthError, Characterization, characterize_scores,
+                           load_bitwidth_scores, merge_bars, validate_bitwidth_set)
+from dse._spec import SpecError, load_spec
 
 DEFAULT_BITS = "2,3,4,5,6,7,8,9,10,11,12,13,14,15,16"
 _BAR_WIDTH = 40  # characters of the longest histogram bar
@@ -36,17 +39,11 @@ def characterize(
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Parallel scoring jobs (-1: all cores)")] = -1,
 ) -> None:
     """Print the big net's minimum-bit-width histogram on calibration and its candidate set after the 1% merge."""
-    import nets
-    from dse._bitwidth import characterize_scores, load_bitwidth_scores, validate_bitwidth_set
-    from dse._spec import SpecError, load_spec
-
     try:
         widths = validate_bitwidth_set(_parse_bits(bits))
         study = load_spec(spec).with_overrides(data={"path": str(data)} if data else {})
         dataset = nets.load_dataset(study.data.dataset, study.data.path or None, study.data.seed)
-        t = study.training
-        config = nets.TrainingConfig(t.epochs, t.batch_size, t.learning_rate, t.weight_decay, t.seed)
-        scores = load_bitwidth_scores(dataset, study.nets.big, widths, config, nets.ScoreCache(cache_dir),
+        scores = load_bitwidth_scores(dataset, study.nets.big, widths, study.training, nets.ScoreCache(cache_dir),
                                       rounding.value, jobs, log=typer.echo)
         result = characterize_scores(scores)
         typer.echo(f"{study.nets.big}, dynamic fixed point with {rounding.value} rounding, calibration split "

@@ -47,7 +47,8 @@ class IncrementalSetup:
         return costmodel.network_cost(self.layers_at(1.0), self.accelerator, self.technology).energy_pj
 
 
-def setup_from_spec(spec: StudySpec, cache_dir: str | None = None, max_loss_pct: float | None = None) -> IncrementalSetup:
+def setup_from_spec(spec: StudySpec, cache_dir: str | None = None,
+                    max_loss_pct: float | None = None) -> IncrementalSetup:
     """Dataset, training, cache and accelerator of a spec; the loss limit defaults to the spec's (else 1%)."""
     accelerator, technology = make_accelerator(spec)
     t = spec.training
@@ -101,15 +102,18 @@ def compare_incremental(setup: IncrementalSetup, fractions: tuple[float, ...], t
     from nets._incremental import check_increments
 
     check_increments(nets.architecture(setup.net), fractions)
+    if thresholds is not None and len(thresholds) != len(fractions) - 1:
+        raise IncrementSearchError(f"thresholds: need {len(fractions) - 1} for {len(fractions)} increments "
+                                   f"(none for the last), got {len(thresholds)}")
     golden_variants = [nets.Variant(setup.net, f) for f in fractions]
     incremental_variants = [nets.Variant(setup.net, f, fractions) for f in fractions]
     golden = build_rows(setup, golden_variants, n_jobs, log)  # first, so the incremental net finds its golden models
     incremental = build_rows(setup, incremental_variants, n_jobs, log)
     energy = np.array([c.energy_pj for c in stage_costs(setup.layers_at, fractions, setup.accelerator,
                                                          setup.technology)])
-    golden_calib, golden_test = stage_rows(golden, golden_variants, "calib"), stage_rows(golden, golden_variants, "test")
-    incremental_calib = stage_rows(incremental, incremental_variants, "calib")
-    incremental_test = stage_rows(incremental, incremental_variants, "test")
+    golden_calib, golden_test = (stage_rows(golden, golden_variants, split) for split in ("calib", "test"))
+    incremental_calib, incremental_test = (stage_rows(incremental, incremental_variants, split)
+                                           for split in ("calib", "test"))
     reference_calib = float(golden_calib[1][-1].mean())
     if thresholds is None:
         thresholds = tune_thresholds(*golden_calib, energy, reference_calib, setup.max_loss_pct)
@@ -225,7 +229,8 @@ def train_incremental(
         "--thresholds", help="Margin threshold of each increment but the last [default: tuned on calibration]")] = None,
     max_loss_pct: Annotated[Optional[float], typer.Option(
         "--max-loss-pct", help="Calibration accuracy-loss limit for tuning [default: spec's, else 1]")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Study output directory [default: ./dse-out/<study>]")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="Study output directory [default: ./dse-out/<study>]")] = None,
     storage: Annotated[Optional[str], typer.Option("--storage", help="Optuna storage URL of the study")] = None,
     data: DataOption = None,
     cache_dir: CacheOption = None,
@@ -242,9 +247,6 @@ def train_incremental(
             chosen, given = parse_numbers(fractions or "", "--fractions"), None
         if thresholds is not None:
             given = np.asarray(parse_numbers(thresholds, "--thresholds"))
-            if len(given) != len(chosen) - 1:
-                raise IncrementSearchError(f"--thresholds: need {len(chosen) - 1} values for {len(chosen)} "
-                                           f"increments, got {len(given)}")
         setup = setup_from_spec(study_spec, str(cache_dir) if cache_dir else None, max_loss_pct)
         comparison = compare_incremental(setup, chosen, given, n_jobs=jobs, log=typer.echo)
     except _user_errors() as exc:

@@ -54,7 +54,7 @@ def increment_energy_table(layers_at: LayersAt, widths: Sequence[float], acc: co
     return table
 
 
-# ---- Eqs. 1-3 and the exact cascade ----------------------------------------------------------------------------------
+# ---- Eqs. 1-3 and the exact cascade --------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class CascadeEstimate:
@@ -119,8 +119,8 @@ def compare_estimate(margin: np.ndarray, correct: np.ndarray, stage_cost: np.nda
     """Eqs. 1-3 beside the exact cascade on the same rows: margin, correct (S, n); thresholds (B, S-1) or (S-1,)."""
     stage_cost = np.asarray(stage_cost, dtype=np.float64)
     simulated = evaluate_cascade(margin, correct, stage_cost, np.zeros_like(stage_cost), thresholds)
-    return CascadeEstimate(analytic_cost(margin, stage_cost, thresholds), analytic_accuracy(margin, correct, thresholds),
-                           simulated.energy_pj, simulated.accuracy)
+    return CascadeEstimate(analytic_cost(margin, stage_cost, thresholds),
+                           analytic_accuracy(margin, correct, thresholds), simulated.energy_pj, simulated.accuracy)
 
 
 def ideal_expected_fraction(fractions: Sequence[float], accuracies: Sequence[float]) -> float:
@@ -129,7 +129,7 @@ def ideal_expected_fraction(fractions: Sequence[float], accuracies: Sequence[flo
     return float(np.diff(rates, prepend=0.0) @ np.cumsum(fractions))
 
 
-# ---- threshold tuning and the increment search ----------------------------------------------------------------------
+# ---- threshold tuning and the increment search ---------------------------------------------------------------------
 
 def _stage_options(stage: int, margin: np.ndarray, correct: np.ndarray, cumulative: np.ndarray,
                    thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -227,7 +227,7 @@ def increment_point(fractions: Sequence[float], margin: np.ndarray, correct: np.
     loss_pct = 100.0 * (reference_accuracy - accuracy)
     return IncrementPoint(
         tuple(float(f) for f in fractions), tuple(float(t) for t in thresholds), energy,
-        100.0 * (1.0 - energy / full_energy_pj), accuracy, loss_pct, loss_pct <= max_loss_pct + 1e-9,
+        float(100.0 * (1.0 - energy / full_energy_pj)), accuracy, loss_pct, loss_pct <= max_loss_pct + 1e-9,
         ideal_expected_fraction(fractions_array, correct.mean(axis=1)), float(estimate.analytic_cost[0]),
         float(estimate.simulated_cost[0]), float(estimate.analytic_accuracy[0]))
 
@@ -236,7 +236,8 @@ def check_golden_widths(widths: Sequence[float], n_increments: tuple[int, int]) 
     """Golden widths strictly increasing in (0, 1] and ending at 1; enough of them for the largest N."""
     listed = ", ".join(f"{w:g}" for w in widths)
     if not widths or any(b <= a for a, b in zip(widths, widths[1:])) or widths[0] <= 0 or widths[-1] != 1:
-        raise IncrementSearchError(f"golden widths must increase strictly in (0, 1] and end at 1, got {listed or 'none'}")
+        raise IncrementSearchError(f"golden widths must increase strictly in (0, 1] and end at 1, "
+                                   f"got {listed or 'none'}")
     low, high = n_increments
     if not 1 <= low <= high:
         raise IncrementSearchError(f"the increment count range must satisfy 1 <= low <= high, got {low}..{high}")
@@ -266,7 +267,7 @@ def search_increments(widths: Sequence[float], margin: np.ndarray, correct: np.n
     return sorted(points, key=lambda p: (not p.feasible, p.energy_pj))
 
 
-# ---- Algorithm 2: the runtime controller ----------------------------------------------------------------------------
+# ---- Algorithm 2: the runtime controller ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class ControllerTrace:
@@ -324,7 +325,7 @@ def simulate_controller(capacity_energy_pj: np.ndarray, correct: np.ndarray, bud
     return ControllerTrace(budget, capacity, energy[capacity], correct[capacity, samples])
 
 
-# ---- Table 6: weight storage ----------------------------------------------------------------------------------------
+# ---- Table 6: weight storage ---------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class StorageComparison:
@@ -356,8 +357,3 @@ def storage_comparison(layers_at: LayersAt, fractions: Sequence[float], acc: cos
                              sum(weight_bytes(layers_at(f)[-1:]) for f in smaller),
                              sum(weight_bytes(layers_at(f)) for f in smaller))
 
-
-def exit_fractions(margin: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """(S,) share of samples answered at each stage, for reports."""
-    exits = exit_stages(margin, np.atleast_2d(thresholds))[0]
-    return np.bincount(exits, minlength=margin.shape[0]) / margin.shape[1]

@@ -11,7 +11,7 @@ import numpy as np
 import costmodel
 from dse._evaluate import evaluate_cascade
 from dse._spec import SpecError, StudySpec
-from nets import Dataset, ScoreCache, Variant, VariantScores, build_scores, load_dataset
+from nets import ArchitectureError, Dataset, ScoreCache, Variant, VariantScores, build_scores, load_dataset
 
 
 def make_accelerator(spec: StudySpec) -> tuple[costmodel.Accelerator, costmodel.Technology]:
@@ -43,20 +43,34 @@ class CascadeProblem:
     layers: list[list[costmodel.LayerShape]]
     accelerator: costmodel.Accelerator
     technology: costmodel.Technology
+    priced_layers: str = "all"
+    builder: Callable[[list[Variant]], list[VariantScores]] | None = None  # scores variants not built yet
 
     @classmethod
     def from_scores(cls, scores: list[VariantScores], big: int, accelerator: costmodel.Accelerator,
                     technology: costmodel.Technology, priced_layers: str = "all") -> "CascadeProblem":
         """Stack per-variant rows into (V, N) arrays per split; price all layers or conv layers only."""
         splits = scores[0].splits.keys()
-        layers = [s.variant.architecture.layer_shapes(s.variant.width) for s in scores]
-        if priced_layers == "conv":  # Park 2015 §5.1 prices convolutional layers only
-            layers = [[shape for shape in net if shape.kind == "conv"] for net in layers]
         return cls(
             variants=[s.variant for s in scores], big=big,
             margin={sp: np.stack([s.splits[sp].margin for s in scores]) for sp in splits},
             correct={sp: np.stack([s.splits[sp].correct for s in scores]) for sp in splits},
-            layers=layers, accelerator=accelerator, technology=technology)
+            layers=[_priced_shapes(s.variant, priced_layers) for s in scores], accelerator=accelerator,
+            technology=technology, priced_layers=priced_layers)
+
+    def ensure(self, variant: Variant) -> int:
+        """Index of `variant`, scoring it first (through the cache) if the problem does not hold it yet."""
+        if variant in self.variants:
+            return self.variants.index(variant)
+        if self.builder is None:
+            raise KeyError(f"variant {variant.name} is not part of this problem")
+        (scores,) = self.builder([variant])
+        for split in self.margin:
+            self.margin[split] = np.vstack([self.margin[split], scores.splits[split].margin[None]])
+            self.correct[split] = np.vstack([self.correct[split], scores.splits[split].correct[None]])
+        self.variants.append(variant)
+        self.layers.append(_priced_shapes(variant, self.priced_layers))
+        return len(self.variants) - 1
 
     @property
     def names(self) -> list[str]:
@@ -77,27 +91,27 @@ class CascadeProblem:
 
     def price(self, index: int, accelerator: costmodel.Accelerator | None = None,
               after: int | None = None) -> costmodel.NetworkCost:
-        """One stage's cost: at the variant's own bit-width, and, when it widens the previous stage of the
-        same incrementally trained net (`after`), only the new channels' work (the cost model's reuse mode)."""
+        """One stage's cost at the variant's own bit-width; when it widens stage `after` of the same net
+        (an increment, Tann 2016), only the new channels' work (the cost model's reuse mode)."""
         variant = self.variants[index]
         acc = accelerator or self.accelerator
         if variant.bits is not None:
             acc = dataclasses.replace(acc, bits=variant.bits)
-        previous = self.variants[after] if after is not None else None
-        if (previous is not None and variant.increments and previous.increments == variant.increments
-                and previous.width < variant.width and previous.bits == variant.bits):
+        if after is not None and _widens(self.variants[after], variant):
             return costmodel.increment_cost(self.layers[after], self.layers[index], acc, self.technology, "reuse")
         return costmodel.network_cost(self.layers[index], acc, self.technology)
 
-    def stage_costs(self, stages: list[int], accelerator: costmodel.Accelerator | None = None
-                    ) -> list[costmodel.NetworkCost]:
-        """Cost of each stage of a cascade, in order (a later stage may reuse an earlier one's work)."""
-        return [self.price(stage, accelerator, stages[i - 1] if i else None) for i, stage in enumerate(stages)]
+    def stage_costs(self, stages: list[int], accelerator: costmodel.Accelerator | None = None,
+                    reuse: bool = False) -> list[costmodel.NetworkCost]:
+        """Cost of each stage of a cascade, in order; with `reuse`, a stage that widens the previous one
+        pays only for its new channels."""
+        return [self.price(stage, accelerator, stages[i - 1] if i and reuse else None)
+                for i, stage in enumerate(stages)]
 
     def evaluate(self, stages: list[int], thresholds: np.ndarray, split: str,
-                 accelerator: costmodel.Accelerator | None = None) -> dict[str, np.ndarray]:
+                 accelerator: costmodel.Accelerator | None = None, reuse: bool = False) -> dict[str, np.ndarray]:
         """Metrics of cascade `stages` for a batch of threshold vectors (B, S-1) on `split`."""
-        priced = self.stage_costs(stages, accelerator)
+        priced = self.stage_costs(stages, accelerator, reuse)
         result = evaluate_cascade(self.margin[split][stages], self.correct[split][stages],
                                   np.array([p.energy_pj for p in priced]), np.array([p.latency_s for p in priced]),
                                   thresholds)
@@ -115,18 +129,50 @@ class CascadeProblem:
         }
 
 
+def _priced_shapes(variant: Variant, priced_layers: str) -> list[costmodel.LayerShape]:
+    """Layer shapes the cost model prices: all, or convolutional layers only (Park 2015 §5.1)."""
+    shapes = variant.architecture.layer_shapes(variant.width)
+    return [shape for shape in shapes if shape.kind == "conv"] if priced_layers == "conv" else shapes
+
+
+def _widens(previous: Variant, variant: Variant) -> bool:
+    """True when `variant` is `previous` with more channels (same net, precision and knobs)."""
+    return (previous.net == variant.net and previous.width < variant.width and previous.bits == variant.bits
+            and previous.knobs == variant.knobs)
+
+
+def spec_variants(spec: StudySpec) -> list[Variant]:
+    """Every variant the spec's mechanisms need up front: big first, littles, bit-widths, golden widths."""
+    big, b = spec.nets.big, spec.bitwidth
+    variants = [Variant(big)] + [Variant(name) for name in spec.nets.little]
+    variants += [Variant(big, bits=bits, rounding=b.rounding) for bits in b.bitwidths]
+    variants += [Variant(name, bits=bits, rounding=b.rounding) for name in spec.nets.little for bits in b.little_bits]
+    variants += [Variant(big, width=width) for width in spec.incremental.widths]
+    return list(dict.fromkeys(variants))
+
+
 def load_problem(spec: StudySpec, cache_dir: str | None = None, n_jobs: int = -1,
                  log: Callable[[str], None] = print) -> tuple[CascadeProblem, Dataset]:
     """Load data, build or load every variant's scores, and set up pricing."""
     accelerator, technology = make_accelerator(spec)
     dataset = load_dataset(spec.data.dataset, spec.data.path or None, spec.data.seed)
-    config = spec.training
-    variants = [Variant(spec.nets.big)] + [Variant(name) for name in spec.nets.little]
+    variants = spec_variants(spec)
     for variant in variants:
         if variant.architecture.input_shape != dataset.input_shape:
             raise SpecError(f"{spec.source}: nets: '{variant.net}' expects input {variant.architecture.input_shape}, "
                             f"dataset {spec.data.dataset} has {dataset.input_shape}")
-    scores = build_scores(dataset, variants, config, ScoreCache(cache_dir), n_jobs=n_jobs, log=log)
+        try:
+            variant.architecture.layer_shapes(variant.width)
+        except ArchitectureError as exc:
+            raise SpecError(f"{spec.source}: incremental.widths: {exc}") from None
+    cache = ScoreCache(cache_dir)
+    scores = build_scores(dataset, variants, spec.training, cache, n_jobs=n_jobs, log=log)
     problem = CascadeProblem.from_scores([scores[v] for v in variants], 0, accelerator, technology,
                                          spec.accelerator.priced_layers)
+
+    def builder(extra: list[Variant]) -> list[VariantScores]:
+        built = build_scores(dataset, extra, spec.training, cache, n_jobs=1, log=lambda _: None)
+        return [built[v] for v in extra]
+
+    problem.builder = builder
     return problem, dataset

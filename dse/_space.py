@@ -1,13 +1,16 @@
 """The search space: each mechanism contributes its choices; a trial becomes one priced cascade point.
 
-Today's mechanisms: big/little structure (which little net), threshold (sampled directly, derived
-exactly from lambda by Park's Eq. 4, or the exact least-energy threshold under a calibration loss
-budget), and the accelerator's SRAM size and partition.
+Mechanisms: big/little (which little net; Park 2015), dynamic bit-width (an increasing set of the big
+net's bit-widths; Jahier Pagliari 2018), increments (golden channel fractions priced in reuse mode;
+Tann 2016), effort knobs (DyVEDeep-style), thresholds (sampled directly, derived exactly from lambda
+by Park's Eq. 4, or the exact least-escalation threshold under a calibration loss budget), and the
+accelerator's SRAM size and partition.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +20,7 @@ import costmodel
 from dse._problem import CascadeProblem
 from dse._spec import StudySpec
 from dse._static import static_threshold
+from nets import Variant
 
 
 @dataclass(frozen=True)
@@ -26,70 +30,134 @@ class CascadePoint:
     stages: list[int]
     thresholds: np.ndarray  # (S-1,)
     accelerator: costmodel.Accelerator
+    reuse: bool = False  # later stages widen earlier ones (increments): priced in reuse mode
 
 
 class BudgetThresholds:
-    """Exact least-big-net-use threshold of each little net under a budget of extra calibration errors.
+    """Exact least-escalation threshold of a two-stage cascade under a budget of extra calibration errors.
 
-    Sorted once per little net: accepting the k highest margins costs cumsum(correct_big - correct_little)[k]
-    extra errors, so the answer for budget b is the largest k (at a margin boundary) whose loss is <= b.
+    Sorted once per (first, second) pair: accepting the k highest first-stage margins costs
+    cumsum(correct_second - correct_first)[k] extra errors, so the answer for budget b is the largest k
+    (at a margin boundary) whose loss is <= b.
     """
 
     def __init__(self, problem: CascadeProblem, split: str = "calib") -> None:
-        self.tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.tables: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         self.problem, self.split = problem, split
 
-    def _table(self, little: int) -> tuple[np.ndarray, np.ndarray]:
-        if little not in self.tables:
+    def _table(self, little: int, big: int) -> tuple[np.ndarray, np.ndarray]:
+        if (little, big) not in self.tables:
             margin = self.problem.margin[self.split][little].astype(np.float64)
-            delta = (self.problem.correct[self.split][self.problem.big].astype(np.int64)
+            delta = (self.problem.correct[self.split][big].astype(np.int64)
                      - self.problem.correct[self.split][little].astype(np.int64))
             order = np.argsort(-margin, kind="stable")
             sorted_margin = margin[order]
             last_of_tie = np.r_[np.flatnonzero(np.diff(sorted_margin)), len(margin) - 1]
             losses = np.r_[0, np.cumsum(delta[order])[last_of_tie]]
             thresholds = np.r_[np.inf, sorted_margin[last_of_tie]]
-            self.tables[little] = (thresholds, losses)
-        return self.tables[little]
+            self.tables[(little, big)] = (thresholds, losses)
+        return self.tables[(little, big)]
 
-    def threshold(self, little: int, budget: int) -> float:
-        """Lowest threshold (most samples kept on the little net) whose extra errors are <= budget."""
-        thresholds, losses = self._table(little)
+    def threshold(self, little: int, big: int, budget: int) -> float:
+        """Lowest threshold (most samples kept on the first stage) whose extra errors are <= budget."""
+        thresholds, losses = self._table(little, big)
         ok = np.flatnonzero(losses <= budget)
         return float(thresholds[ok[-1]]) if len(ok) else float("inf")
 
 
-class BigLittleSpace:
-    """Little-net choice, threshold mode and value, and SRAM size/partition, as Optuna suggestions."""
+NO_LITTLE = "none"
+
+
+def increasing_subsets(values: tuple, sizes: range) -> list[str]:
+    """Every increasing subset of `values` with a size in `sizes`, as '/'-joined labels (Optuna categoricals)."""
+    return ["/".join(f"{v:g}" for v in combo) for k in sizes for combo in itertools.combinations(values, k)]
+
+
+class CascadeSpace:
+    """Each mechanism's choices as Optuna suggestions: a trial becomes one priced cascade.
+
+    Structure: a little net (or none) before the big net's stages, which are the big net itself, an
+    increasing set of its bit-widths ([bitwidth]), or increments: golden widths f1 < ... < 1 priced in
+    reuse mode ([incremental]). Effort knobs ([effort]) attach to the chosen nets. Then the thresholds
+    and the accelerator's SRAM size and partition.
+    """
 
     def __init__(self, problem: CascadeProblem, spec: StudySpec) -> None:
         self.problem, self.spec = problem, spec
         self.littles = list(spec.nets.little)
+        if spec.bitwidth.bitwidths or spec.effort.mechanisms:
+            self.littles.append(NO_LITTLE)
         self.budgets = BudgetThresholds(problem)
         calib = problem.margin["calib"].shape[1]
         limit = spec.search.max_accuracy_loss_pct
         self.max_budget = max(1, int(np.ceil((limit if limit is not None else 5.0) * calib / 100.0)))
+        b, inc = spec.bitwidth, spec.incremental
+        self.bit_sets = increasing_subsets(b.bitwidths, range(1, b.max_stages + 1)) if b.bitwidths else []
+        low, high = inc.n_increments
+        self.fraction_sets = increasing_subsets(inc.widths, range(low - 1, min(high - 1, len(inc.widths)) + 1))
+        self.structures = (["little_big"] if self.littles else []) + (["increments"] if self.fraction_sets else [])
 
     def suggest(self, trial: optuna.Trial) -> CascadePoint:
-        """Draw one point: structure first, then accelerator, then thresholds."""
-        little = self.problem.index(trial.suggest_categorical("little", self.littles))
-        return CascadePoint([little, self.problem.big], np.array([self._threshold(trial, little)]),
-                            self._accelerator(trial))
+        """Draw one point: structure first, then knobs, thresholds and accelerator."""
+        structure = trial.suggest_categorical("structure", self.structures) if len(self.structures) > 1 \
+            else self.structures[0]
+        variants = self._increments(trial) if structure == "increments" else self._little_big(trial)
+        variants = self._with_knobs(trial, variants)
+        stages = [self.problem.ensure(v) for v in variants]
+        thresholds = np.array([self._threshold(trial, stages)] if len(stages) == 2 and structure == "little_big"
+                              else [trial.suggest_float(f"threshold_{i}", *self.spec.search.threshold_range)
+                                    for i in range(len(stages) - 1)])
+        trial.set_user_attr("cascade", " > ".join(self.problem.names[s] for s in stages))
+        trial.set_user_attr("applied_threshold", float(thresholds[0]) if len(thresholds) else float("nan"))
+        return CascadePoint(stages, thresholds, self._accelerator(trial), structure == "increments")
 
-    def _threshold(self, trial: optuna.Trial, little: int) -> float:
+    def _little_big(self, trial: optuna.Trial) -> list[Variant]:
+        big = self.spec.nets.big
+        little = trial.suggest_categorical("little", self.littles)
+        if self.bit_sets:
+            bits = [int(b) for b in trial.suggest_categorical("bitwidths", self.bit_sets).split("/")]
+            bigs = [Variant(big, bits=b, rounding=self.spec.bitwidth.rounding) for b in bits]
+        else:
+            bigs = [Variant(big)]
+        if little == NO_LITTLE:
+            return bigs
+        little_bits = self.spec.bitwidth.little_bits
+        bits = trial.suggest_categorical("little_bits", ["float", *map(str, little_bits)]) if little_bits else "float"
+        first = Variant(little) if bits == "float" else Variant(little, bits=int(bits),
+                                                                 rounding=self.spec.bitwidth.rounding)
+        return [first, *bigs]
+
+    def _increments(self, trial: optuna.Trial) -> list[Variant]:
+        fractions = [float(f) for f in trial.suggest_categorical("fractions", self.fraction_sets).split("/")]
+        return [Variant(self.spec.nets.big, width=f) for f in fractions] + [Variant(self.spec.nets.big)]
+
+    def _with_knobs(self, trial: optuna.Trial, variants: list[Variant]) -> list[Variant]:
+        effort = self.spec.effort
+        if not effort.mechanisms:
+            return variants
+        from dse._effort import suggest_knobs
+
+        out = list(variants)
+        for role in effort.nets:
+            position = len(out) - 1 if role == "big" else 0
+            if role == "little" and len(out) == 1:
+                continue
+            knobs = suggest_knobs(trial, effort.mechanisms, scopes=("",), prefix=f"{role}.")
+            out[position] = dataclasses.replace(out[position], knobs=knobs)
+        return out
+
+    def _threshold(self, trial: optuna.Trial, stages: list[int]) -> float:
         s = self.spec.search
+        little = stages[0]
         mode = trial.suggest_categorical("threshold_mode", list(s.threshold_modes))
         if mode == "lambda":
             lam = trial.suggest_float("lambda", *s.lambda_range, log=True)
-            margin = self.problem.margin["calib"]
             correct = self.problem.correct["calib"]
-            theta = static_threshold(margin[little], correct[little], correct[self.problem.big], lam).threshold
-        elif mode == "loss_budget":
-            theta = self.budgets.threshold(little, trial.suggest_int("loss_budget", 0, self.max_budget))
-        else:
-            theta = trial.suggest_float("threshold", *s.threshold_range)
-        trial.set_user_attr("applied_threshold", float(theta))
-        return theta
+            return static_threshold(self.problem.margin["calib"][little], correct[little], correct[stages[1]],
+                                    lam).threshold
+        if mode == "loss_budget":
+            return self.budgets.threshold(little, stages[1], trial.suggest_int("loss_budget", 0, self.max_budget))
+        return trial.suggest_float("threshold", *s.threshold_range)
 
     def _accelerator(self, trial: optuna.Trial) -> costmodel.Accelerator:
         s, base = self.spec.search, self.problem.accelerator

@@ -72,6 +72,32 @@ class SearchSpec:
 
 
 @dataclass(frozen=True)
+class BitwidthSpec:
+    """Dynamic bit-width (Jahier Pagliari 2018): stages of the big net at increasing bit-widths. Off when empty."""
+
+    bitwidths: tuple[int, ...] = ()
+    max_stages: int = 3
+    rounding: str = "nearest"
+    little_bits: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class IncrementalSpec:
+    """Runtime-configurable DNN (Tann 2016): stages are channel fractions of the big net. Off when empty."""
+
+    widths: tuple[float, ...] = ()
+    n_increments: tuple[int, ...] = (2, 5)
+
+
+@dataclass(frozen=True)
+class EffortSpec:
+    """Dynamic effort knobs (DyVEDeep-style) searched for the named stages. Off when empty."""
+
+    mechanisms: tuple[str, ...] = ()
+    nets: tuple[str, ...] = ("big",)
+
+
+@dataclass(frozen=True)
 class StudySpec:
     """A whole study: name, data, training, nets, accelerator, search."""
 
@@ -84,6 +110,9 @@ class StudySpec:
     nets: NetsSpec = field(default_factory=NetsSpec)
     accelerator: AcceleratorSpec = field(default_factory=AcceleratorSpec)
     search: SearchSpec = field(default_factory=SearchSpec)
+    bitwidth: BitwidthSpec = field(default_factory=BitwidthSpec)
+    incremental: IncrementalSpec = field(default_factory=IncrementalSpec)
+    effort: EffortSpec = field(default_factory=EffortSpec)
 
     def with_overrides(self, **sections: dict[str, Any]) -> "StudySpec":
         """A copy with some section fields replaced, e.g. with_overrides(search={"n_trials": 5})."""
@@ -93,7 +122,8 @@ class StudySpec:
 
 
 SECTIONS = {"data": DataSpec, "training": TrainingConfig, "nets": NetsSpec,
-            "accelerator": AcceleratorSpec, "search": SearchSpec}
+            "accelerator": AcceleratorSpec, "search": SearchSpec, "bitwidth": BitwidthSpec,
+            "incremental": IncrementalSpec, "effort": EffortSpec}
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:
@@ -146,7 +176,9 @@ def validate(spec: StudySpec) -> StudySpec:
            f"must be a non-empty word of letters, digits, '-', '_' or '.', got {spec.name!r}")
     for where, net in [("nets.big", spec.nets.big)] + [(f"nets.little[{i}]", n) for i, n in enumerate(spec.nets.little)]:
         _check(net in known, f"{src}: {where}", f"unknown network '{net}' (known: {', '.join(known)})")
-    _check(len(spec.nets.little) > 0, f"{src}: nets.little", "the candidate list is empty")
+    mechanisms_on = bool(spec.bitwidth.bitwidths or spec.incremental.widths or spec.effort.mechanisms)
+    _check(len(spec.nets.little) > 0 or mechanisms_on, f"{src}: nets.little",
+           "the candidate list is empty (and no [bitwidth], [incremental] or [effort] section provides stages)")
     _check(spec.nets.big not in spec.nets.little, f"{src}: nets.little",
            f"the big net '{spec.nets.big}' cannot also be a little candidate")
     _check(len(set(spec.nets.little)) == len(spec.nets.little), f"{src}: nets.little", "lists a net twice")
@@ -181,7 +213,34 @@ def validate(spec: StudySpec) -> StudySpec:
            f"must be one of {', '.join(PRICED_LAYERS)}, got '{a.priced_layers}'")
     _check(spec.data.dataset in ("mnist5k", "mnist", "npz"), f"{src}: data.dataset",
            f"must be mnist5k, mnist or npz, got '{spec.data.dataset}'")
+    _validate_mechanisms(spec)
     return spec
+
+
+def _validate_mechanisms(spec: StudySpec) -> None:
+    """Rules of the [bitwidth], [incremental] and [effort] sections."""
+    src, b, inc, eff = spec.source, spec.bitwidth, spec.incremental, spec.effort
+    for key, widths in (("bitwidths", b.bitwidths), ("little_bits", b.little_bits)):
+        _check(all(isinstance(w, int) and not isinstance(w, bool) and 2 <= w <= 32 for w in widths),
+               f"{src}: bitwidth.{key}", f"every bit-width must be an integer in 2..32, got {list(widths)}")
+        _check(list(widths) == sorted(set(widths)), f"{src}: bitwidth.{key}",
+               f"must be strictly increasing, got {list(widths)}")
+    _check(b.max_stages >= 1, f"{src}: bitwidth.max_stages", f"must be >= 1, got {b.max_stages}")
+    _check(b.rounding in ("nearest", "stochastic"), f"{src}: bitwidth.rounding",
+           f"must be nearest or stochastic, got '{b.rounding}'")
+    _check(all(isinstance(w, (int, float)) and 0 < w < 1 for w in inc.widths) and list(inc.widths) == sorted(set(inc.widths)),
+           f"{src}: incremental.widths", f"must be increasing fractions in (0, 1) (1 is the full net), got {list(inc.widths)}")
+    low_high = inc.n_increments
+    _check(len(low_high) == 2 and 2 <= low_high[0] <= low_high[1], f"{src}: incremental.n_increments",
+           f"must be [min, max] with 2 <= min <= max, got {list(low_high)}")
+    if inc.widths:
+        _check(low_high[0] <= len(inc.widths) + 1, f"{src}: incremental.n_increments",
+               f"{low_high[0]} increments need {low_high[0] - 1} golden widths below 1, only {len(inc.widths)} given")
+    known = ("neuron", "feature", "layer")
+    _check(set(eff.mechanisms) <= set(known), f"{src}: effort.mechanisms",
+           f"must be a subset of {', '.join(known)}, got {list(eff.mechanisms)}")
+    _check(set(eff.nets) <= {"big", "little"} and len(eff.nets) > 0, f"{src}: effort.nets",
+           f"must be a non-empty subset of big, little, got {list(eff.nets)}")
 
 
 def parse_spec(text: str, source: str) -> StudySpec:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from dse._problem import CascadeProblem
 from dse._smrc import smrc
-from dse._space import BigLittleSpace
+from dse._space import CascadeSpace
 from dse._spec import SpecError, StudySpec
 from dse._static import paper_static_choice
 
@@ -68,15 +68,20 @@ def _metrics_row(problem: CascadeProblem, stages: list[int], thresholds: np.ndar
     return row
 
 
-def baseline_rows(problem: CascadeProblem, max_loss_pct: float | None) -> list[dict]:
-    """Big only, each little only, and (given a loss limit) Park's lambda-sweep choice for each little."""
-    rows = [_metrics_row(problem, [index], np.zeros(0), kind="big only" if index == problem.big else "little only",
-                         net=name) for index, name in enumerate(problem.names)]
+def baseline_rows(problem: CascadeProblem, littles: list[str], max_loss_pct: float | None) -> list[dict]:
+    """Every variant alone (big only, each little only, other single stages) and, given a loss limit,
+    Park's lambda-sweep choice for each little net before the big one."""
+    def kind(index: int) -> str:
+        if index == problem.big:
+            return "big only"
+        return "little only" if problem.names[index] in littles else "single stage"
+
+    rows = [_metrics_row(problem, [index], np.zeros(0), kind=kind(index), net=name)
+            for index, name in enumerate(problem.names)]
     if max_loss_pct is not None:
         calib_margin, calib_correct = problem.margin["calib"], problem.correct["calib"]
-        for index, name in enumerate(problem.names):
-            if index == problem.big:
-                continue
+        for name in littles:
+            index = problem.index(name)
             choice = paper_static_choice(calib_margin[index], calib_correct[index], calib_correct[problem.big],
                                          max_loss_pct)
             rows.append(_metrics_row(problem, [index, problem.big], np.array([choice.threshold]),
@@ -121,14 +126,14 @@ class CascadeObjective:
 
     def __init__(self, problem: CascadeProblem, spec: StudySpec) -> None:
         self.problem, self.spec = problem, spec
-        self.space = BigLittleSpace(problem, spec)
+        self.space = CascadeSpace(problem, spec)
         self.evaluate_s = 0.0
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
         point = self.space.suggest(trial)
         start = time.perf_counter()
-        metrics = {split: self.problem.evaluate(point.stages, point.thresholds[None, :], split, point.accelerator)
-                   for split in SPLITS}
+        metrics = {split: self.problem.evaluate(point.stages, point.thresholds[None, :], split, point.accelerator,
+                                                point.reuse) for split in SPLITS}
         self.evaluate_s += time.perf_counter() - start
         for split, values in metrics.items():
             for key, value in values.items():
@@ -142,7 +147,7 @@ class CascadeObjective:
 def run_search(study: optuna.Study, problem: CascadeProblem, spec: StudySpec, n_trials: int,
                progress: bool = True) -> SearchTiming:
     """Record baselines and SMRC on the study, then add `n_trials` trials to it."""
-    study.set_user_attr("baselines", baseline_rows(problem, spec.search.max_accuracy_loss_pct))
+    study.set_user_attr("baselines", baseline_rows(problem, list(spec.nets.little), spec.search.max_accuracy_loss_pct))
     study.set_user_attr("smrc", smrc_rows(problem))
     study.set_user_attr("big", problem.names[problem.big])
     study.set_user_attr("max_accuracy_loss_pct", spec.search.max_accuracy_loss_pct)

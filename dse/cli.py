@@ -16,11 +16,13 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Exception types that mean bad input (shown as one line), not a bug."""
     import costmodel
     import nets
+    from dse._bitwidth import BitwidthError
     from dse._output import StudyNotFound
     from dse._spec import SpecError
+    from dse._static import ThresholdError
 
     return (SpecError, nets.DatasetError, nets.ArchitectureError, nets.UnknownArchitecture,
-            costmodel.CostModelError, StudyNotFound)
+            costmodel.CostModelError, StudyNotFound, BitwidthError, ThresholdError)
 
 
 def cli_errors(command: Callable) -> Callable:
@@ -111,7 +113,7 @@ def pareto(
     if front.empty:
         typer.echo("no feasible Pareto points yet")
         return
-    columns = [c for c in ["trial", "little", "threshold", "calib_energy_pj", "calib_accuracy_loss_pct", "test_energy_pj",
+    columns = [c for c in ["trial", "cascade", "threshold_mode", "applied_threshold", "sram", "calib_energy_pj", "calib_accuracy_loss_pct", "test_energy_pj",
                            "test_energy_saving_pct", "test_accuracy", "test_accuracy_loss_pct"] if c in front]
     typer.echo(front[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if csv:
@@ -130,9 +132,10 @@ def studies() -> None:
 
 def _register_optional_commands() -> None:
     """Commands contributed by other modules (kept out of this file to keep it small)."""
-    from dse import _cli_cost
+    from dse import _cli_bitwidth, _cli_cost
 
     _cli_cost.register(app)
+    _cli_bitwidth.register(app)
 
 
 _register_optional_commands()

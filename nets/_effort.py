@@ -16,8 +16,11 @@ Per input, a network with effort knobs skips or approximates work at three granu
 
 Knob names: "<knob>" applies to every layer that can take it; "conv.<knob>" / "fc.<knob>" to every such conv / FC
 layer; "<layer>.<knob>" (e.g. "conv2.confidence") to that layer, which must be able to take it. The most specific
-name wins. Ops per sample: multiply-accumulates executed, plus the mechanisms' own operations (see `_FEATURE_*`,
-`_VARIANCE_*` and one comparison per neuron-level check). Numpy only; pooling runs through the torch module.
+name wins. Ops per sample: the multiply-accumulates executed plus the mechanisms' own operations: one comparison per
+neuron-level check, the `_EDGE_CHECK_OPS` / `_CELL_CHECK_OPS` smoothness tests and one multiply-add per interpolation
+weight, and the `_VARIANCE_OPS_*` variance test of every input map. `effort_forward` computes densely and masks (the
+exact reference and the fast path of the search); `skipping_forward` executes only the counted MACs, to time it.
+Numpy only (importing this module does not import torch); pooling layers run through the torch module.
 """
 
 from __future__ import annotations
@@ -33,7 +36,6 @@ from numpy.lib.stride_tricks import sliding_window_view
 from nets._arch import FC, Architecture, Conv, Pool, ReLU
 from nets._variant import Variant
 
-MECHANISMS = ("neuron", "feature", "layer")
 _EDGE_CHECK_OPS = 2  # |a - b| then a comparison with the tolerance, per grid edge that has skipped positions
 _CELL_CHECK_OPS = 3  # AND of a cell's four edge flags, per cell that has interior positions
 _VARIANCE_OPS_PER_PIXEL = 2  # one add for the sum, one multiply-add for the sum of squares
@@ -46,12 +48,11 @@ class EffortError(ValueError):
 
 @dataclass(frozen=True)
 class Knob:
-    """An effort knob: its mechanism, allowed range, whether it must be whole, and its default (mechanism off)."""
+    """An effort knob: the mechanism it tunes, its allowed range, and whether it must be whole."""
 
     mechanism: str
     low: float
     high: float
-    default: float
     integer: bool = False
     low_open: bool = False
 
@@ -66,11 +67,11 @@ class Knob:
 
 
 KNOBS: dict[str, Knob] = {
-    "chunk_fraction": Knob("neuron", 0.0, 1.0, 1.0, low_open=True),
-    "confidence": Knob("neuron", 0.0, 1.0, 1.0),
-    "sample_stride": Knob("feature", 1, math.inf, 1, integer=True),
-    "tolerance": Knob("feature", 0.0, 1.0, 0.0),
-    "uniformity": Knob("layer", 0.0, 1.0, 0.0),
+    "chunk_fraction": Knob("neuron", 0.0, 1.0, low_open=True),
+    "confidence": Knob("neuron", 0.0, 1.0),
+    "sample_stride": Knob("feature", 1, math.inf, integer=True),
+    "tolerance": Knob("feature", 0.0, 1.0),
+    "uniformity": Knob("layer", 0.0, 1.0),
 }
 
 
@@ -85,7 +86,6 @@ class LayerEffort:
     uniformity: float = 0.0
 
 
-
 @dataclass(frozen=True)
 class _Site:
     """A conv/FC layer as the knobs see it: name, kind, and why each mechanism cannot apply ("" if it can)."""
@@ -93,6 +93,11 @@ class _Site:
     name: str
     kind: str
     refusals: dict[str, str]
+
+
+def _relu_after(layers: Sequence[object], i: int) -> bool:
+    """Whether layer i is immediately followed by a ReLU (what neuron-level termination needs)."""
+    return i + 1 < len(layers) and isinstance(layers[i + 1], ReLU)
 
 
 def _sites(arch: Architecture, width: float) -> list[_Site]:
@@ -105,10 +110,9 @@ def _sites(arch: Architecture, width: float) -> list[_Site]:
     weighted = [i for i, layer in enumerate(layers) if isinstance(layer, (Conv, FC))]
     sites = []
     for i, shape in zip(weighted, shapes):
-        relu = i + 1 < len(layers) and isinstance(layers[i + 1], ReLU)
         maps = "" if shape.kind == "conv" else "only convolutions have feature maps"
-        sites.append(_Site(shape.name, shape.kind, {
-            "neuron": "" if relu else "it is not followed by a ReLU", "feature": maps, "layer": maps}))
+        relu = "" if _relu_after(layers, i) else "it is not followed by a ReLU"
+        sites.append(_Site(shape.name, shape.kind, {"neuron": relu, "feature": maps, "layer": maps}))
     return sites
 
 
@@ -121,6 +125,10 @@ def resolve_knobs(arch: Architecture, width: float, knobs: Sequence[tuple[str, f
     sites = _sites(arch, width)
     names = [s.name for s in sites]
     chosen: dict[tuple[str, str], tuple[int, float]] = {}  # (layer, knob) -> (specificity, value)
+    names_given = [full for full, _ in knobs]
+    twice = sorted({full for full in names_given if names_given.count(full) > 1})
+    if twice:
+        raise EffortError(f"effort knob '{twice[0]}' is given twice")
     for full, value in knobs:
         scope, _, base = full.rpartition(".")
         if base not in KNOBS:
@@ -132,7 +140,7 @@ def resolve_knobs(arch: Architecture, width: float, knobs: Sequence[tuple[str, f
         knob.check(full, float(value))
         targets = [s for s in sites if scope in ("", s.kind, s.name)]
         able = [s for s in targets if not s.refusals[knob.mechanism]]
-        if len(able) < len(targets) and scope in names or not able:
+        if not able or (scope in names and len(able) < len(targets)):
             reasons = "; ".join(f"{s.name}: {s.refusals[knob.mechanism]}" for s in targets)
             raise EffortError(f"effort knob '{full}': {knob.mechanism}-level effort does not apply ({reasons})")
         rank = 2 if scope in names else int(bool(scope))
@@ -219,9 +227,10 @@ def _numpy_steps(module: Any, arch: Architecture, width: float) -> tuple[_Weight
     shapes = iter(s for s in arch.layer_shapes(width) if s.has_weights)
     children = iter(module)
     steps: list[_Weighted | _Step] = []
+    first_fc = next(i for i, layer in enumerate(layers) if isinstance(layer, FC))
     for i, layer in enumerate(layers):
-        if isinstance(layer, FC) and not any(s.name == "flatten" for s in steps if isinstance(s, _Step)):
-            next(children)
+        if i == first_fc:
+            next(children)  # build_module's Flatten before the first FC
             steps.append(_Step("flatten", lambda x: x.reshape(len(x), -1)))
         child = next(children)
         if isinstance(layer, (Conv, FC)):
@@ -230,7 +239,7 @@ def _numpy_steps(module: Any, arch: Architecture, width: float) -> tuple[_Weight
             steps.append(_Weighted(
                 shape.name, shape.kind, weight.reshape(shape.out_channels, shape.in_channels, -1),
                 child.bias.detach().cpu().numpy(), shape.kernel_h, shape.stride, shape.pad,
-                (shape.out_h, shape.out_w), i + 1 < len(layers) and isinstance(layers[i + 1], ReLU)))
+                (shape.out_h, shape.out_w), _relu_after(layers, i)))
         elif isinstance(layer, ReLU):
             if not isinstance(layers[i - 1], (Conv, FC)):
                 steps.append(_Step("relu", lambda x: np.maximum(x, 0)))
@@ -314,7 +323,8 @@ def _accumulate(layer: _Weighted, effort: LayerEffort, patches: np.ndarray) -> t
     executed = np.full(z.shape, len(chunks), np.int32)
     alive = np.ones(z.shape, bool)
     for j, part in enumerate(chunks):
-        z += patches[:, :, part].reshape(batch, positions, -1) @ layer.weight[:, part].reshape(outputs, -1).T
+        rows = patches[:, :, part].reshape(batch * positions, -1)  # 2-D: numpy's stacked matmul is slow here
+        z += (rows @ layer.weight[:, part].reshape(outputs, -1).T).reshape(z.shape)
         if j < len(stops):
             stop = alive & (z < stops[j])
             executed[stop] = j + 1
@@ -324,63 +334,80 @@ def _accumulate(layer: _Weighted, effort: LayerEffort, patches: np.ndarray) -> t
 
 
 @dataclass(frozen=True)
-class _Grid:
-    """Feature level geometry of one map size and stride: grid points, interpolation weights, position kinds."""
+class _Fill:
+    """Skipped positions of one kind: their smoothness flag, and the grid neighbours and weights interpolating them."""
 
-    rows: np.ndarray  # grid row indices
+    flag_rows: np.ndarray  # (n,) index of each position's flag in this kind's flag array
+    flag_cols: np.ndarray
+    at: np.ndarray  # (n,) flat index y * W + x of each position
+    neighbours: np.ndarray  # (n, T) flat grid index of its T neighbours (T = 2 on a grid line, 4 inside a cell)
+    weights: np.ndarray  # (n, T) interpolation weights
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """Feature-level geometry of one map size and stride: grid points and the three kinds of skipped position."""
+
+    rows: np.ndarray  # grid row indices: 0, s, 2s, ... and the last row
     cols: np.ndarray
-    row_weights: np.ndarray  # (H, GY) linear interpolation of every row from the grid rows
-    col_weights: np.ndarray  # (W, GX)
-    row_index: np.ndarray  # (H,) grid row at or above each row
-    col_index: np.ndarray  # (W,)
-    kind: np.ndarray  # (H, W): 0 grid point, 1 on a grid row, 2 on a grid column, 3 inside a cell
+    fills: tuple[_Fill, _Fill, _Fill]  # on a grid row, on a grid column, inside a cell
     check_ops: int  # smoothness-test operations per map
 
 
-def _axis(size: int, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """Grid points along one axis (stride, last index included), interpolation weights, membership, index, wide gaps."""
+def _axis(size: int, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Grid points along one axis, the grid point at or before each index, the fraction of the way to the next one
+    (0 on the grid), and the number of gaps that skip at least one index."""
     points = np.unique(np.r_[np.arange(0, size, stride), size - 1])
     index = np.searchsorted(points, np.arange(size), side="right") - 1
-    on_grid = np.isin(np.arange(size), points)
-    weights = np.zeros((size, len(points)))
-    for position, i in enumerate(index):
-        if on_grid[position]:
-            weights[position, i] = 1.0
-        else:
-            t = (position - points[i]) / (points[i + 1] - points[i])
-            weights[position, i], weights[position, i + 1] = 1.0 - t, t
-    return points, weights, on_grid, index, int((np.diff(points) >= 2).sum())
+    gap = points[np.minimum(index + 1, len(points) - 1)] - points[index]
+    fraction = (np.arange(size) - points[index]) / np.maximum(gap, 1)
+    return points, index, fraction, int((np.diff(points) >= 2).sum())
 
 
 @lru_cache(maxsize=64)
 def _grid(height: int, width: int, stride: int) -> _Grid:
-    """The sampling grid of a height x width map."""
-    rows, row_weights, on_row, row_index, wide_rows = _axis(height, stride)
-    cols, col_weights, on_col, col_index, wide_cols = _axis(width, stride)
-    kind = np.where(on_row[:, None], np.where(on_col[None, :], 0, 1), np.where(on_col[None, :], 2, 3))
+    """The sampling grid of a height x width map at `stride`."""
+    rows, row_index, ty, wide_rows = _axis(height, stride)
+    cols, col_index, tx, wide_cols = _axis(width, stride)
+    ys, xs = (a.ravel() for a in np.meshgrid(np.arange(height), np.arange(width), indexing="ij"))
+    iy, ix, wy, wx = row_index[ys], col_index[xs], ty[ys], tx[xs]
+
+    def fill(mask: np.ndarray, offsets: list[tuple[int, int]], weights: list[np.ndarray]) -> _Fill:
+        neighbours = [(iy[mask] + dy) * len(cols) + ix[mask] + dx for dy, dx in offsets]
+        return _Fill(iy[mask], ix[mask], ys[mask] * width + xs[mask], np.stack(neighbours, axis=1),
+                     np.stack([w[mask] for w in weights], axis=1))
+
+    on_row, on_col = wy == 0, wx == 0
+    fills = (fill(on_row & ~on_col, [(0, 0), (0, 1)], [1 - wx, wx]),
+             fill(~on_row & on_col, [(0, 0), (1, 0)], [1 - wy, wy]),
+             fill(~on_row & ~on_col, [(0, 0), (0, 1), (1, 0), (1, 1)],
+                  [(1 - wy) * (1 - wx), (1 - wy) * wx, wy * (1 - wx), wy * wx]))
     edges = len(rows) * wide_cols + len(cols) * wide_rows
-    return _Grid(rows, cols, row_weights, col_weights, row_index, col_index, kind,
-                 _EDGE_CHECK_OPS * edges + _CELL_CHECK_OPS * wide_rows * wide_cols)
+    return _Grid(rows, cols, fills, _EDGE_CHECK_OPS * edges + _CELL_CHECK_OPS * wide_rows * wide_cols)
 
 
-_NEIGHBOURS = np.array([0, 2, 2, 4])  # interpolation MACs of a filled position, by grid kind
-
-
-def _sample(layer: _Weighted, effort: LayerEffort, maps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Feature level on (B, M, H, W) exact maps: maps with smooth skipped positions interpolated, the filled mask,
-    and interpolation MACs per sample."""
-    grid = _grid(maps.shape[2], maps.shape[3], effort.sample_stride)
-    g = maps[:, :, grid.rows][:, :, :, grid.cols]
-    limit = (effort.tolerance * layer.output_span).astype(maps.dtype)[:, None, None]
+def _interpolate(layer: _Weighted, effort: LayerEffort,
+                 grid_values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Feature level from the (B, M, GY, GX) grid outputs: the (B, M, H, W) mask of skipped positions to fill,
+    their interpolated values (0 elsewhere), and interpolation MACs per sample."""
+    grid = _grid(*layer.out_hw, effort.sample_stride)
+    g = grid_values
+    limit = (effort.tolerance * layer.output_span).astype(g.dtype)[:, None, None]
     flat_h = np.abs(np.diff(g, axis=3)) < limit
     flat_v = np.abs(np.diff(g, axis=2)) < limit
     flat_cell = flat_h[:, :, :-1] & flat_h[:, :, 1:] & flat_v[:, :, :, :-1] & flat_v[:, :, :, 1:]
-    filled = np.zeros(maps.shape, bool)
-    for kind, flags in ((1, flat_h), (2, flat_v), (3, flat_cell)):
-        ys, xs = np.nonzero(grid.kind == kind)
-        filled[:, :, ys, xs] = flags[:, :, grid.row_index[ys], grid.col_index[xs]]
-    estimate = (grid.row_weights @ g @ grid.col_weights.T).astype(maps.dtype)
-    return np.where(filled, estimate, maps), filled, (filled * _NEIGHBOURS[grid.kind]).sum(axis=(1, 2, 3))
+    filled = np.zeros((*g.shape[:2], *layer.out_hw), bool)
+    estimates = np.zeros(filled.shape, g.dtype)
+    ops = np.zeros(len(g), np.int64)
+    for fill, flags in zip(grid.fills, (flat_h, flat_v, flat_cell)):
+        b, m, k = np.nonzero(flags[:, :, fill.flag_rows, fill.flag_cols])
+        maps = b * g.shape[1] + m
+        neighbours = np.take(g, (maps * (g.shape[2] * g.shape[3]))[:, None] + fill.neighbours[k])
+        at = maps * (filled.shape[2] * filled.shape[3]) + fill.at[k]
+        filled.reshape(-1)[at] = True
+        estimates.reshape(-1)[at] = np.einsum("nt,nt->n", neighbours, fill.weights.astype(g.dtype)[k])
+        ops += fill.weights.shape[1] * np.bincount(b, minlength=len(g))
+    return filled, estimates, ops
 
 
 def _dense_layer(layer: _Weighted, effort: LayerEffort, x: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
@@ -394,11 +421,12 @@ def _dense_layer(layer: _Weighted, effort: LayerEffort, x: np.ndarray) -> tuple[
         z = np.maximum(z, 0)
     computed = np.ones(z.shape, bool)
     if effort.sample_stride > 1:
-        maps, filled, interpolation_ops = _sample(layer, effort, z.transpose(0, 2, 1).reshape(batch, outputs,
-                                                                                            *layer.out_hw))
-        z = maps.reshape(batch, outputs, -1).transpose(0, 2, 1)
+        grid = _grid(*layer.out_hw, effort.sample_stride)
+        maps = z.transpose(0, 2, 1).reshape(batch, outputs, *layer.out_hw)
+        filled, estimates, interpolation_ops = _interpolate(layer, effort, maps[:, :, grid.rows][:, :, :, grid.cols])
+        z = np.where(filled, estimates, maps).reshape(batch, outputs, -1).transpose(0, 2, 1)
         computed = ~filled.reshape(batch, outputs, -1).transpose(0, 2, 1)
-        extra += interpolation_ops + outputs * _grid(*layer.out_hw, effort.sample_stride).check_ops
+        extra += interpolation_ops + outputs * grid.check_ops
     chunks = _chunks(layer.weight.shape[1], effort.chunk_fraction)
     chunk_macs = _chunk_macs(chunks, np.where(uniform, 1, kernel_area))
     macs = sum((computed & (executed == j + 1)).sum(axis=(1, 2)) * chunk_macs[:, j] for j in range(len(chunks)))
@@ -406,6 +434,80 @@ def _dense_layer(layer: _Weighted, effort: LayerEffort, x: np.ndarray) -> tuple[
     skipped = uniform.sum(axis=1) * outputs * (kernel_area - 1)
     out = z.transpose(0, 2, 1).reshape(batch, outputs, *layer.out_hw) if layer.kind == "conv" else z[:, 0]
     return out, (macs, extra, skipped)
+
+
+def _compute_rows(layer: _Weighted, effort: LayerEffort, patches: np.ndarray, means: np.ndarray, positions: np.ndarray,
+                  uniform: np.ndarray, sums: np.ndarray, need: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Outputs marked in `need` (R, M) of R (sample, position) rows that share one set of `uniform` input maps, chunk
+    by chunk: one matrix product while all are live, else per output channel over its live rows only. Returns the
+    (R, M) outputs after the ReLU (0 where terminated or not needed) and the MACs executed per row."""
+    rows, outputs, kernel_area = len(patches), layer.weight.shape[0], layer.weight.shape[2]
+    chunks = _chunks(layer.weight.shape[1], effort.chunk_fraction)
+    stops = _stop_below(layer, chunks, effort.confidence)
+    z = np.where(need, layer.bias, 0).astype(layer.weight.dtype)
+    alive = need.copy()
+    macs = np.zeros(rows, np.int64)
+    for j, part in enumerate(chunks):
+        channels = np.arange(layer.weight.shape[1])[part]
+        exact, approx = channels[~uniform[part]], channels[uniform[part]]
+        inputs, weight = patches[:, exact].reshape(rows, -1), layer.weight[:, exact].reshape(outputs, -1)
+        row_means, kernel_sums = means[:, approx], sums[:, approx][:, :, positions]  # (R, A), (M, A, R)
+        if alive.all():
+            z += inputs @ weight.T
+            if len(approx):
+                z += np.einsum("ra,mar->rm", row_means, kernel_sums)
+        else:
+            for m in np.flatnonzero(alive.any(axis=0)):
+                live = np.flatnonzero(alive[:, m])
+                z[live, m] += inputs[live] @ weight[m]
+                if len(approx):
+                    z[live, m] += np.einsum("ra,ar->r", row_means[live], kernel_sums[m][:, live])
+        macs += alive.sum(axis=1) * (len(exact) * kernel_area + len(approx))
+        if j < len(stops):
+            alive &= ~(z < stops[j])
+    return np.where(alive, np.maximum(z, 0) if layer.relu else z, 0), macs
+
+
+def _compute_needed(layer: _Weighted, effort: LayerEffort, patches: np.ndarray, uniform: np.ndarray,
+                    means: np.ndarray, sums: np.ndarray, need: np.ndarray, z: np.ndarray, macs: np.ndarray) -> None:
+    """Compute the outputs marked in `need` (B, P, M) into `z`, samples grouped by their set of uniform input maps;
+    add the MACs executed to `macs` (B,)."""
+    patterns, group = (np.unique(uniform, axis=0, return_inverse=True) if uniform.any()
+                       else (uniform[:1], np.zeros(len(uniform), np.int64)))
+    for index, pattern in enumerate(patterns):
+        b, p = np.nonzero(need[group == index].any(axis=2))
+        b = np.flatnonzero(group == index)[b]
+        values, row_macs = _compute_rows(layer, effort, patches[b, p], means[b], p, pattern, sums, need[b, p])
+        z[b, p] = np.where(need[b, p], values, z[b, p])
+        np.add.at(macs, b, row_macs)
+
+
+def _skipping_layer(layer: _Weighted, effort: LayerEffort, x: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray]]:
+    """One conv/FC layer (and its ReLU) computing only the outputs and chunks the mechanisms keep: the grid first,
+    then the skipped positions that are not interpolated. Returns outputs and the MACs executed per sample."""
+    batch, outputs = len(x), layer.weight.shape[0]
+    x, uniform, means = _uniform_maps(layer, effort, x)
+    patches = _patches(layer, x)
+    ones = _patches(layer, np.ones_like(x[:1]))[0]
+    sums = np.einsum("pck,mck->mcp", ones, layer.weight)  # a uniform map's contribution is mean x sums[m, c, p]
+    z = np.zeros((batch, patches.shape[1], outputs), x.dtype)
+    macs = np.zeros(batch, np.int64)
+    if effort.sample_stride == 1:
+        _compute_needed(layer, effort, patches, uniform, means, sums, np.ones(z.shape, bool), z, macs)
+    else:
+        grid = _grid(*layer.out_hw, effort.sample_stride)
+        on_grid = np.zeros(layer.out_hw, bool)
+        on_grid[np.ix_(grid.rows, grid.cols)] = True
+        _compute_needed(layer, effort, patches, uniform, means, sums,
+                        np.broadcast_to(on_grid.reshape(1, -1, 1), z.shape), z, macs)
+        maps = z.transpose(0, 2, 1).reshape(batch, outputs, *layer.out_hw)
+        filled, estimates, _ = _interpolate(layer, effort, maps[:, :, grid.rows][:, :, :, grid.cols])
+        _compute_needed(layer, effort, patches, uniform, means, sums,
+                        (~filled & ~on_grid).reshape(batch, outputs, -1).transpose(0, 2, 1), z, macs)
+        z = np.where(filled, estimates, z.transpose(0, 2, 1).reshape(filled.shape)).reshape(batch, outputs, -1)
+        z = z.transpose(0, 2, 1)
+    out = z.transpose(0, 2, 1).reshape(batch, outputs, *layer.out_hw) if layer.kind == "conv" else z[:, 0]
+    return out, (macs,)
 
 
 def calibrate(module: Any, arch: Architecture, width: float, calib_images: np.ndarray,
@@ -455,3 +557,16 @@ def effort_logits(module: Any, variant: Variant, images: np.ndarray,
     net = calibrate(module, variant.architecture, variant.width, calib_images)
     logits, counts = effort_forward(net, efforts, images)
     return logits, counts.ops
+
+
+def skipping_forward(net: EffortNet, efforts: dict[str, LayerEffort], images: np.ndarray,
+                     batch_size: int = 250) -> tuple[np.ndarray, np.ndarray]:
+    """Logits (N, classes) and MACs executed per sample (N,) of an implementation that skips the work it does not
+    count, to measure whether fewer operations take less CPU time. Same outputs and MACs as `effort_forward`."""
+    logits, macs = [], []
+    for start in range(0, len(images), batch_size):
+        out, layer_macs = _run_steps(net.steps, images[start:start + batch_size],
+                                     lambda layer, x: _skipping_layer(layer, efforts[layer.name], x))
+        logits.append(out)
+        macs.append(np.sum([m for (m,) in layer_macs], axis=0))
+    return np.concatenate(logits).astype(np.float64), np.concatenate(macs).astype(np.float64)

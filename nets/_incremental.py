@@ -133,7 +133,8 @@ def train_incremental(arch: Architecture, increments: tuple[float, ...], dataset
     seconds = 0.0
     for stage, width in enumerate(increments[1:]):
         head = _classifier_prefix(module)
-        classifiers.update({f"classifiers.{stage}.{name}": module.state_dict()[head + name] for name in ("weight", "bias")})
+        trained = module.state_dict()
+        classifiers.update({f"classifiers.{stage}.{name}": trained[head + name] for name in ("weight", "bias")})
         previous, module = module, build_module(arch, width)
         module.load_state_dict(golden(width))
         _freeze_leading(module, previous)

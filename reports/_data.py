@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 PARAM_COLUMNS = {
-    "little": "little net",
+    "cascade": "cascade",
     "threshold_mode": "threshold mode",
     "applied_threshold": "threshold",
     "sram": "SRAM",
@@ -26,7 +26,7 @@ METRIC_COLUMNS = {
 }
 SCALE = {"test_energy_pj": 1e-3, "calib_energy_pj": 1e-3, "test_accuracy": 100.0, "test_big_fraction": 100.0,
          "test_latency_s": 1e6}
-BASELINE_KINDS = ("big only", "little only", "lambda sweep (Park 2015)")
+BASELINE_KINDS = ("big only", "little only", "single stage", "lambda sweep (Park 2015)")
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def _series(name: str, frame: pd.DataFrame, split: str, labels: list[str]) -> Se
 
 
 def _trial_labels(frame: pd.DataFrame) -> list[str]:
-    return [f"trial {row.trial}: {row.little} θ={row.applied_threshold:.4f}" for row in frame.itertuples()]
+    return [f"trial {row.trial}: {row.cascade} θ₁={row.applied_threshold:.4f}" for row in frame.itertuples()]
 
 
 def _readable(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
 
 MARKERS = {"Pareto front": ("#d62728", "circle", 9), "big only": ("#000000", "star", 16),
-           "little only": ("#1f77b4", "diamond", 11), "lambda sweep (Park 2015)": ("#ff7f0e", "x", 11),
+           "little only": ("#1f77b4", "diamond", 11), "single stage": ("#9467bd", "diamond", 9),
+           "lambda sweep (Park 2015)": ("#ff7f0e", "x", 11),
            "other trials": ("#bbbbbb", "circle", 5)}
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}
 table{border-collapse:collapse;font-size:0.9em}

@@ -10,8 +10,8 @@ import typer
 from typer.testing import CliRunner
 
 from dse import _cli_bitwidth
-from dse._bitwidth import (BitwidthError, characterize, fit_shared_threshold, merge_bars, shared_threshold_curve,
-                           validate_bitwidth_set)
+from dse._bitwidth import (BitwidthError, characterize, fit_precision_cascade, fit_shared_threshold, merge_bars,
+                           shared_threshold_curve, validate_bitwidth_set)
 from dse._evaluate import evaluate_cascade
 from nets import Dataset
 
@@ -102,6 +102,21 @@ def test_fit_shared_threshold_is_the_smallest_meeting_the_drop() -> None:
     assert accuracy[grid == threshold][0] >= reference - 0.01
     assert (accuracy[grid < threshold] < reference - 0.01).all()
     assert fit_shared_threshold(margins, correct, 1.0, max_drop_pct=0.1) is None  # the last stage alone loses 1%
+
+
+def test_fit_precision_cascade_picks_the_cheapest_feasible_subset() -> None:
+    """4-bit is right on 80 of 100 samples, confidently (margin 0.9) only there; 8-bit misses one of those 80."""
+    correct = np.ones((3, 100), dtype=bool)
+    correct[0, 80:] = False
+    correct[1, 0] = False
+    margins = np.vstack([np.where(correct[0], 0.9, 0.1), np.full(100, 0.95), np.full(100, 0.99)])
+    best = fit_precision_cascade(margins, correct, [1.0, 2.0, 4.0], (4, 8, 16), reference_accuracy=1.0)
+    # {4, 8} at T = 0.9: 20% escalate, all then right: cost 1 + 0.2 * 2 beats {8} (2, 99%) and {4, 16} (1.8)
+    assert best is not None and best.bitwidths == (4, 8) and best.threshold == pytest.approx(0.9)
+    assert best.accuracy == 1.0 and best.energy_pj == pytest.approx(1.4)
+    single = fit_precision_cascade(margins, correct, [1.0, 2.0, 4.0], (4, 8, 16), 1.0, max_stages=1)
+    assert single is not None and single.bitwidths == (8,) and single.energy_pj == 2.0
+    assert fit_precision_cascade(margins[:1], correct[:1], [1.0], (4,), 1.0) is None
 
 
 TINY_SPEC = """

@@ -46,7 +46,7 @@ def test_pareto_and_report_commands(tiny_study: dict, tmp_path: Path) -> None:
     out = tiny_study["out"]
     result = runner.invoke(app, ["pareto", "tiny", "--out", str(out), "--csv", str(tmp_path / "front.csv")])
     assert result.exit_code == 0, result.output
-    assert "little" in result.output and (tmp_path / "front.csv").is_file()
+    assert "cascade" in result.output and (tmp_path / "front.csv").is_file()
     result = runner.invoke(app, ["report", str(out)])
     assert result.exit_code == 0 and "report.html" in result.output
     result = runner.invoke(app, ["report", "nosuch", "--out", str(tmp_path / "empty")])

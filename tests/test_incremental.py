@@ -124,7 +124,7 @@ def test_fraction_rounding_a_layer_to_zero_channels() -> None:
         stage_module(architecture("lenet"), (0.25, 1.0), 0.5, {})
 
 
-# ---- Eqs. 1-3 vs the simulated cascade ------------------------------------------------------------------------------
+# ---- Eqs. 1-3 vs the simulated cascade -----------------------------------------------------------------------------
 
 FRACTIONS = np.array([0.25, 0.5, 0.75, 1.0])
 
@@ -157,7 +157,7 @@ def test_analytic_cost_is_exact_for_nested_decisions_only() -> None:
     assert crossed.analytic_cost[0] == pytest.approx(0.25 - 0.75 + 1.5)
 
 
-# ---- reuse pricing ----------------------------------------------------------------------------------------------------
+# ---- reuse pricing -------------------------------------------------------------------------------------------------
 
 def test_reuse_increment_pays_the_new_channels_plus_rereads() -> None:
     lenet, acc = architecture("lenet").layer_shapes, costmodel.Accelerator()
@@ -191,7 +191,7 @@ def test_storage_comparison_counts_classifiers_against_golden_models() -> None:
     assert 0 < storage.incremental_extra_pct < 2 < storage.golden_extra_pct
 
 
-# ---- threshold tuning and the increment search ------------------------------------------------------------------------
+# ---- threshold tuning and the increment search ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("seed", range(6))
 def test_two_stage_tuning_matches_exhaustive_search(seed: int) -> None:
@@ -230,7 +230,7 @@ def test_more_increments_than_golden_sizes() -> None:
         check_golden_widths((0.25, 0.5), (2, 2))
 
 
-# ---- Algorithm 2 ------------------------------------------------------------------------------------------------------
+# ---- Algorithm 2 ---------------------------------------------------------------------------------------------------
 
 def test_controller_steps_down_and_jumps_to_full_on_a_rise() -> None:
     energy = np.array([1.0, 2.0, 3.0, 4.0])
@@ -251,7 +251,7 @@ def test_controller_bad_input() -> None:
         budget_schedule(np.array([1.0, 2.0]), levels=(0, 2))
 
 
-# ---- CIFAR-10 loader ----------------------------------------------------------------------------------------------------
+# ---- CIFAR-10 loader -----------------------------------------------------------------------------------------------
 
 def _write_cifar(directory: Path, per_batch: int = 20) -> None:
     rng = np.random.default_rng(0)
@@ -286,7 +286,7 @@ def test_cifar10_loader_errors(tmp_path: Path) -> None:
         load_cifar10(tmp_path)
 
 
-# ---- specs and CLI ------------------------------------------------------------------------------------------------------
+# ---- specs and CLI -------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["tann2016-mnist", "tann2016-cifar10"])
 def test_tann_specs_parse(name: str) -> None:
@@ -333,11 +333,31 @@ def test_cli_train_incremental_and_controller(tmp_path: Path) -> None:
     assert "budget violations in 150 inputs" in result.output
 
 
+def test_point_reads_fractions_and_thresholds_of_a_trial(tmp_path: Path) -> None:
+    import optuna
+
+    from dse._cli_incremental import point_settings
+    from dse._storage import sqlite_url
+    from dse._spec import parse_spec
+
+    spec = parse_spec(SPEC, "spec.toml")
+    study = optuna.create_study(storage=sqlite_url(tmp_path / "study.db"), study_name=spec.name)
+    study.add_trial(optuna.trial.create_trial(
+        params={"fractions": "0.25/0.5/1"}, distributions={"fractions": optuna.distributions.CategoricalDistribution(
+            ["0.25/0.5/1"])}, value=1.0, user_attrs={"thresholds": [0.9, 0.8]}))
+    fractions, thresholds = point_settings(spec, 0, tmp_path, None)
+    assert fractions == (0.25, 0.5, 1.0) and thresholds.tolist() == [0.9, 0.8]
+    with pytest.raises(IncrementSearchError, match=r"--point 4: no such trial in study 'tiny-inc' \(trials 0..0\)"):
+        point_settings(spec, 4, tmp_path, None)
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["train-incremental", "SPEC", "--fractions", "0.5,0.25,1"], "error: fractions must increase strictly"),
     (["train-incremental", "SPEC", "--fractions", "0.25,0.5"], "error: the last fraction must be 1"),
     (["train-incremental", "SPEC"], "error: give exactly one of --point and --fractions"),
     (["train-incremental", "SPEC", "--fractions", "a,1"], "error: --fractions 'a,1': expected comma-separated"),
+    (["train-incremental", "SPEC", "--fractions", "0.5,1", "--thresholds", "0.9,0.8"],
+     "error: thresholds: need 1 for 2 increments (none for the last), got 2"),
     (["train-incremental", "SPEC", "--point", "3"], "error: no study database"),
     (["simulate-controller", "SPEC", "--schedule", "0,7"], "error: budget levels must be capacities 0..3"),
 ])
@@ -346,9 +366,9 @@ def test_cli_bad_input(tmp_path: Path, args: list[str], message: str) -> None:
     register(app)
     spec = tmp_path / "spec.toml"
     spec.write_text(SPEC)
-    args = [str(spec) if a == "SPEC" else a for a in args]
-    result = CliRunner().invoke(app, [*args, "--cache-dir", str(tmp_path / "cache")]
-                                if args[0] == "simulate-controller" else
-                                [*args, "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out")])
+    args = [str(spec) if a == "SPEC" else a for a in args] + ["--cache-dir", str(tmp_path / "cache")]
+    if args[0] == "train-incremental":
+        args += ["--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     assert message in result.output and len(result.output.strip().splitlines()) == 1

@@ -56,7 +56,7 @@ def test_protocol_rows_and_search_sees_only_calibration() -> None:
 @pytest.mark.parametrize("budget", [0, 1, 3, 8, 20])
 def test_loss_budget_threshold_is_exact(budget: int) -> None:
     problem = _problem(seed=budget)
-    theta = BudgetThresholds(problem).threshold(1, budget)
+    theta = BudgetThresholds(problem).threshold(1, 0, budget)
     margin, correct = problem.margin["calib"], problem.correct["calib"]
     delta = correct[0].astype(int) - correct[1].astype(int)
 

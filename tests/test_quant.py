@@ -15,10 +15,12 @@ from nets._torch import init_module, predict_logits, train_module
 
 @pytest.fixture(scope="module")
 def lenet(mnist5k: Dataset) -> nn.Module:
-    """LeNet after one short epoch on the mnist5k train split (about 92% calibration accuracy)."""
+    """LeNet after one epoch on 1,500 random mnist5k training digits (about 90% calibration accuracy)."""
     torch.set_num_threads(1)
+    images, labels = mnist5k.split("train")
+    subset = np.random.default_rng(0).permutation(len(labels))[:1500]  # the split is ordered by class
     module = init_module(Variant("lenet").architecture, 1.0, 0)
-    train_module(module, *mnist5k.split("train"), TrainingConfig(epochs=1, batch_size=32, learning_rate=2e-3))
+    train_module(module, images[subset], labels[subset], TrainingConfig(epochs=1, batch_size=16, learning_rate=2e-3))
     return module
 
 
