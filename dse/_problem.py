@@ -115,12 +115,16 @@ class CascadeProblem:
         result = evaluate_cascade(self.margin[split][stages], self.correct[split][stages],
                                   np.array([p.energy_pj for p in priced]), np.array([p.latency_s for p in priced]),
                                   thresholds)
-        big_accuracy = self.correct[split][self.big].mean()
+        big_correct = self.correct[split][self.big]
+        big_accuracy = big_correct.mean()
+        final_correct = self.correct[split][stages][result.exit_stage, np.arange(big_correct.size)]  # (B, N)
+        paired = big_correct[None, :].astype(np.float64) - final_correct
         big_energy = self.price(self.big, accelerator).energy_pj
         storage = float(sum(self.price(stage, accelerator).weight_bytes for stage in dict.fromkeys(stages)))
         return {
             "accuracy": result.accuracy,
             "accuracy_loss_pct": 100.0 * (big_accuracy - result.accuracy),
+            "accuracy_loss_se_pct": 100.0 * paired.std(axis=1) / np.sqrt(big_correct.size),
             "energy_pj": result.energy_pj,
             "energy_saving_pct": 100.0 * (1.0 - result.energy_pj / big_energy),
             "latency_s": result.latency_s,

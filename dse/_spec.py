@@ -68,6 +68,7 @@ class SearchSpec:
     sram_choices: tuple[str, ...] = ()
     partition_step: float = 0.0
     max_accuracy_loss_pct: float | None = None
+    loss_confidence_z: float = 0.0
     objectives: tuple[str, ...] = ("energy", "accuracy_loss")
 
 
@@ -204,6 +205,7 @@ def validate(spec: StudySpec) -> StudySpec:
            f"{src}: search.partition_step", f"must be 0 (fixed partition) or 1/k for an integer k >= 3, got {s.partition_step}")
     _check(s.max_accuracy_loss_pct is None or s.max_accuracy_loss_pct >= 0, f"{src}: search.max_accuracy_loss_pct",
            f"must be >= 0, got {s.max_accuracy_loss_pct}")
+    _check(s.loss_confidence_z >= 0, f"{src}: search.loss_confidence_z", f"must be >= 0, got {s.loss_confidence_z}")
     _check(len(s.objectives) >= 1 and set(s.objectives) <= set(OBJECTIVES), f"{src}: search.objectives",
            f"must be a non-empty subset of {', '.join(OBJECTIVES)}, got {list(s.objectives)}")
     a = spec.accelerator

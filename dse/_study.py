@@ -139,8 +139,10 @@ class CascadeObjective:
             for key, value in values.items():
                 trial.set_user_attr(f"{split}_{key}", float(value[0]))
         limit = self.spec.search.max_accuracy_loss_pct
-        if limit is not None:
-            trial.set_constraint("accuracy_loss", float(metrics["calib"]["accuracy_loss_pct"][0]) - limit)
+        if limit is not None:  # on the calibration loss plus z standard errors of the paired difference
+            calib = metrics["calib"]
+            bound = calib["accuracy_loss_pct"][0] + self.spec.search.loss_confidence_z * calib["accuracy_loss_se_pct"][0]
+            trial.set_constraint("accuracy_loss", float(bound) - limit)
         return [float(metrics["calib"][OBJECTIVE_COLUMNS[name]][0]) for name in self.spec.search.objectives]
 
 
@@ -200,6 +202,7 @@ def baselines_frame(study: optuna.Study) -> pd.DataFrame:
 
 def search_study(problem: CascadeProblem, spec: StudySpec, n_trials: int) -> optuna.Study:
     """An in-memory study of `n_trials` on `problem` (for protocols that repeat the search many times)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(directions=["minimize"] * len(spec.search.objectives), sampler=make_sampler(spec))
     study.optimize(CascadeObjective(problem, spec), n_trials=n_trials)
     return study
