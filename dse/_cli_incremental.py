@@ -51,12 +51,10 @@ def setup_from_spec(spec: StudySpec, cache_dir: str | None = None,
                     max_loss_pct: float | None = None) -> IncrementalSetup:
     """Dataset, training, cache and accelerator of a spec; the loss limit defaults to the spec's (else 1%)."""
     accelerator, technology = make_accelerator(spec)
-    t = spec.training
     limit = max_loss_pct if max_loss_pct is not None else spec.search.max_accuracy_loss_pct
     return IncrementalSetup(spec.nets.big, nets.load_dataset(spec.data.dataset, spec.data.path or None, spec.data.seed),
-                            nets.TrainingConfig(t.epochs, t.batch_size, t.learning_rate, t.weight_decay, t.seed),
-                            nets.ScoreCache(cache_dir), accelerator, technology, spec.accelerator.priced_layers,
-                            1.0 if limit is None else limit)
+                            spec.training, nets.ScoreCache(cache_dir), accelerator, technology,
+                            spec.accelerator.priced_layers, 1.0 if limit is None else limit)
 
 
 def stage_rows(scores: dict[nets.Variant, nets.VariantScores], variants: Sequence[nets.Variant],
@@ -145,8 +143,8 @@ def parse_numbers(text: str, option: str) -> tuple[float, ...]:
 
 def point_settings(spec: StudySpec, trial_number: int, out: Path | None,
                    storage: str | None) -> tuple[tuple[float, ...], np.ndarray | None]:
-    """Fractions and thresholds of a study trial: param or user attribute `fractions` ("0.25,0.5,1" or a list),
-    optional user attribute `thresholds`."""
+    """Fractions and thresholds of a study trial: param `fractions` ("0.25/0.5", the full net implied) and params
+    `threshold_0`, `threshold_1`, ... as the search space writes them."""
     from dse._output import load_existing_study
 
     study, _ = load_existing_study(spec.name, out, storage)
@@ -154,21 +152,21 @@ def point_settings(spec: StudySpec, trial_number: int, out: Path | None,
     if trial_number not in trials:
         raise IncrementSearchError(f"--point {trial_number}: no such trial in study '{study.study_name}' "
                                    f"(trials 0..{len(trials) - 1})")
-    trial = trials[trial_number]
-    fractions = trial.params.get("fractions", trial.user_attrs.get("fractions"))
-    if fractions is None:
-        raise IncrementSearchError(f"--point {trial_number}: trial has no 'fractions' (the study does not search "
-                                   f"increments; pass --fractions instead)")
-    if isinstance(fractions, str):
-        fractions = parse_numbers(fractions.replace("/", ","), f"trial {trial_number} fractions")
-    thresholds = trial.user_attrs.get("thresholds")
-    return tuple(float(f) for f in fractions), None if thresholds is None else np.asarray(thresholds, dtype=np.float64)
+    params = trials[trial_number].params
+    if "fractions" not in params:
+        raise IncrementSearchError(f"--point {trial_number}: trial has no 'fractions' (it is not an increments "
+                                   f"point; pass --fractions instead)")
+    fractions = parse_numbers(str(params["fractions"]).replace("/", ","), f"trial {trial_number} fractions")
+    fractions += () if fractions[-1] == 1 else (1.0,)
+    names = [f"threshold_{i}" for i in range(len(fractions) - 1)]
+    thresholds = np.array([params[n] for n in names], dtype=np.float64) if all(n in params for n in names) else None
+    return fractions, thresholds
 
 
 def _row(label: str, p: IncrementPoint) -> str:
     """One line of the comparison table."""
     thresholds = "/".join(f"{t:.4g}" for t in p.thresholds) or "-"
-    return (f"{label:<26} {thresholds:>22} {p.energy_pj * _UJ:>10.3f} {p.energy_saving_pct:>8.2f} "
+    return (f"{label:<26} {thresholds:>30} {p.energy_pj * _UJ:>10.3f} {p.energy_saving_pct:>8.2f} "
             f"{100 * p.accuracy:>8.2f} {p.accuracy_loss_pct:>7.2f} {p.analytic_fraction:>8.4f} "
             f"{p.simulated_fraction:>8.4f} {100 * p.analytic_accuracy:>9.2f}")
 
@@ -181,7 +179,7 @@ def echo_comparison(comparison: TrainedComparison) -> None:
                    f"{100 * comparison.incremental_stage_accuracy[i]:>17.2f} "
                    f"{comparison.stage_energy_pj[i] * _UJ:>10.3f}")
     typer.echo("")
-    typer.echo(f"{'test split':<26} {'thresholds':>22} {'energy uJ':>10} {'saving %':>8} {'acc %':>8} {'drop %':>7} "
+    typer.echo(f"{'test split':<26} {'thresholds':>30} {'energy uJ':>10} {'saving %':>8} {'acc %':>8} {'drop %':>7} "
                f"{'E Eq.1':>8} {'E sim':>8} {'acc Eq.3':>9}")
     typer.echo(_row("golden-model estimate", comparison.golden))
     typer.echo(_row("incremental, same theta", comparison.incremental_same))

@@ -67,19 +67,20 @@ def static_and_dynamic(problem: CascadeProblem, split: ProtocolSplit, max_loss_p
 
 
 def run_protocol(problem: CascadeProblem, labels_pool: np.ndarray, max_loss_pct: float, n_splits: int = 10,
-                 seed: int = 0, search: Callable[[CascadeProblem], tuple[list[int], float]] | None = None
+                 seed: int = 0, searches: dict[str, Callable[[CascadeProblem], tuple[list[int], float]]] | None = None
                  ) -> pd.DataFrame:
-    """All splits: static and dynamic per little net, plus (given `search`) the searched cascade.
+    """All splits: static and dynamic per little net, plus each named search's chosen cascade.
 
-    `search(problem_on_calib_half)` returns the chosen stages and threshold; it sees only the calibration half.
+    A search gets the problem re-split into halves and returns stages and threshold; it must look only at
+    the calibration half ("calib"); the held-out half is the problem's "test" split.
     """
     rows: list[dict] = []
     for split in protocol_splits(labels_pool, n_splits, seed):
         halves = problem.resplit(split.calib, split.held_out)
         rows += static_and_dynamic(halves, split, max_loss_pct)
-        if search is not None:
+        for method, search in (searches or {}).items():
             stages, threshold = search(halves)
-            rows.append({"split": split.seed, "little": halves.names[stages[0]], "method": "search",
+            rows.append({"split": split.seed, "little": halves.names[stages[0]], "method": method,
                          "threshold": threshold, **_held_out_row(halves, stages, threshold)})
     return pd.DataFrame(rows)
 

@@ -213,8 +213,8 @@ def validate(spec: StudySpec) -> StudySpec:
            f"must be one of {', '.join(TILING_RULES)}, got '{a.tiling_rule}'")
     _check(a.priced_layers in PRICED_LAYERS, f"{src}: accelerator.priced_layers",
            f"must be one of {', '.join(PRICED_LAYERS)}, got '{a.priced_layers}'")
-    _check(spec.data.dataset in ("mnist5k", "mnist", "npz"), f"{src}: data.dataset",
-           f"must be mnist5k, mnist or npz, got '{spec.data.dataset}'")
+    _check(spec.data.dataset in ("mnist5k", "mnist", "npz", "cifar10"), f"{src}: data.dataset",
+           f"must be mnist5k, mnist, npz or cifar10, got '{spec.data.dataset}'")
     _validate_mechanisms(spec)
     return spec
 

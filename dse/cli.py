@@ -17,12 +17,14 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     import costmodel
     import nets
     from dse._bitwidth import BitwidthError
+    from dse._incremental import IncrementSearchError
     from dse._output import StudyNotFound
     from dse._spec import SpecError
     from dse._static import ThresholdError
 
     return (SpecError, nets.DatasetError, nets.ArchitectureError, nets.UnknownArchitecture,
-            costmodel.CostModelError, StudyNotFound, BitwidthError, ThresholdError)
+            costmodel.CostModelError, StudyNotFound, BitwidthError, ThresholdError,
+            IncrementSearchError)
 
 
 def cli_errors(command: Callable) -> Callable:
@@ -132,10 +134,11 @@ def studies() -> None:
 
 def _register_optional_commands() -> None:
     """Commands contributed by other modules (kept out of this file to keep it small)."""
-    from dse import _cli_bitwidth, _cli_cost
+    from dse import _cli_bitwidth, _cli_cost, _cli_incremental
 
     _cli_cost.register(app)
     _cli_bitwidth.register(app)
+    _cli_incremental.register(app)
 
 
 _register_optional_commands()

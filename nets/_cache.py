@@ -184,9 +184,10 @@ def train_weights(dataset: Dataset, variant: Variant, config: TrainingConfig, ke
     torch.use_deterministic_algorithms(True)
     trained = variant.training
     if trained.increments:
-        from nets._incremental import train_incremental
+        from nets._incremental import cached_golden, train_incremental
 
-        state, seconds = train_incremental(trained.architecture, trained.increments, dataset, config)
+        state, seconds = train_incremental(trained.architecture, trained.increments, dataset, config,
+                                           golden=cached_golden(ScoreCache(root), dataset, trained.net, config))
     else:
         module = init_module(trained.architecture, trained.width, config.seed)
         seconds = train_module(module, *dataset.split("train"), config)
@@ -280,9 +281,10 @@ def build_scores(dataset: Dataset, variants: Sequence[Variant], config: Training
     log(f"cache {cache.root}: {len(results)} of {len(results) + len(to_score)} variants cached; "
         f"{len(to_train)} to train, {len(to_score)} to score")
     start = time.perf_counter()
-    if to_train:
-        jobs = [delayed(train_weights)(dataset, v, config, key, str(cache.root)) for key, v in to_train.items()]
-        for key in _parallel(jobs, n_jobs):
+    # ordinary weights first: incremental training starts from the golden models they may include
+    for phase in ([k for k, v in to_train.items() if not v.increments], [k for k, v in to_train.items() if v.increments]):
+        jobs = [delayed(train_weights)(dataset, to_train[key], config, key, str(cache.root)) for key in phase]
+        for key in _parallel(jobs, n_jobs) if jobs else ():
             log(f"  trained {to_train[key].name} ({time.perf_counter() - start:.0f}s)")
     if to_score:
         jobs = [delayed(score_variant)(dataset, v, config, key, str(cache.root)) for v, key in to_score]

@@ -291,7 +291,8 @@ def test_cifar10_loader_errors(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["tann2016-mnist", "tann2016-cifar10"])
 def test_tann_specs_parse(name: str) -> None:
     spec = load_spec(name)
-    assert spec.nets.big in ("lenet", "alexnet-cifar10") and spec.nets.little
+    assert spec.nets.big in ("lenet", "alexnet-cifar10") and not spec.nets.little
+    assert spec.incremental.widths[:2] == (0.125, 0.25) and spec.incremental.n_increments == (2, 5)
 
 
 def test_tann_mnist_shares_training_with_park() -> None:
@@ -342,9 +343,11 @@ def test_point_reads_fractions_and_thresholds_of_a_trial(tmp_path: Path) -> None
 
     spec = parse_spec(SPEC, "spec.toml")
     study = optuna.create_study(storage=sqlite_url(tmp_path / "study.db"), study_name=spec.name)
-    study.add_trial(optuna.trial.create_trial(
-        params={"fractions": "0.25/0.5/1"}, distributions={"fractions": optuna.distributions.CategoricalDistribution(
-            ["0.25/0.5/1"])}, value=1.0, user_attrs={"thresholds": [0.9, 0.8]}))
+    uniform = optuna.distributions.FloatDistribution(0.0, 1.0)
+    study.add_trial(optuna.trial.create_trial(  # as dse._space writes an increments point
+        params={"fractions": "0.25/0.5", "threshold_0": 0.9, "threshold_1": 0.8},
+        distributions={"fractions": optuna.distributions.CategoricalDistribution(["0.25/0.5"]),
+                       "threshold_0": uniform, "threshold_1": uniform}, value=1.0))
     fractions, thresholds = point_settings(spec, 0, tmp_path, None)
     assert fractions == (0.25, 0.5, 1.0) and thresholds.tolist() == [0.9, 0.8]
     with pytest.raises(IncrementSearchError, match=r"--point 4: no such trial in study 'tiny-inc' \(trials 0..0\)"):
@@ -372,3 +375,20 @@ def test_cli_bad_input(tmp_path: Path, args: list[str], message: str) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_tann_cifar10_spec_runs_on_synthetic_batches(tmp_path: Path) -> None:
+    """The CIFAR-10 spec end to end (loader, golden widths, search) on tiny synthetic batches, one epoch."""
+    from dse._problem import load_problem
+    from dse._study import search_study
+    from nets import TrainingConfig
+
+    _write_cifar(tmp_path, per_batch=100)
+    spec = load_spec("tann2016-cifar10").with_overrides(
+        data={"path": str(tmp_path)}, training={"epochs": 1}, incremental={"widths": (0.25,), "n_increments": (2, 2)},
+        search={"max_accuracy_loss_pct": None})
+    assert spec.training == TrainingConfig(epochs=1, batch_size=100, learning_rate=0.001, seed=0)
+    problem, _ = load_problem(spec, str(tmp_path / "cache"), n_jobs=1, log=lambda _: None)
+    assert problem.names == ["alexnet-cifar10", "alexnet-cifar10@w0.25"]
+    study = search_study(problem, spec, 4)
+    assert {t.user_attrs["cascade"] for t in study.trials} == {"alexnet-cifar10@w0.25 > alexnet-cifar10"}

@@ -44,7 +44,7 @@ def test_protocol_rows_and_search_sees_only_calibration() -> None:
         seen.append(halves.margin["calib"].shape[1])
         return [1, 0], 0.5
 
-    rows = run_protocol(problem, labels, max_loss_pct=1.0, n_splits=3, search=search)
+    rows = run_protocol(problem, labels, max_loss_pct=1.0, n_splits=3, searches={"search": search})
     assert seen == [400, 400, 400]
     assert set(rows["method"]) == {"static", "dynamic", "search"}
     assert len(rows[rows["method"] == "static"]) == 3 * 2
