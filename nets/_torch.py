@@ -14,29 +14,23 @@ from nets._variant import TrainingConfig
 
 def build_module(arch: Architecture, width: float = 1.0) -> nn.Sequential:
     """A torch module whose layers match `arch.layer_shapes(width)` one to one."""
-    channels = arch.input_shape[0]
+    shapes = iter(arch.layer_shapes(width))
     modules: list[nn.Module] = []
-    flat = False
-    shapes = [s for s in arch.layer_shapes(width)]
-    shape_iter = iter(shapes)
     for layer in arch.scaled_layers(width):
+        if isinstance(layer, ReLU):
+            modules.append(nn.ReLU())
+            continue
+        shape = next(shapes)
         if isinstance(layer, Conv):
-            shape = next(shape_iter)
-            modules.append(nn.Conv2d(channels, layer.out_channels, layer.kernel, layer.stride, layer.pad,
+            modules.append(nn.Conv2d(shape.in_channels, layer.out_channels, layer.kernel, layer.stride, layer.pad,
                                      groups=layer.groups))
-            channels = layer.out_channels
         elif isinstance(layer, Pool):
-            next(shape_iter)
             pool = nn.MaxPool2d if layer.mode == "max" else nn.AvgPool2d
             modules.append(pool(layer.kernel, layer.stride or layer.kernel, layer.pad, ceil_mode=True))
         elif isinstance(layer, FC):
-            shape = next(shape_iter)
-            if not flat:
+            if not any(isinstance(m, nn.Flatten) for m in modules):
                 modules.append(nn.Flatten())
-                flat = True
             modules.append(nn.Linear(shape.in_channels, layer.out_features))
-        elif isinstance(layer, ReLU):
-            modules.append(nn.ReLU())
     return nn.Sequential(*modules)
 
 
