@@ -26,7 +26,7 @@ from dse._protocol import run_protocol, summarise
 from dse._spec import load_spec
 from dse._static import paper_static_choice
 from dse._storage import open_storage, sqlite_url
-from dse._study import best_feasible, open_study, run_search, search_study
+from dse._study import RECORD, best_feasible, open_study, run_search, search_study
 
 PAPER = {  # Park 2015 §5.2, Fig. 8 (MNIST, 0.3% limit): energy reduction %, accuracy loss %
     ("static", "mini7"): (94.1, 0.12), ("dynamic", "mini7"): (93.1, 0.07),
@@ -36,7 +36,7 @@ PAPER = {  # Park 2015 §5.2, Fig. 8 (MNIST, 0.3% limit): energy reduction %, ac
 
 def dominance(study, problem: CascadeProblem, max_loss_pct: float) -> list[bool]:  # type: ignore[no-untyped-def]
     """For each little net: does some searched point weakly dominate the paper's lambda-sweep point (calib)?"""
-    trials = [t.user_attrs for t in study.get_trials(deepcopy=False) if "calib_energy_pj" in t.user_attrs]
+    trials = [t.user_attrs[RECORD] for t in study.get_trials(deepcopy=False) if RECORD in t.user_attrs]
     energy = np.array([t["calib_energy_pj"] for t in trials])
     loss = np.array([t["calib_accuracy_loss_pct"] for t in trials])
     out = []

@@ -32,6 +32,11 @@ class CascadePoint:
     accelerator: costmodel.Accelerator
     reuse: bool = False  # later stages widen earlier ones (increments): priced in reuse mode
 
+    def describe(self, names: list[str]) -> dict:
+        """What the point runs, for the trial's record: the cascade and its first threshold."""
+        return {"cascade": " > ".join(names[s] for s in self.stages),
+                "applied_threshold": float(self.thresholds[0]) if len(self.thresholds) else float("nan")}
+
 
 class BudgetThresholds:
     """Exact least-escalation threshold of a two-stage cascade under a budget of extra calibration errors.
@@ -107,8 +112,6 @@ class CascadeSpace:
         thresholds = np.array([self._threshold(trial, stages)] if len(stages) == 2 and structure == "little_big"
                               else [trial.suggest_float(f"threshold_{i}", *self.spec.search.threshold_range)
                                     for i in range(len(stages) - 1)])
-        trial.set_user_attr("cascade", " > ".join(self.problem.names[s] for s in stages))
-        trial.set_user_attr("applied_threshold", float(thresholds[0]) if len(thresholds) else float("nan"))
         return CascadePoint(stages, thresholds, self._accelerator(trial), structure == "increments")
 
     def _little_big(self, trial: optuna.Trial) -> list[Variant]:

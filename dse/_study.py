@@ -21,6 +21,7 @@ from dse._static import paper_static_choice
 OBJECTIVE_COLUMNS = {"energy": "energy_pj", "accuracy_loss": "accuracy_loss_pct", "latency": "latency_s",
                      "storage": "storage_bytes"}
 SPLITS = ("calib", "test")
+RECORD = "record"  # the trial user attribute holding the cascade, its threshold and all calib/test metrics
 
 
 def spec_digest(spec: StudySpec) -> str:
@@ -135,9 +136,8 @@ class CascadeObjective:
         metrics = {split: self.problem.evaluate(point.stages, point.thresholds[None, :], split, point.accelerator,
                                                 point.reuse) for split in SPLITS}
         self.evaluate_s += time.perf_counter() - start
-        for split, values in metrics.items():
-            for key, value in values.items():
-                trial.set_user_attr(f"{split}_{key}", float(value[0]))
+        record = {f"{split}_{key}": float(value[0]) for split, values in metrics.items() for key, value in values.items()}
+        trial.set_user_attr(RECORD, {**point.describe(self.problem.names), **record})  # one storage write, not ~20
         limit = self.spec.search.max_accuracy_loss_pct
         if limit is not None:  # on the calibration loss plus z standard errors of the paired difference
             calib = metrics["calib"]
@@ -179,7 +179,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             pareto.add(trial.number)
     rows = []
     for trial in trials:
-        rows.append({"trial": trial.number, **trial.params, **trial.user_attrs,
+        rows.append({"trial": trial.number, **trial.params, **trial.user_attrs.get(RECORD, {}),
                      "feasible": is_feasible(trial), "pareto": trial.number in pareto})
     frame = pd.DataFrame(rows)
     if frame.empty:
@@ -214,5 +214,6 @@ def best_feasible(study: optuna.Study, problem: CascadeProblem) -> tuple[list[in
                 if is_feasible(t)]
     if not feasible:
         raise SpecError(f"study '{study.study_name}': no feasible trial")
-    best = min(feasible, key=lambda t: (t.user_attrs["calib_energy_pj"], t.user_attrs["calib_accuracy_loss_pct"]))
-    return [problem.index(best.params["little"]), problem.big], float(best.user_attrs["applied_threshold"])
+    best = min(feasible, key=lambda t: (t.user_attrs[RECORD]["calib_energy_pj"],
+                                        t.user_attrs[RECORD]["calib_accuracy_loss_pct"]))
+    return [problem.index(best.params["little"]), problem.big], float(best.user_attrs[RECORD]["applied_threshold"])
