@@ -108,7 +108,7 @@ def main() -> None:
     """Search knobs on calib, report fronts on test, price and time the chosen point; print the JSON line last."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"))
-    parser.add_argument("--top", type=int, default=3, help="points per mechanism combined into 'all three'")
+    parser.add_argument("--top", type=int, default=2, help="points per mechanism combined into 'all three'")
     args = parser.parse_args()
     if not Path(args.data).is_dir():
         sys.exit(f"dyvedeep benchmark: full MNIST not found at {args.data} (the four IDX .gz files); use --data DIR")

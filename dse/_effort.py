@@ -20,9 +20,9 @@ MECHANISM_KNOBS: dict[str, tuple[str, ...]] = {  # primary knob first
 }
 EFFORT_GRID: dict[str, tuple[float, ...]] = {  # the primary knob's first value is "off"
     "chunk_fraction": (1.0, 0.5, 0.25, 0.1),
-    "confidence": (0.5, 0.2, 0.1, 0.05, 0.02, 0.0),
+    "confidence": (0.2, 0.1, 0.05, 0.02, 0.0),
     "sample_stride": (1, 2, 3),
-    "tolerance": (0.05, 0.1, 0.2, 0.4, 0.6),
+    "tolerance": (0.1, 0.2, 0.4, 0.6),
     "uniformity": (0.0, 0.001, 0.003, 0.01, 0.02),
 }
 

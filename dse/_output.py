@@ -53,5 +53,6 @@ def export_results(study: optuna.Study, out_dir: Path) -> Path:
     atomic_write_text(out_dir / "trials.csv", trials.to_csv(index=False))
     atomic_write_text(out_dir / "pareto.csv", pareto_frame(study).to_csv(index=False))
     data = reports.build_report_data(study.study_name, trials, baselines_frame(study), study.user_attrs.get("big", "?"),
-                                     study.user_attrs.get("max_accuracy_loss_pct"), study.user_attrs.get("smrc"))
+                                     study.user_attrs.get("max_accuracy_loss_pct"), study.user_attrs.get("smrc"),
+                                     study.user_attrs.get("panels"))
     return reports.write_report(data, out_dir / "report.html")

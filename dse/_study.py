@@ -12,6 +12,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from dse._panels import mechanism_panels
 from dse._problem import CascadeProblem
 from dse._smrc import smrc
 from dse._space import CascadeSpace
@@ -151,6 +152,7 @@ def run_search(study: optuna.Study, problem: CascadeProblem, spec: StudySpec, n_
     """Record baselines and SMRC on the study, then add `n_trials` trials to it."""
     study.set_user_attr("baselines", baseline_rows(problem, list(spec.nets.little), spec.search.max_accuracy_loss_pct))
     study.set_user_attr("smrc", smrc_rows(problem))
+    study.set_user_attr("panels", mechanism_panels(problem, spec))
     study.set_user_attr("big", problem.names[problem.big])
     study.set_user_attr("max_accuracy_loss_pct", spec.search.max_accuracy_loss_pct)
     objective = CascadeObjective(problem, spec)

@@ -412,6 +412,11 @@ def _interpolate(layer: _Weighted, effort: LayerEffort,
     return filled, estimates, ops
 
 
+def _maps(layer: _Weighted, rows: np.ndarray) -> np.ndarray:
+    """(B, P, M) per-position outputs as (B, M, H, W) maps (FC: 1 x 1)."""
+    return rows.transpose(0, 2, 1).reshape(len(rows), -1, *layer.out_hw)
+
+
 def _dense_layer(layer: _Weighted, effort: LayerEffort, x: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
     """One conv/FC layer (and its ReLU) with all three mechanisms, computed densely and masked; per-sample
     (MACs, extra ops, skipped weights) of what an implementation that skips the work would execute."""
@@ -419,22 +424,19 @@ def _dense_layer(layer: _Weighted, effort: LayerEffort, x: np.ndarray) -> tuple[
     extra = np.full(batch, _variance_ops(layer, effort, x), np.int64)
     x, uniform, _ = _uniform_maps(layer, effort, x)
     z, executed = _accumulate(layer, effort, _patches(layer, x))
-    if layer.relu:
-        z = np.maximum(z, 0)
-    computed = np.ones(z.shape, bool)
+    maps, executed = _maps(layer, np.maximum(z, 0) if layer.relu else z), _maps(layer, executed)
+    computed = np.ones(maps.shape, bool)
     if effort.sample_stride > 1:
         grid = _grid(*layer.out_hw, effort.sample_stride)
-        maps = z.transpose(0, 2, 1).reshape(batch, outputs, *layer.out_hw)
         filled, estimates, interpolation_ops = _interpolate(layer, effort, maps[:, :, grid.rows][:, :, :, grid.cols])
-        z = np.where(filled, estimates, maps).reshape(batch, outputs, -1).transpose(0, 2, 1)
-        computed = ~filled.reshape(batch, outputs, -1).transpose(0, 2, 1)
+        maps, computed = np.where(filled, estimates, maps), ~filled
         extra += interpolation_ops + outputs * grid.check_ops
     chunks = _chunks(layer.weight.shape[1], effort.chunk_fraction)
     chunk_macs = _chunk_macs(chunks, np.where(uniform, 1, kernel_area))
-    macs = sum((computed & (executed == j + 1)).sum(axis=(1, 2)) * chunk_macs[:, j] for j in range(len(chunks)))
-    extra += (computed * np.minimum(executed, len(chunks) - 1)).sum(axis=(1, 2))
+    macs = sum((computed & (executed == j + 1)).sum(axis=(1, 2, 3)) * chunk_macs[:, j] for j in range(len(chunks)))
+    extra += (computed * np.minimum(executed, len(chunks) - 1)).sum(axis=(1, 2, 3))
     skipped = uniform.sum(axis=1) * outputs * (kernel_area - 1)
-    out = z.transpose(0, 2, 1).reshape(batch, outputs, *layer.out_hw) if layer.kind == "conv" else z[:, 0]
+    out = maps if layer.kind == "conv" else maps[:, :, 0, 0]
     return out, (macs, extra, skipped)
 
 
@@ -498,19 +500,18 @@ def _skipping_layer(layer: _Weighted, effort: LayerEffort, x: np.ndarray) -> tup
     macs = np.zeros(batch, np.int64)
     if effort.sample_stride == 1:
         _compute_needed(layer, effort, patches, uniform, means, sums, np.ones(z.shape, bool), z, macs)
+        maps = _maps(layer, z)
     else:
         grid = _grid(*layer.out_hw, effort.sample_stride)
         on_grid = np.zeros(layer.out_hw, bool)
         on_grid[np.ix_(grid.rows, grid.cols)] = True
         _compute_needed(layer, effort, patches, uniform, means, sums,
                         np.broadcast_to(on_grid.reshape(1, -1, 1), z.shape), z, macs)
-        maps = z.transpose(0, 2, 1).reshape(batch, outputs, *layer.out_hw)
-        filled, estimates, _ = _interpolate(layer, effort, maps[:, :, grid.rows][:, :, :, grid.cols])
-        _compute_needed(layer, effort, patches, uniform, means, sums,
-                        (~filled & ~on_grid).reshape(batch, outputs, -1).transpose(0, 2, 1), z, macs)
-        z = np.where(filled, estimates, z.transpose(0, 2, 1).reshape(filled.shape)).reshape(batch, outputs, -1)
-        z = z.transpose(0, 2, 1)
-    out = z.transpose(0, 2, 1).reshape(batch, outputs, *layer.out_hw) if layer.kind == "conv" else z[:, 0]
+        filled, estimates, _ = _interpolate(layer, effort, _maps(layer, z)[:, :, grid.rows][:, :, :, grid.cols])
+        pending = (~filled & ~on_grid).reshape(batch, outputs, -1).transpose(0, 2, 1)
+        _compute_needed(layer, effort, patches, uniform, means, sums, pending, z, macs)
+        maps = np.where(filled, estimates, _maps(layer, z))
+    out = maps if layer.kind == "conv" else maps[:, :, 0, 0]
     return out, (macs,)
 
 

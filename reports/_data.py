@@ -64,6 +64,7 @@ class ReportData:
     table: pd.DataFrame
     baseline_table: pd.DataFrame
     smrc: list[SMRCCurve]
+    panels: list[dict]  # mechanism panels: {"kind": "bar" | "line" | "table", "title", "caption", ...data}
 
 
 def _series(name: str, frame: pd.DataFrame, split: str, labels: list[str]) -> Series:
@@ -88,7 +89,8 @@ def _readable(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
 
 
 def build_report_data(study_name: str, trials: pd.DataFrame, baselines: pd.DataFrame, big: str,
-                      max_loss_pct: float | None, smrc: list[dict] | None = None, split: str = "test") -> ReportData:
+                      max_loss_pct: float | None, smrc: list[dict] | None = None, panels: list[dict] | None = None,
+                      split: str = "test") -> ReportData:
     """Front (calibration-Pareto trials, shown on `split`), baselines, tables and SMRC, ready to draw."""
     empty = trials.empty
     pareto = trials if empty else trials[trials["pareto"]].sort_values("calib_energy_pj")
@@ -111,4 +113,5 @@ def build_report_data(study_name: str, trials: pd.DataFrame, baselines: pd.DataF
         baseline_table=_readable(baselines, {"kind": "baseline", "net": "net", "threshold": "threshold",
                                              "lambda": "λ", **METRIC_COLUMNS}),
         smrc=[SMRCCurve(**row) for row in smrc or []],
+        panels=list(panels or []),
     )

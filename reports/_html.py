@@ -64,6 +64,25 @@ def _smrc_figure(data: ReportData) -> "go.Figure":
     return figure
 
 
+def _panel(panel: dict, index: int) -> str:
+    """One mechanism panel: a bar chart, a line chart or a table, with its caption."""
+    import plotly.graph_objects as go
+
+    head = f"<h2>{html.escape(panel['title'])}</h2>\n<p>{html.escape(panel['caption'])}</p>"
+    if panel["kind"] == "table":
+        rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in panel["rows"])
+        header = "".join(f"<th>{html.escape(c)}</th>" for c in panel["columns"])
+        return f"{head}\n<table><tr>{header}</tr>{rows}</table>"
+    if panel["kind"] == "bar":
+        traces = [go.Bar(x=panel["x"], y=panel["y"], marker_color="#1f77b4")]
+    else:
+        traces = [go.Scatter(x=panel["x"], y=y, name=name, mode="lines", line_shape="hv")
+                  for name, y in panel["series"].items()]
+    figure = go.Figure(traces)
+    figure.update_layout(template="plotly_white", height=380, yaxis_title=panel["y_title"])
+    return f"{head}\n" + figure.to_html(full_html=False, include_plotlyjs=False, div_id=f"panel-{index}")
+
+
 def _table(frame) -> str:  # type: ignore[no-untyped-def]
     return frame.to_html(index=False, border=0, na_rep="")
 
@@ -79,6 +98,7 @@ def render_html(data: ReportData) -> str:
         sections.append("<h2>Score-margin result classifier (test split)</h2>\n"
                         "<p>How well “margin ≥ threshold” predicts a correct inference (Park 2015 §3).</p>\n"
                         f"{smrc}\n<table><tr><th>net</th><th>AUC</th></tr>{aucs}</table>")
+    sections += [_panel(panel, i) for i, panel in enumerate(data.panels)]
     body = "\n".join(sections)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(data.title)}</title>

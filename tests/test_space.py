@@ -49,6 +49,8 @@ def test_mixed_study_explores_every_mechanism(mixed_run: tuple) -> None:
     assert any(c.startswith("lenet@w0.5 > lenet") for c in cascades)  # an increment cascade
     assert any("lenet@4b" in c or "lenet@8b" in c for c in cascades)  # a precision stage
     assert set(trials["structure"]) == {"little_big", "increments"}
+    html = (out / "report.html").read_text()
+    assert "Minimum bit-width of each sample" in html and "Runtime controller" in html and "Weight storage" in html
 
 
 def test_stage_prices_follow_the_variant(mnist5k) -> None:
