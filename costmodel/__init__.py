@@ -5,6 +5,7 @@ Import-light: numpy only (pandas for `sram_sweep`); never torch or plotly.
 
 from costmodel._accelerator import Accelerator, TilingRule, parse_bytes
 from costmodel._cost import LayerCost, NetworkCost
+from costmodel._effort import SampleCosts, per_sample_cost
 from costmodel._errors import CostModelError
 from costmodel._layers import LayerShape
 from costmodel._network import best_partition, cascade_cost, increment_cost, network_cost, sram_sweep
@@ -16,6 +17,7 @@ __all__ = [
     "LayerCost",
     "LayerShape",
     "NetworkCost",
+    "SampleCosts",
     "Technology",
     "TilingRule",
     "best_partition",
@@ -24,5 +26,6 @@ __all__ = [
     "load_technology",
     "network_cost",
     "parse_bytes",
+    "per_sample_cost",
     "sram_sweep",
 ]

@@ -42,11 +42,13 @@ def mechanism_grid(mechanism: str, scope: str = "") -> list[Knobs]:
             for setting in itertools.product(*values)]
 
 
-def suggest_knobs(trial: optuna.Trial, mechanisms: Sequence[str], scopes: Sequence[str] = ("",)) -> Knobs:
+def suggest_knobs(trial: optuna.Trial, mechanisms: Sequence[str], scopes: Sequence[str] = ("",),
+                  prefix: str = "") -> Knobs:
     """A trial's knob setting: per disjoint scope and mechanism, the primary knob, then its partners if it is on.
 
-    Parameters are named 'effort.<knob>' or 'effort.<scope>.<knob>'. Returns sorted (name, value) pairs, as
-    `nets.Variant.knobs` wants them; all mechanisms off gives ().
+    Parameters are named 'effort.<prefix><knob>' or 'effort.<prefix><scope>.<knob>' (`prefix` tells apart the
+    knobs of several nets in one trial, e.g. 'big.'). Returns sorted (name, value) pairs, as `nets.Variant.knobs`
+    wants them; all mechanisms off gives ().
     """
     knobs = []
     for scope in scopes:
@@ -54,7 +56,7 @@ def suggest_knobs(trial: optuna.Trial, mechanisms: Sequence[str], scopes: Sequen
             primary, *partners = MECHANISM_KNOBS[mechanism]
             for name in (primary, *partners):
                 full = _scoped(scope, name)
-                value = float(trial.suggest_categorical(f"effort.{full}", list(EFFORT_GRID[name])))
+                value = float(trial.suggest_categorical(f"effort.{prefix}{full}", list(EFFORT_GRID[name])))
                 if name == primary and value == EFFORT_GRID[primary][0]:
                     break
                 knobs.append((full, value))

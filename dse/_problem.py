@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -45,18 +45,29 @@ class CascadeProblem:
     technology: costmodel.Technology
     priced_layers: str = "all"
     builder: Callable[[list[Variant]], list[VariantScores]] | None = None  # scores variants not built yet
+    work: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)  # split -> variant -> executed fraction (N,)
 
     @classmethod
     def from_scores(cls, scores: list[VariantScores], big: int, accelerator: costmodel.Accelerator,
                     technology: costmodel.Technology, priced_layers: str = "all") -> "CascadeProblem":
         """Stack per-variant rows into (V, N) arrays per split; price all layers or conv layers only."""
         splits = scores[0].splits.keys()
-        return cls(
+        problem = cls(
             variants=[s.variant for s in scores], big=big,
             margin={sp: np.stack([s.splits[sp].margin for s in scores]) for sp in splits},
             correct={sp: np.stack([s.splits[sp].correct for s in scores]) for sp in splits},
             layers=[_priced_shapes(s.variant, priced_layers) for s in scores], accelerator=accelerator,
-            technology=technology, priced_layers=priced_layers)
+            technology=technology, priced_layers=priced_layers, work={sp: {} for sp in splits})
+        for index, variant_scores in enumerate(scores):
+            problem._record_work(index, variant_scores)
+        return problem
+
+    def _record_work(self, index: int, scores: VariantScores) -> None:
+        """Keep the per-sample executed fraction of the work of a variant that varies it (effort knobs)."""
+        variant = scores.variant
+        for split, rows in scores.splits.items():
+            if rows.ops is not None:
+                self.work[split][index] = rows.ops / variant.architecture.macs(variant.width)
 
     def ensure(self, variant: Variant) -> int:
         """Index of `variant`, scoring it first (through the cache) if the problem does not hold it yet."""
@@ -70,6 +81,7 @@ class CascadeProblem:
             self.correct[split] = np.vstack([self.correct[split], scores.splits[split].correct[None]])
         self.variants.append(variant)
         self.layers.append(_priced_shapes(variant, self.priced_layers))
+        self._record_work(len(self.variants) - 1, scores)
         return len(self.variants) - 1
 
     @property
@@ -81,9 +93,12 @@ class CascadeProblem:
         """The same variants with calib and test re-drawn from the pooled calib+test samples (indices into the pool)."""
         pooled_margin = np.concatenate([self.margin["calib"], self.margin["test"]], axis=1)
         pooled_correct = np.concatenate([self.correct["calib"], self.correct["test"]], axis=1)
+        pooled_work = {i: np.concatenate([self.work["calib"][i], self.work["test"][i]]) for i in self.work["calib"]}
         return dataclasses.replace(
             self, margin={"calib": pooled_margin[:, calib], "test": pooled_margin[:, test]},
-            correct={"calib": pooled_correct[:, calib], "test": pooled_correct[:, test]})
+            correct={"calib": pooled_correct[:, calib], "test": pooled_correct[:, test]},
+            work={"calib": {i: w[calib] for i, w in pooled_work.items()},
+                  "test": {i: w[test] for i, w in pooled_work.items()}})
 
     def index(self, name: str) -> int:
         """Position of variant `name`."""
@@ -108,13 +123,36 @@ class CascadeProblem:
         return [self.price(stage, accelerator, stages[i - 1] if i and reuse else None)
                 for i, stage in enumerate(stages)]
 
+    def _stage_arrays(self, stages: list[int], split: str, accelerator: costmodel.Accelerator | None,
+                      reuse: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Energy and latency per stage: (S,), or (S, N) when a stage's work varies per sample (effort knobs).
+
+        A varying stage is priced by the cost model's per-sample rule from its executed fraction of the MACs
+        (the mechanisms' own operations included, priced as MACs).
+        """
+        priced = self.stage_costs(stages, accelerator, reuse)
+        work = self.work.get(split, {})
+        if not any(stage in work for stage in stages):
+            return np.array([p.energy_pj for p in priced]), np.array([p.latency_s for p in priced])
+        n = self.margin[split].shape[1]
+        energy, latency = np.empty((len(stages), n)), np.empty((len(stages), n))
+        for row, (stage, cost) in enumerate(zip(stages, priced)):
+            if stage in work:
+                acc = accelerator or self.accelerator
+                bits = self.variants[stage].bits
+                per_sample = costmodel.per_sample_cost(cost, cost.macs * work[stage], np.zeros(n),
+                                                       dataclasses.replace(acc, bits=bits) if bits else acc,
+                                                       self.technology)
+                energy[row], latency[row] = per_sample.energy_pj, per_sample.latency_s
+            else:
+                energy[row], latency[row] = cost.energy_pj, cost.latency_s
+        return energy, latency
+
     def evaluate(self, stages: list[int], thresholds: np.ndarray, split: str,
                  accelerator: costmodel.Accelerator | None = None, reuse: bool = False) -> dict[str, np.ndarray]:
         """Metrics of cascade `stages` for a batch of threshold vectors (B, S-1) on `split`."""
-        priced = self.stage_costs(stages, accelerator, reuse)
-        result = evaluate_cascade(self.margin[split][stages], self.correct[split][stages],
-                                  np.array([p.energy_pj for p in priced]), np.array([p.latency_s for p in priced]),
-                                  thresholds)
+        energy, latency = self._stage_arrays(stages, split, accelerator, reuse)
+        result = evaluate_cascade(self.margin[split][stages], self.correct[split][stages], energy, latency, thresholds)
         big_correct = self.correct[split][self.big]
         big_accuracy = big_correct.mean()
         final_correct = self.correct[split][stages][result.exit_stage, np.arange(big_correct.size)]  # (B, N)

@@ -230,6 +230,8 @@ def test_search_grid_and_suggestions() -> None:
     assert suggest_knobs(off, ["neuron", "feature"]) == ()
     on = optuna.trial.FixedTrial({"effort.conv2.chunk_fraction": 0.25, "effort.conv2.confidence": 0.1})
     assert suggest_knobs(on, ["neuron"], ["conv2"]) == (("conv2.chunk_fraction", 0.25), ("conv2.confidence", 0.1))
+    big = optuna.trial.FixedTrial({"effort.big.uniformity": 0.01})
+    assert suggest_knobs(big, ["layer"], prefix="big.") == (("uniformity", 0.01),)
 
 
 def test_search_and_pricing_do_not_import_torch() -> None:

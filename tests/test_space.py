@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -67,3 +68,29 @@ def test_stage_prices_follow_the_variant(mnist5k) -> None:
     reuse = problem.stage_costs([1, 0], reuse=True)[1]
     recompute = problem.stage_costs([1, 0], reuse=False)[1]
     assert recompute.energy_pj == full.energy_pj and reuse.energy_pj < recompute.energy_pj
+
+
+def test_effort_stage_is_priced_per_sample() -> None:
+    from costmodel import Accelerator, load_technology
+
+    variants = [Variant("lenet"), Variant("lenet", knobs=(("tolerance", 0.2),))]
+    n = 6
+    problem = CascadeProblem(variants, 0, {"test": np.zeros((2, n), np.float32)}, {"test": np.ones((2, n), bool)},
+                             [v.architecture.layer_shapes() for v in variants], Accelerator(), load_technology(),
+                             work={"test": {1: np.array([1.0, 1.0, 0.5, 0.5, 0.25, 0.25])}})
+    plain = problem.evaluate([0], np.zeros((1, 0)), "test")["energy_pj"][0]
+    knobbed = problem.evaluate([1], np.zeros((1, 0)), "test")["energy_pj"][0]
+    assert knobbed < plain  # less executed work, less energy on average
+    full_only = dataclasses.replace(problem, work={"test": {1: np.ones(n)}})  # every MAC executed: the plain price
+    assert full_only.evaluate([1], np.zeros((1, 0)), "test")["energy_pj"][0] == pytest.approx(plain)
+
+
+def test_effort_knobs_in_the_search(tiny_study: dict, tmp_path: Path) -> None:
+    spec = tmp_path / "effort.toml"
+    text = tiny_study["spec"].read_text().replace('name = "tiny"', 'name = "effort"').replace("n_trials = 12", "n_trials = 6")
+    spec.write_text(text + '[effort]\nmechanisms = ["feature"]\nnets = ["big"]\n')
+    result = CliRunner().invoke(app, ["run", str(spec), "--out", str(tmp_path / "out"), "--cache-dir",
+                                      str(tiny_study["root"] / "cache"), "--no-progress", "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    trials = pd.read_csv(tmp_path / "out" / "trials.csv")
+    assert any("sample_stride=" in cascade for cascade in trials["cascade"])
