@@ -93,7 +93,7 @@ class CascadeProblem:
         """The same variants with calib and test re-drawn from the pooled calib+test samples (indices into the pool)."""
         pooled_margin = np.concatenate([self.margin["calib"], self.margin["test"]], axis=1)
         pooled_correct = np.concatenate([self.correct["calib"], self.correct["test"]], axis=1)
-        pooled_work = {i: np.concatenate([self.work["calib"][i], self.work["test"][i]]) for i in self.work["calib"]}
+        pooled_work = {i: np.concatenate([w, self.work["test"][i]]) for i, w in self.work.get("calib", {}).items()}
         return dataclasses.replace(
             self, margin={"calib": pooled_margin[:, calib], "test": pooled_margin[:, test]},
             correct={"calib": pooled_correct[:, calib], "test": pooled_correct[:, test]},

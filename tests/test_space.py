@@ -94,3 +94,17 @@ def test_effort_knobs_in_the_search(tiny_study: dict, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     trials = pd.read_csv(tmp_path / "out" / "trials.csv")
     assert any("sample_stride=" in cascade for cascade in trials["cascade"])
+
+
+def test_resplit_keeps_per_sample_work_aligned() -> None:
+    from costmodel import Accelerator, load_technology
+
+    variants = [Variant("lenet"), Variant("lenet", knobs=(("tolerance", 0.2),))]
+    margin = {"calib": np.array([[0.1, 0.2], [0.3, 0.4]]), "test": np.array([[0.5, 0.6], [0.7, 0.8]])}
+    correct = {split: np.ones((2, 2), bool) for split in margin}
+    work = {"calib": {1: np.array([0.9, 0.8])}, "test": {1: np.array([0.7, 0.6])}}
+    problem = CascadeProblem(variants, 0, margin, correct, [v.architecture.layer_shapes() for v in variants],
+                             Accelerator(), load_technology(), work=work)
+    halves = problem.resplit(np.array([3, 0]), np.array([1, 2]))
+    assert halves.margin["calib"][1].tolist() == [0.8, 0.3] and halves.work["calib"][1].tolist() == [0.6, 0.9]
+    assert halves.work["test"][1].tolist() == [0.8, 0.7]
