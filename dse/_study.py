@@ -16,7 +16,7 @@ from dse._panels import mechanism_panels
 from dse._problem import CascadeProblem
 from dse._smrc import smrc
 from dse._space import CascadeSpace
-from dse._spec import SpecError, StudySpec
+from dse._spec import SECTIONS, SpecError, StudySpec
 from dse._static import paper_static_choice
 
 OBJECTIVE_COLUMNS = {"energy": "energy_pj", "accuracy_loss": "accuracy_loss_pct", "latency": "latency_s",
@@ -27,9 +27,8 @@ RECORD = "record"  # the trial user attribute holding the cascade, its threshold
 
 def spec_digest(spec: StudySpec) -> str:
     """Fingerprint of what defines the study's space and values (not the trial budget)."""
-    search = {k: v for k, v in asdict(spec.search).items() if k not in ("n_trials", "seed")}
-    payload = {"data": asdict(spec.data), "training": asdict(spec.training), "nets": asdict(spec.nets),
-               "accelerator": asdict(spec.accelerator), "search": search}
+    payload = {name: asdict(getattr(spec, name)) for name in SECTIONS}
+    payload["search"] = {k: v for k, v in payload["search"].items() if k not in ("n_trials", "seed")}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

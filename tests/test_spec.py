@@ -59,3 +59,12 @@ def test_bad_specs(change: tuple[str, str], message: str) -> None:
 def test_missing_spec_file(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="no such spec file or built-in study"):
         load_spec(tmp_path / "nope.toml")
+
+
+def test_spec_digest_covers_mechanisms_but_not_budget() -> None:
+    from dse._study import spec_digest
+
+    spec = parse_spec(GOOD, "good.toml")
+    assert spec_digest(spec) == spec_digest(spec.with_overrides(search={"n_trials": 7, "seed": 3}))
+    assert spec_digest(spec) != spec_digest(spec.with_overrides(bitwidth={"bitwidths": (4, 8)}))
+    assert spec_digest(spec) != spec_digest(spec.with_overrides(accelerator={"sram": "32KiB"}))
