@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dse._sweep import accept_sweep
+
 
 @dataclass(frozen=True)
 class SMRCResult:
@@ -22,15 +24,10 @@ class SMRCResult:
 
 def roc_curve_margins(margin: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ROC points for every distinct margin threshold, from accept-nothing to accept-all."""
-    order = np.argsort(-margin, kind="stable")
-    sorted_margin, sorted_correct = margin[order], correct[order].astype(np.int64)
-    last_of_tie = np.r_[np.flatnonzero(np.diff(sorted_margin)), len(sorted_margin) - 1]
-    true_pos = np.cumsum(sorted_correct)[last_of_tie]
-    false_pos = (last_of_tie + 1) - true_pos
-    positives, negatives = sorted_correct.sum(), len(sorted_correct) - sorted_correct.sum()
-    tpr = np.r_[0.0, true_pos / max(positives, 1)]
-    fpr = np.r_[0.0, false_pos / max(negatives, 1)]
-    return fpr, tpr, np.r_[np.inf, sorted_margin[last_of_tie]]
+    thresholds, accepted, true_pos = accept_sweep(margin, correct.astype(np.int64))
+    positives = int(correct.sum())
+    negatives = len(correct) - positives
+    return (accepted - true_pos) / max(negatives, 1), true_pos / max(positives, 1), thresholds
 
 
 def smrc(margin: np.ndarray, correct: np.ndarray, bins: int = 20) -> SMRCResult:

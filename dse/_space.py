@@ -20,6 +20,7 @@ import costmodel
 from dse._problem import CascadeProblem
 from dse._spec import StudySpec
 from dse._static import static_threshold
+from dse._sweep import accept_sweep
 from nets import Variant
 
 
@@ -52,14 +53,9 @@ class BudgetThresholds:
 
     def _table(self, little: int, big: int) -> tuple[np.ndarray, np.ndarray]:
         if (little, big) not in self.tables:
-            margin = self.problem.margin[self.split][little].astype(np.float64)
             delta = (self.problem.correct[self.split][big].astype(np.int64)
                      - self.problem.correct[self.split][little].astype(np.int64))
-            order = np.argsort(-margin, kind="stable")
-            sorted_margin = margin[order]
-            last_of_tie = np.r_[np.flatnonzero(np.diff(sorted_margin)), len(margin) - 1]
-            losses = np.r_[0, np.cumsum(delta[order])[last_of_tie]]
-            thresholds = np.r_[np.inf, sorted_margin[last_of_tie]]
+            thresholds, _, losses = accept_sweep(self.problem.margin[self.split][little], delta)
             self.tables[(little, big)] = (thresholds, losses)
         return self.tables[(little, big)]
 

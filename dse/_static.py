@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dse._sweep import accept_sweep
+
 
 class ThresholdError(ValueError):
     """Bad input to a threshold method (negative lambda, non-positive alpha, empty data)."""
@@ -53,12 +55,7 @@ def static_threshold(margin_little: np.ndarray, correct_little: np.ndarray, corr
         raise ThresholdError("no calibration samples")
     delta = np.asarray(correct_big, dtype=np.float64) - np.asarray(correct_little, dtype=np.float64)
     loss_max, n = _loss_max(delta), len(delta)
-    order = np.argsort(-margin_little, kind="stable")
-    sorted_margin = margin_little[order]
-    last_of_tie = np.r_[np.flatnonzero(np.diff(sorted_margin)), n - 1]
-    gains = np.r_[0, last_of_tie + 1]
-    losses = np.r_[0.0, np.cumsum(delta[order])[last_of_tie]]
-    thresholds = np.r_[np.inf, sorted_margin[last_of_tie]]
+    thresholds, gains, losses = accept_sweep(margin_little, delta)
     objective = gains / n - lam * losses / loss_max
     best = int(np.flatnonzero(objective == objective.max())[0])  # first = largest threshold
     return StaticSolution(float(thresholds[best]), float(objective[best]), int(gains[best]), float(losses[best]),
