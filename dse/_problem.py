@@ -193,6 +193,22 @@ def spec_variants(spec: StudySpec) -> list[Variant]:
     return list(dict.fromkeys(variants))
 
 
+def _check_effort(spec: StudySpec) -> None:
+    """Every [effort] scope must leave some mechanism that can act on each net that carries knobs."""
+    from dse._space import applicable_knobs
+
+    effort = spec.effort
+    if not effort.mechanisms:
+        return
+    nets = ([spec.nets.big] if "big" in effort.nets else []) + (list(spec.nets.little) if "little" in effort.nets else [])
+    for net in nets:
+        for scope, usable in applicable_knobs(net, effort.mechanisms, effort.scopes):
+            if not usable:
+                raise SpecError(f"{spec.source}: effort.scopes: no mechanism of {list(effort.mechanisms)} can act on "
+                                f"'{net}' in scope '{scope or 'every layer'}' (neuron level needs a ReLU after the "
+                                f"layer; feature and layer level need convolutions)")
+
+
 def load_problem(spec: StudySpec, cache_dir: str | None = None, n_jobs: int = -1,
                  log: Callable[[str], None] = print) -> tuple[CascadeProblem, Dataset]:
     """Load data, build or load every variant's scores, and set up pricing."""
@@ -207,6 +223,7 @@ def load_problem(spec: StudySpec, cache_dir: str | None = None, n_jobs: int = -1
             variant.architecture.layer_shapes(variant.width)
         except ArchitectureError as exc:
             raise SpecError(f"{spec.source}: incremental.widths: {exc}") from None
+    _check_effort(spec)
     cache = ScoreCache(cache_dir)
     scores = build_scores(dataset, variants, spec.training, cache, n_jobs=n_jobs, log=log)
     problem = CascadeProblem.from_scores([scores[v] for v in variants], 0, accelerator, technology,

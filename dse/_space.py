@@ -10,6 +10,7 @@ accelerator's SRAM size and partition.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ from dse._problem import CascadeProblem
 from dse._spec import StudySpec
 from dse._static import static_threshold
 from dse._sweep import accept_sweep
-from nets import Variant
+from nets import Variant, architecture
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,25 @@ NO_LITTLE = "none"
 def increasing_subsets(values: tuple, sizes: range) -> list[str]:
     """Every increasing subset of `values` with a size in `sizes`, as '/'-joined labels (Optuna categoricals)."""
     return ["/".join(f"{v:g}" for v in combo) for k in sizes for combo in itertools.combinations(values, k)]
+
+
+@functools.cache
+def applicable_knobs(net: str, mechanisms: tuple[str, ...], scopes: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
+    """Per knob scope, the mechanisms that can act on `net` there (e.g. no feature-level knob on FC layers)."""
+    from dse._effort import mechanism_grid
+    from nets._effort import EffortError, resolve_knobs
+
+    plan = []
+    for scope in scopes:
+        usable = []
+        for mechanism in mechanisms:
+            try:
+                resolve_knobs(architecture(net), 1.0, mechanism_grid(mechanism, scope)[0])
+                usable.append(mechanism)
+            except EffortError:
+                continue
+        plan.append((scope, tuple(usable)))
+    return plan
 
 
 class CascadeSpace:
@@ -141,8 +161,9 @@ class CascadeSpace:
             position = len(out) - 1 if role == "big" else 0
             if role == "little" and len(out) == 1:
                 continue
-            knobs = suggest_knobs(trial, effort.mechanisms, scopes=("",), prefix=f"{role}.")
-            out[position] = dataclasses.replace(out[position], knobs=knobs)
+            knobs = [knob for scope, mechanisms in applicable_knobs(out[position].net, effort.mechanisms, effort.scopes)
+                     for knob in suggest_knobs(trial, mechanisms, scopes=(scope,), prefix=f"{role}.")]
+            out[position] = dataclasses.replace(out[position], knobs=tuple(sorted(knobs)))
         return out
 
     def _threshold(self, trial: optuna.Trial, stages: list[int]) -> float:

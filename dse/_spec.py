@@ -96,6 +96,7 @@ class EffortSpec:
 
     mechanisms: tuple[str, ...] = ()
     nets: tuple[str, ...] = ("big",)
+    scopes: tuple[str, ...] = ("",)  # knob groups: "" (every layer), "conv", "fc", or layer names like "conv2"
 
 
 @dataclass(frozen=True)
@@ -243,6 +244,9 @@ def _validate_mechanisms(spec: StudySpec) -> None:
            f"must be a subset of {', '.join(known)}, got {list(eff.mechanisms)}")
     _check(set(eff.nets) <= {"big", "little"} and len(eff.nets) > 0, f"{src}: effort.nets",
            f"must be a non-empty subset of big, little, got {list(eff.nets)}")
+    _check(len(eff.scopes) > 0 and all(isinstance(x, str) for x in eff.scopes) and len(set(eff.scopes)) == len(eff.scopes)
+           and ("" not in eff.scopes or len(eff.scopes) == 1), f"{src}: effort.scopes",
+           f"must be distinct knob groups ('' alone, or e.g. 'conv', 'fc', 'conv2'), got {list(eff.scopes)}")
 
 
 def parse_spec(text: str, source: str) -> StudySpec:

@@ -22,7 +22,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from dse._spec import SpecError
     from dse._static import ThresholdError
 
-    return (SpecError, nets.DatasetError, nets.ArchitectureError, nets.UnknownArchitecture,
+    from nets._effort import EffortError
+
+    return (SpecError, nets.DatasetError, nets.ArchitectureError, nets.UnknownArchitecture, EffortError,
             costmodel.CostModelError, StudyNotFound, BitwidthError, ThresholdError,
             IncrementSearchError)
 

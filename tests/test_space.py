@@ -108,3 +108,20 @@ def test_resplit_keeps_per_sample_work_aligned() -> None:
     halves = problem.resplit(np.array([3, 0]), np.array([1, 2]))
     assert halves.margin["calib"][1].tolist() == [0.8, 0.3] and halves.work["calib"][1].tolist() == [0.6, 0.9]
     assert halves.work["test"][1].tolist() == [0.8, 0.7]
+
+
+def test_effort_scopes_get_only_applicable_mechanisms() -> None:
+    from dse._space import applicable_knobs
+
+    plan = dict(applicable_knobs("lenet-relu", ("neuron", "feature", "layer"), ("conv", "fc")))
+    assert plan == {"conv": ("neuron", "feature", "layer"), "fc": ("neuron",)}
+    assert dict(applicable_knobs("lenet", ("neuron",), ("conv",))) == {"conv": ()}  # Caffe LeNet: no ReLU after convs
+
+
+def test_effort_scope_without_mechanism_is_a_spec_error(tiny_study: dict, tmp_path: Path) -> None:
+    spec = tmp_path / "bad.toml"
+    spec.write_text(tiny_study["spec"].read_text() + '[effort]\nmechanisms = ["feature"]\nscopes = ["fc"]\n')
+    result = CliRunner().invoke(app, ["run", str(spec), "--out", str(tmp_path / "out"), "--no-progress"])
+    assert result.exit_code == 2 and "effort.scopes: no mechanism of ['feature'] can act on 'lenet' in scope 'fc'" \
+        in result.output
+    assert not (tmp_path / "out").exists()
