@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -46,6 +47,7 @@ class CascadeProblem:
     priced_layers: str = "all"
     builder: Callable[[list[Variant]], list[VariantScores]] | None = None  # scores variants not built yet
     work: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)  # split -> variant -> executed fraction (N,)
+    scoring_s: float = 0.0  # time spent scoring variants on demand (`ensure`)
 
     @classmethod
     def from_scores(cls, scores: list[VariantScores], big: int, accelerator: costmodel.Accelerator,
@@ -75,7 +77,9 @@ class CascadeProblem:
             return self.variants.index(variant)
         if self.builder is None:
             raise KeyError(f"variant {variant.name} is not part of this problem")
+        start = time.perf_counter()
         (scores,) = self.builder([variant])
+        self.scoring_s += time.perf_counter() - start
         for split in self.margin:
             self.margin[split] = np.vstack([self.margin[split], scores.splits[split].margin[None]])
             self.correct[split] = np.vstack([self.correct[split], scores.splits[split].correct[None]])
