@@ -56,11 +56,6 @@ class LayerShape:
         return self.out_channels if self.has_weights else 0
 
     @property
-    def input_count(self) -> int:
-        """Number of input activations."""
-        return self.in_channels * self.in_h * self.in_w
-
-    @property
     def output_count(self) -> int:
         """Number of output activations."""
         return self.out_channels * self.out_h * self.out_w

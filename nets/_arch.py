@@ -73,14 +73,6 @@ class Architecture:
     input_shape: tuple[int, int, int]
     layers: tuple[Layer, ...]
 
-    @property
-    def num_classes(self) -> int:
-        """Size of the classifier output (the last FC layer)."""
-        last = self.layers[-1] if not isinstance(self.layers[-1], ReLU) else self.layers[-2]
-        if not isinstance(last, FC):
-            raise ArchitectureError(f"architecture {self.name}: the last layer must be fully connected")
-        return last.out_features
-
     def scaled_layers(self, width: float = 1.0) -> tuple[Layer, ...]:
         """The layer list with every conv/FC width scaled by `width`, except the classifier."""
         if not 0 < width <= 1:
