@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nets._data import Dataset, DatasetError, stratified_split
+from nets._data import Dataset, DatasetError, make_dataset, stratified_split
 
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
@@ -59,7 +59,7 @@ def load_cifar10(directory: str | Path, seed: int = 0) -> Dataset:
     train_images, train_labels = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     test_images, test_labels = read_batch(directory / TEST_BATCH)
     calib, test = stratified_split(test_labels, (CALIB_FRACTION, 1 - CALIB_FRACTION), seed)
-    return Dataset(
+    return make_dataset(
         f"cifar10-s{seed}",
         {"train": train_images, "calib": test_images[calib], "test": test_images[test]},
         {"train": train_labels, "calib": test_labels[calib], "test": test_labels[test]},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import importlib.util
 import struct
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ class DatasetError(ValueError):
 class Dataset:
     """Images (N, C, H, W) uint8 and int64 labels, pre-split into train / calib / test.
 
-    `dataset_id` names the data and the split (source, seed, sizes): it is part of every cache key.
+    `dataset_id` names the source and seed and ends in the SHA-256 of the split arrays' content
+    (`content_digest`): it is part of every cache key, so data is identified by content, not by path.
     """
 
     dataset_id: str
@@ -43,6 +45,26 @@ class Dataset:
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Images and labels of split `name` ('train', 'calib' or 'test')."""
         return self.images[name], self.labels[name]
+
+
+def content_digest(images: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> str:
+    """SHA-256 (hex, 16 chars) of every split's images and labels: dtype, shape and bytes, in split order.
+
+    The dataset part of every cache key: the same data at another path hits the cache; one changed
+    pixel, label or split membership does not.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(images):
+        for array in (images[name], labels[name]):
+            digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
+            digest.update(np.ascontiguousarray(array).data)
+    return digest.hexdigest()[:16]
+
+
+def make_dataset(source: str, images: dict[str, np.ndarray], labels: dict[str, np.ndarray],
+                 num_classes: int) -> Dataset:
+    """A Dataset whose id is `source` (for people) plus the content digest of its splits (for cache keys)."""
+    return Dataset(f"{source}-{content_digest(images, labels)}", images, labels, num_classes)
 
 
 def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], seed: int) -> list[np.ndarray]:
@@ -77,9 +99,8 @@ def load_mnist5k(seed: int = 0, fractions: tuple[float, float, float] = (0.6, 0.
     images = raw[:, :784].astype(np.uint8).reshape(-1, 1, 28, 28)
     labels = raw[:, 784]
     index = stratified_split(labels, fractions, seed)
-    dataset_id = f"mnist5k-s{seed}-" + "-".join(f"{f:g}" for f in fractions)
-    return Dataset(
-        dataset_id,
+    return make_dataset(
+        f"mnist5k-s{seed}",
         {name: images[idx] for name, idx in zip(SPLITS, index)},
         {name: labels[idx] for name, idx in zip(SPLITS, index)},
         10,
@@ -124,7 +145,7 @@ def load_mnist(directory: str | Path, seed: int = 0) -> Dataset:
         raise DatasetError(f"MNIST data directory {directory} lacks {', '.join(missing)}")
     arrays = {key: read_idx(directory / name) for key, name in MNIST_FILES.items()}
     calib, test = stratified_split(arrays["test_labels"], (0.5, 0.5), seed)
-    return Dataset(
+    return make_dataset(
         f"mnist-s{seed}",
         {"train": arrays["train_images"], "calib": arrays["test_images"][calib],
          "test": arrays["test_images"][test]},
@@ -150,9 +171,8 @@ def load_npz(path: str | Path, seed: int = 0, fractions: tuple[float, float, flo
         raise DatasetError(f"{path}: 'images' must be uint8 (N, H, W) or (N, C, H, W) matching 'labels'")
     labels = labels.astype(np.int64)
     index = stratified_split(labels, fractions, seed)
-    digest = f"{len(labels)}x{'x'.join(map(str, images.shape[1:]))}"
-    return Dataset(
-        f"npz-{path.stem}-{digest}-s{seed}",
+    return make_dataset(
+        f"npz-s{seed}",
         {name: images[idx] for name, idx in zip(SPLITS, index)},
         {name: labels[idx] for name, idx in zip(SPLITS, index)},
         int(labels.max()) + 1,
