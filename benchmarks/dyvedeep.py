@@ -1,10 +1,10 @@
 """Dynamic variable effort (DyVEDeep-style, reconstructed) on full MNIST with LeNet (ReLU convs): ops vs accuracy.
 
-Knobs are chosen on the calibration split: each mechanism alone on its grid (dse._effort), then all three together
+Knobs are chosen on the calibration split: each mechanism alone on its grid (dse.mechanisms.effort), then all three together
 on the cross product of each mechanism's best calibration-Pareto points. The calibration-Pareto points are scored on
 the test split through the score cache, as knob variants with per-sample op counts. The point with the most
 calibration ops reduction at <= 0.5% calibration loss is reported on the test split, priced per sample on the
-default accelerator, and timed on one CPU thread: nets._effort.skipping_forward (which skips the work) against the
+default accelerator, and timed on one CPU thread: nets.effort.skipping_forward (which skips the work) against the
 plain torch module.
 
 Usage: python benchmarks/dyvedeep.py [--data DIR] [--top K]. Cache: $DSE_CACHE_DIR, else /tmp/fullcache.
@@ -29,12 +29,11 @@ import torch
 from threadpoolctl import threadpool_limits
 
 import costmodel
-from costmodel._effort import per_sample_cost
-from dse._effort import mechanism_grid
-from nets import Dataset, ScoreCache, TrainingConfig, Variant, VariantScores, build_scores, load_dataset
-from nets._cache import weights_key
-from nets._effort import EffortNet, calibrate, effort_forward, skipping_forward
-from nets._torch import init_module, predict_logits
+from costmodel import per_sample_cost
+from dse.mechanisms.effort import mechanism_grid
+from nets import Dataset, ScoreCache, TrainingConfig, Variant, VariantScores, build_scores, load_dataset, weights_key
+from nets.effort import EffortNet, calibrate, effort_forward, skipping_forward
+from nets.training import init_module, predict_logits
 
 NET = "lenet-relu"
 CONFIG = TrainingConfig(epochs=6, batch_size=64, learning_rate=1e-3, weight_decay=0.0, seed=0)

@@ -25,9 +25,8 @@ import numpy as np
 
 import costmodel
 import nets
-from dse._bitwidth import (characterize_scores, fit_precision_cascade, fit_shared_threshold, load_bitwidth_scores,
-                           merge_bars, shared_threshold_curve)
-from dse._cli_bitwidth import render_histogram
+from dse.papers.jahier2018 import (characterize_scores, fit_precision_cascade, fit_shared_threshold,
+                                   load_bitwidth_scores, merge_bars, render_histogram, shared_threshold_curve)
 
 DATA = Path("/work/shared/datasets/mnist")
 NET = "lenet"

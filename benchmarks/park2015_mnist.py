@@ -20,13 +20,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dse._output import export_results
-from dse._problem import CascadeProblem, load_problem
-from dse._protocol import run_protocol, summarise
-from dse._spec import load_spec
-from dse._static import paper_static_choice
-from dse._storage import open_storage, sqlite_url
-from dse._study import RECORD, best_feasible, open_study, run_search, search_study
+import reports
+from dse import (CascadeProblem, best_feasible, export_tables, load_problem, load_spec, open_storage, open_study,
+                 run_search, search_study, sqlite_url, study_results)
+from dse.papers.park2015 import paper_static_choice
+from dse.papers.park2015_protocol import run_protocol, summarise
 
 PAPER = {  # Park 2015 §5.2, Fig. 8 (MNIST, 0.3% limit): energy reduction %, accuracy loss %
     ("static", "mini7"): (94.1, 0.12), ("dynamic", "mini7"): (93.1, 0.07),
@@ -36,9 +34,9 @@ PAPER = {  # Park 2015 §5.2, Fig. 8 (MNIST, 0.3% limit): energy reduction %, ac
 
 def dominance(study, problem: CascadeProblem, max_loss_pct: float) -> list[bool]:  # type: ignore[no-untyped-def]
     """For each little net: does some searched point weakly dominate the paper's lambda-sweep point (calib)?"""
-    trials = [t.user_attrs[RECORD] for t in study.get_trials(deepcopy=False) if RECORD in t.user_attrs]
-    energy = np.array([t["calib_energy_pj"] for t in trials])
-    loss = np.array([t["calib_accuracy_loss_pct"] for t in trials])
+    trials = study_results(study).trials
+    energy = np.array([t.calib.energy_j * 1e12 for t in trials])
+    loss = np.array([t.calib.accuracy_loss_pct for t in trials])
     out = []
     m, c = problem.margin["calib"], problem.correct["calib"]
     for little in range(len(problem.names)):
@@ -125,7 +123,10 @@ def main() -> None:
     out = Path(args.out)
     study = open_study(spec, open_storage(sqlite_url(out / "study.db")))
     run_search(study, problem, spec, max(0, spec.search.n_trials - len(study.trials)), progress=False)
-    print(f"\nreport (full search incl. SRAM size and partition): {export_results(study, out).resolve()}")
+    results = study_results(study)
+    export_tables(results, out)
+    report = reports.write_report(reports.build_report_data(results), out / "report.html")
+    print(f"\nreport (full search incl. SRAM size and partition): {report.resolve()}")
     print(json.dumps({"best_little": best_little,
                       "energy_reduction_pct": round(float(searched["energy_reduction_pct"].mean()), 3),
                       "accuracy_loss_pct": round(float(searched["accuracy_loss_pct"].mean()), 4),

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from dse import load_spec
-from dse._cli_incremental import (build_rows, compare_incremental, echo_comparison, setup_from_spec, stage_rows,
-                                  storage_for, weights_seconds)
-from dse._incremental import IncrementPoint, increment_energy_table, search_increments
+from dse.papers.tann2016 import IncrementPoint, increment_energy_table, search_increments
+from dse.papers.tann2016_trained import (build_rows, compare_incremental, echo_comparison, setup_from_spec, stage_rows,
+                                         storage_for, weights_seconds)
 from nets import TrainingConfig, Variant
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
@@ -68,7 +68,7 @@ def main() -> None:
         sys.exit(f"full MNIST not found: {args.data} lacks {', '.join(missing)} (pass --data DIR)")
     cache_dir = os.environ.setdefault("DSE_CACHE_DIR", "/tmp/fullcache")  # incremental training finds its goldens
     spec = load_spec("tann2016-mnist").with_overrides(data={"path": str(args.data)})
-    below = tuple(float(w) for w in args.widths.split(",")) if args.widths else spec.incremental.widths
+    below = tuple(float(w) for w in args.widths.split(",")) if args.widths else spec.section("incremental").widths
     widths = (*below, 1.0)
     setup = setup_from_spec(spec, cache_dir)
     if setup.config != BRIEF_CONFIG:
@@ -79,7 +79,7 @@ def main() -> None:
     golden = build_rows(setup, golden_variants, args.jobs, print)
     table = increment_energy_table(setup.layers_at, widths, setup.accelerator, setup.technology)
     points = search_increments(widths, *stage_rows(golden, golden_variants, "calib"), table, setup.max_loss_pct,
-                               tuple(spec.incremental.n_increments))
+                               tuple(spec.section("incremental").n_increments))
     _print_search(points)
     best = points[0]
     print(f"\nchosen on calibration: increments {_joined(best.fractions, digits=3)}, thresholds "

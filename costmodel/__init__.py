@@ -6,7 +6,7 @@ Import-light: numpy only (pandas for `sram_sweep`); never torch or plotly.
 from costmodel._accelerator import Accelerator, TilingRule, parse_bytes
 from costmodel._cost import LayerCost, NetworkCost
 from costmodel._effort import SampleCosts, per_sample_cost
-from costmodel._errors import CostModelError
+from costmodel._errors import CostModelError, UserError
 from costmodel._layers import LayerShape
 from costmodel._network import best_partition, cascade_cost, increment_cost, network_cost, sram_sweep
 from costmodel._technology import Technology, load_technology
@@ -20,6 +20,7 @@ __all__ = [
     "SampleCosts",
     "Technology",
     "TilingRule",
+    "UserError",
     "best_partition",
     "cascade_cost",
     "increment_cost",

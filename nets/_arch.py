@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from typing import Literal, Union
 
 from costmodel import LayerShape
+from costmodel import UserError
 
 
-class ArchitectureError(ValueError):
+class ArchitectureError(UserError):
     """An architecture or width fraction that cannot be built."""
 
 

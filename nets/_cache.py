@@ -13,16 +13,14 @@ import hashlib
 import io
 import json
 import os
-import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
 from nets._atomic import atomic_write_bytes, atomic_write_text
 from nets._data import Dataset
-from nets._variant import SplitScores, TrainingConfig, Variant, VariantScores, scores_from_logits
+from nets._variant import SplitScores, TrainingConfig, Variant, VariantScores
 
 CODE_VERSION = "2"
 SCORED_SPLITS = ("calib", "test")
@@ -137,7 +135,7 @@ class ScoreCache:
         """Cached scores of `variant`; raises FileNotFoundError or CacheCorrupted."""
         meta = self._read_meta(self._meta_path(key))
         splits = decode_scores(_read_checked(self.root / f"{key}.npz", meta["sha256"]), dataset)
-        return VariantScores(variant, key, splits)
+        return VariantScores(variant, key, splits, tuple(meta.get("applied", ())))
 
     def load_weights(self, key: str) -> bytes:
         """Checked bytes of a torch state dict; raises FileNotFoundError or CacheCorrupted."""
@@ -151,15 +149,16 @@ class ScoreCache:
         atomic_write_text(meta_path, json.dumps({"key": key, "variant": variant.name, "sha256": _sha256(weights),
                                                  **info}, indent=1))
 
-    def store(self, key: str, variant: Variant, splits: dict[str, SplitScores], info: dict) -> VariantScores:
-        """Write scores, then metadata (the commit point), atomically."""
+    def store(self, key: str, variant: Variant, splits: dict[str, SplitScores], applied: tuple[str, ...],
+              info: dict) -> VariantScores:
+        """Write scores, then metadata (the commit point), atomically; `applied` names the transforms scored."""
         blob = encode_scores(splits)
         atomic_write_bytes(self.root / f"{key}.npz", blob)
         meta = {"key": key, "variant": variant.name, "net": variant.net, "width": variant.width,
-                "bits": variant.bits, "sha256": _sha256(blob),
+                "bits": variant.bits, "applied": list(applied), "sha256": _sha256(blob),
                 "accuracy": {split: rows.accuracy for split, rows in splits.items()}, **info}
         atomic_write_text(self._meta_path(key), json.dumps(meta, indent=1))
-        return VariantScores(variant, key, splits)
+        return VariantScores(variant, key, splits, applied)
 
     def write_manifest(self) -> None:
         """Rebuild manifest.json from every variant's metadata file."""
@@ -172,125 +171,3 @@ class ScoreCache:
             except ValueError:
                 continue
         atomic_write_text(self.root / "manifest.json", json.dumps(entries, indent=1))
-
-
-def train_weights(dataset: Dataset, variant: Variant, config: TrainingConfig, key: str, root: str) -> str:
-    """Train the weights `variant` runs (seeded, deterministic, one thread) and store them; returns `key`."""
-    import torch
-
-    from nets._torch import init_module, train_module
-
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-    trained = variant.training
-    if trained.increments:
-        from nets._incremental import cached_golden, train_incremental
-
-        state, seconds = train_incremental(trained.architecture, trained.increments, dataset, config,
-                                           golden=cached_golden(ScoreCache(root), dataset, trained.net, config))
-    else:
-        module = init_module(trained.architecture, trained.width, config.seed)
-        seconds = train_module(module, *dataset.split("train"), config)
-        state = module.state_dict()
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    ScoreCache(root).store_weights(key, trained, buffer.getvalue(), {"train_seconds": round(seconds, 3)})
-    return key
-
-
-def evaluate_split(module, variant: Variant, dataset: Dataset, split: str) -> SplitScores:  # type: ignore[no-untyped-def]
-    """Run `variant` on one split: plain, quantized (bits) or with effort knobs (per-sample ops)."""
-    from nets._torch import predict_logits
-
-    images, labels = dataset.split(split)
-    if variant.knobs:
-        from nets._effort import effort_logits
-
-        logits, ops = effort_logits(module, variant, images, dataset.split("calib")[0])
-        return scores_from_logits(logits, labels, ops)
-    if variant.bits is not None:
-        from nets._quant import quantized_logits
-
-        return scores_from_logits(quantized_logits(module, variant, images, dataset.split("calib")[0]), labels)
-    return scores_from_logits(predict_logits(module, images), labels)
-
-
-def score_variant(dataset: Dataset, variant: Variant, config: TrainingConfig, key: str, root: str) -> VariantScores:
-    """Load the variant's weights, score the calib and test splits, and store the rows."""
-    import torch
-
-    from nets._torch import init_module
-
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-    cache = ScoreCache(root)
-    state = torch.load(io.BytesIO(cache.load_weights(weights_key(dataset, variant, config))), weights_only=True)
-    if variant.increments:
-        from nets._incremental import stage_module
-
-        module = stage_module(variant.architecture, variant.increments, variant.width, state)
-    else:
-        module = init_module(variant.architecture, variant.width, config.seed)
-        module.load_state_dict(state)
-    module.eval()
-    splits = {split: evaluate_split(module, variant, dataset, split) for split in SCORED_SPLITS}
-    return cache.store(key, variant, splits, {"weights_key": weights_key(dataset, variant, config),
-                                              "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
-
-
-def _parallel(jobs: list, n_jobs: int):  # type: ignore[no-untyped-def]
-    """Run joblib jobs, yielding results as they finish."""
-    from joblib import Parallel
-
-    workers = min(n_jobs if n_jobs > 0 else os.cpu_count() or 1, len(jobs))
-    return Parallel(n_jobs=workers, return_as="generator_unordered")(jobs)
-
-
-def build_scores(dataset: Dataset, variants: Sequence[Variant], config: TrainingConfig,
-                 cache: ScoreCache, n_jobs: int = -1,
-                 log: Callable[[str], None] = print) -> dict[Variant, VariantScores]:
-    """Scores of every variant: loaded from the cache when valid, else trained and scored in parallel (joblib).
-
-    Two phases: every missing weight set is trained once (variants differing only in bit-width or
-    knobs share one), then every missing variant is scored.
-    """
-    from joblib import delayed
-
-    results: dict[Variant, VariantScores] = {}
-    to_score: list[tuple[Variant, str]] = []
-    for variant in dict.fromkeys(variants):
-        key = variant_key(dataset, variant, config)
-        try:
-            results[variant] = cache.load(key, variant, dataset)
-            continue
-        except FileNotFoundError:
-            pass
-        except CacheCorrupted as exc:
-            log(f"cache: {variant.name}: {exc}; rebuilding")
-        to_score.append((variant, key))
-    to_train: dict[str, Variant] = {}
-    for variant, _ in to_score:
-        wkey = weights_key(dataset, variant, config)
-        try:
-            cache.load_weights(wkey)
-        except FileNotFoundError:
-            to_train[wkey] = variant.training
-        except CacheCorrupted as exc:
-            log(f"cache: {variant.training.name} weights: {exc}; retraining")
-            to_train[wkey] = variant.training
-    log(f"cache {cache.root}: {len(results)} of {len(results) + len(to_score)} variants cached; "
-        f"{len(to_train)} to train, {len(to_score)} to score")
-    start = time.perf_counter()
-    # ordinary weights first: incremental training starts from the golden models they may include
-    for phase in ([k for k, v in to_train.items() if not v.increments], [k for k, v in to_train.items() if v.increments]):
-        jobs = [delayed(train_weights)(dataset, to_train[key], config, key, str(cache.root)) for key in phase]
-        for key in _parallel(jobs, n_jobs) if jobs else ():
-            log(f"  trained {to_train[key].name} ({time.perf_counter() - start:.0f}s)")
-    if to_score:
-        jobs = [delayed(score_variant)(dataset, v, config, key, str(cache.root)) for v, key in to_score]
-        for scores in _parallel(jobs, n_jobs):
-            results[scores.variant] = scores
-            log(f"  {scores.variant.name:>12}: calib acc {scores.splits['calib'].accuracy:.2%}, "
-                f"test acc {scores.splits['test'].accuracy:.2%} ({time.perf_counter() - start:.0f}s)")
-        cache.write_manifest()
-    return {variant: results[variant] for variant in variants}

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from costmodel import UserError
 
 SPLITS = ("train", "calib", "test")
 MNIST_FILES = {
@@ -20,7 +21,7 @@ MNIST_FILES = {
 }
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError):
     """A dataset that cannot be found or read."""
 
 
@@ -177,21 +178,3 @@ def load_npz(path: str | Path, seed: int = 0, fractions: tuple[float, float, flo
         {name: labels[idx] for name, idx in zip(SPLITS, index)},
         int(labels.max()) + 1,
     )
-
-
-def load_dataset(name: str, path: str | Path | None = None, seed: int = 0) -> Dataset:
-    """Load dataset `name`: 'mnist5k' (embedded), 'mnist' (IDX directory `path`), 'npz' (file `path`) or
-    'cifar10' (the python pickle batches in directory `path`)."""
-    if name == "mnist5k":
-        return load_mnist5k(seed)
-    if name in ("mnist", "npz"):
-        if not path:
-            raise DatasetError(f"dataset '{name}' needs a path (data.path in the spec, or --data)")
-        return load_mnist(path, seed) if name == "mnist" else load_npz(path, seed)
-    if name == "cifar10":
-        if not path:
-            raise DatasetError("dataset 'cifar10' needs a path (data.path in the spec, or --data)")
-        from nets._cifar import load_cifar10  # lazy: nets._cifar imports this module
-
-        return load_cifar10(path, seed)
-    raise DatasetError(f"unknown dataset '{name}'; known: mnist5k, mnist, npz, cifar10")

@@ -35,6 +35,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from nets._arch import FC, Architecture, Conv, Pool, ReLU
 from nets._variant import Variant
+from costmodel import UserError
 
 _EDGE_CHECK_OPS = 2  # |a - b| then a comparison with the tolerance, per grid edge that has skipped positions
 _CELL_CHECK_OPS = 3  # AND of a cell's four edge flags, per cell that has interior positions
@@ -42,7 +43,7 @@ _VARIANCE_OPS_PER_PIXEL = 2  # one add for the sum, one multiply-add for the sum
 _VARIANCE_OPS_PER_MAP = 3  # n * sum_sq - sum^2 (a multiply, a multiply-subtract) and a comparison
 
 
-class EffortError(ValueError):
+class EffortError(UserError):
     """Effort knobs that cannot be applied: unknown name, value out of range, or a layer that cannot take them."""
 
 
@@ -193,6 +194,9 @@ class _Step:
     run: Callable[[np.ndarray], np.ndarray]
 
 
+Quantizer = Callable[[int, np.ndarray], np.ndarray]  # (step index, -1 for the input; array) -> quantized array
+
+
 @dataclass(frozen=True)
 class EffortNet:
     """A trained network in numpy form, calibrated, to run with any effort knobs."""
@@ -200,6 +204,7 @@ class EffortNet:
     architecture: Architecture
     width: float
     steps: tuple[_Weighted | _Step, ...]
+    quantize: Quantizer | None = None  # fake quantization of the input (step -1) and of every step's output
 
     @property
     def layers(self) -> tuple[_Weighted, ...]:
@@ -251,18 +256,23 @@ def _numpy_steps(module: Any, arch: Architecture, width: float) -> tuple[_Weight
 LayerFn = Callable[[_Weighted, np.ndarray], tuple[np.ndarray, tuple[np.ndarray, ...]]]
 
 
-def _run_steps(steps: Sequence[_Weighted | _Step], images: np.ndarray,
-               layer_fn: LayerFn) -> tuple[np.ndarray, list[tuple[np.ndarray, ...]]]:
-    """Final outputs of uint8 `images` (scaled to [0, 1] as nets._torch.to_tensor does) and each conv/FC's counts."""
+def _run_steps(steps: Sequence[_Weighted | _Step], images: np.ndarray, layer_fn: LayerFn,
+               quantize: Quantizer | None = None) -> tuple[np.ndarray, list[tuple[np.ndarray, ...]]]:
+    """Final outputs of uint8 `images` (scaled to [0, 1] as nets._torch.to_tensor does) and each conv/FC's counts;
+    with `quantize`, the input and every step's output are fake-quantized (a variant with bits and knobs)."""
     dtype = next(s for s in steps if isinstance(s, _Weighted)).weight.dtype
     x = images.astype(dtype) / dtype.type(255.0)
+    if quantize is not None:
+        x = quantize(-1, x)
     counts = []
-    for step in steps:
+    for index, step in enumerate(steps):
         if isinstance(step, _Weighted):
             x, layer_counts = layer_fn(step, x)
             counts.append(layer_counts)
         else:
             x = step.run(x)
+        if quantize is not None:
+            x = quantize(index, x)
     return x, counts
 
 
@@ -546,7 +556,7 @@ def effort_forward(net: EffortNet, efforts: dict[str, LayerEffort], images: np.n
     logits, counts = [], []
     for start in range(0, len(images), batch_size):
         out, layer_counts = _run_steps(net.steps, images[start:start + batch_size],
-                                       lambda layer, x: _dense_layer(layer, efforts[layer.name], x))
+                                       lambda layer, x: _dense_layer(layer, efforts[layer.name], x), net.quantize)
         logits.append(out)
         counts.append(np.array(layer_counts, dtype=np.float64))  # (L, 3, B)
     table = np.concatenate(counts, axis=2)
@@ -557,11 +567,48 @@ def effort_forward(net: EffortNet, efforts: dict[str, LayerEffort], images: np.n
 def effort_logits(module: Any, variant: Variant, images: np.ndarray,
                   calib_images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Logits (N, classes) float64 and scalar ops per sample (N,) float64 of `variant` (with knobs) on `images`;
-    ranges calibrated on `calib_images`. The entry point of nets._cache.evaluate_split."""
+    ranges calibrated on `calib_images`. The entry point of nets._build.evaluate_split.
+
+    A variant that also has `bits` runs in dynamic fixed point, as `nets._quant` does without knobs: its weights
+    quantized (same formats and rounding), the input and every step's output fake-quantized in formats from the
+    ranges the quantized-weight network reaches on `calib_images` (a fused conv/FC + ReLU is one step here).
+    """
     efforts = resolve_knobs(variant.architecture, variant.width, variant.knobs)
+    if variant.bits is not None:
+        from nets._quant import quantized_module
+
+        module = quantized_module(module, variant.bits, variant.rounding)
     net = calibrate(module, variant.architecture, variant.width, calib_images)
+    if variant.bits is not None:
+        net = replace(net, quantize=_step_quantizer(net, variant.bits, variant.rounding, calib_images))
     logits, counts = effort_forward(net, efforts, images)
     return logits, counts.ops
+
+
+def _step_quantizer(net: EffortNet, bits: int, rounding: str, calib_images: np.ndarray) -> Quantizer:
+    """Fake quantization per step in its own `bits`-wide format, from the largest magnitude seen on calibration."""
+    from nets._quant import SEED, fixed_point_format
+
+    largest: dict[int, float] = {}
+
+    def record(index: int, x: np.ndarray) -> np.ndarray:
+        largest[index] = max(largest.get(index, 0.0), float(np.abs(x).max()))
+        return x
+
+    for start in range(0, len(calib_images), 250):
+        _run_steps(net.steps, calib_images[start:start + 250], lambda layer, x: _dense_layer(layer, LayerEffort(), x),
+                   record)
+    formats = {index: fixed_point_format(value, bits) for index, value in largest.items()}
+    rng = np.random.default_rng(SEED)
+
+    def quantize(index: int, x: np.ndarray) -> np.ndarray:
+        int_bits, frac_bits = formats[index]
+        step = x.dtype.type(2.0 ** -frac_bits)
+        scaled = x / step
+        scaled = np.round(scaled) if rounding == "nearest" else np.floor(scaled + rng.random(x.shape, dtype=x.dtype))
+        top = 2.0 ** (int_bits - 1)
+        return np.clip(scaled * step, -top, top - step).astype(x.dtype)
+    return quantize
 
 
 def skipping_forward(net: EffortNet, efforts: dict[str, LayerEffort], images: np.ndarray,
@@ -571,7 +618,7 @@ def skipping_forward(net: EffortNet, efforts: dict[str, LayerEffort], images: np
     logits, macs = [], []
     for start in range(0, len(images), batch_size):
         out, layer_macs = _run_steps(net.steps, images[start:start + batch_size],
-                                     lambda layer, x: _skipping_layer(layer, efforts[layer.name], x))
+                                     lambda layer, x: _skipping_layer(layer, efforts[layer.name], x), net.quantize)
         logits.append(out)
         macs.append(np.sum([m for (m,) in layer_macs], axis=0))
     return np.concatenate(logits).astype(np.float64), np.concatenate(macs).astype(np.float64)

@@ -18,38 +18,14 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from nets._arch import Architecture, ArchitectureError, Conv
-from nets._cache import CacheCorrupted, ScoreCache, train_weights, weights_key
+from nets._arch import Architecture
+from nets._increments import IncrementalError, check_increments
 from nets._data import Dataset
 from nets._torch import build_module, train_module
 from nets._variant import TrainingConfig, Variant
 
 State = dict[str, torch.Tensor]
 GoldenSource = Callable[[float], State]
-
-
-class IncrementalError(ValueError):
-    """Increments that cannot define an incrementally trained net."""
-
-
-def check_increments(arch: Architecture, increments: tuple[float, ...]) -> None:
-    """Fractions strictly increasing in (0, 1], ending at 1, each giving every hidden layer >= 1 channel."""
-    listed = ", ".join(f"{f:g}" for f in increments)
-    if not increments:
-        raise IncrementalError("increments must list at least one channel fraction")
-    if any(not 0 < f <= 1 for f in increments):
-        raise IncrementalError(f"every fraction must lie in (0, 1], got {listed}")
-    if any(b <= a for a, b in zip(increments, increments[1:])):
-        raise IncrementalError(f"fractions must increase strictly, got {listed}")
-    if increments[-1] != 1:
-        raise IncrementalError(f"the last fraction must be 1 (the full net), got {listed}")
-    if any(isinstance(layer, Conv) and layer.groups > 1 for layer in arch.layers):
-        raise IncrementalError(f"{arch.name}: incremental training needs ungrouped convolutions")
-    for f in increments:
-        try:
-            arch.scaled_layers(f)
-        except ArchitectureError as exc:
-            raise IncrementalError(f"increment {f:g}: {exc}") from None
 
 
 def _classifier_prefix(module: nn.Sequential) -> str:
@@ -100,32 +76,14 @@ def _unfreeze(module: nn.Sequential) -> None:
             parametrize.remove_parametrizations(layer, name, leave_parametrized=True)
 
 
-def cached_golden(cache: ScoreCache, dataset: Dataset, net: str, config: TrainingConfig) -> GoldenSource:
-    """Golden-model weights of zoo net `net` by width: from `cache`, trained and stored there when missing."""
-
-    def golden(width: float) -> State:
-        variant = Variant(net, width)
-        key = weights_key(dataset, variant, config)
-        try:
-            data = cache.load_weights(key)
-        except (FileNotFoundError, CacheCorrupted):
-            train_weights(dataset, variant, config, key, str(cache.root))
-            data = cache.load_weights(key)
-        return torch.load(io.BytesIO(data), weights_only=True)
-
-    return golden
-
-
 def train_incremental(arch: Architecture, increments: tuple[float, ...], dataset: Dataset, config: TrainingConfig,
-                      golden: GoldenSource | None = None) -> tuple[State, float]:
+                      golden: GoldenSource) -> tuple[State, float]:
     """Algorithm 1: the incremental weight set and the seconds spent training increments 2..N.
 
-    golden(width) gives the golden model's state at a width (§3.1); by default it comes from the default score
-    cache (`$DSE_CACHE_DIR`, ...), trained and stored there when missing, so `arch` must then be a zoo net.
+    golden(width) gives the golden model's state at a width (§3.1), e.g. `nets._build.cached_golden`.
     Stage 1 is ordinary training at f_1, so it is that golden model itself.
     """
     check_increments(arch, increments)
-    golden = golden or cached_golden(ScoreCache(), dataset, arch.name, config)
     images, labels = dataset.split("train")
     module = build_module(arch, increments[0])
     module.load_state_dict(golden(increments[0]))

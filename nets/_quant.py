@@ -19,6 +19,7 @@ from torch import nn
 
 from nets._torch import predict_logits
 from nets._variant import Variant
+from costmodel import UserError
 
 ROUNDINGS = ("nearest", "stochastic")
 MIN_BITS, MAX_BITS = 2, 32
@@ -26,7 +27,7 @@ INPUT = "<input>"  # key of the network input in the recorded ranges
 SEED = 0  # stochastic rounding is seeded: a variant's scores are reproducible
 
 
-class QuantizationError(ValueError):
+class QuantizationError(UserError):
     """A bit-width or rounding mode the quantizer cannot use."""
 
 
@@ -117,6 +118,11 @@ def quantize_weights(module: nn.Module, bits: int, rounding: str, generator: tor
         int_bits, frac_bits = fixed_point_format(float(parameter.abs().max()), bits)
         parameter.copy_(quantize(parameter, int_bits, frac_bits, rounding, generator))
     return quantized
+
+
+def quantized_module(module: nn.Module, bits: int, rounding: str) -> nn.Module:
+    """A copy of `module` with its weights in `bits`-wide dynamic fixed point, drawn as `quantized_logits` draws them."""
+    return quantize_weights(module, check_bits(bits), check_rounding(rounding), torch.Generator().manual_seed(SEED))
 
 
 def quantized_logits(module: nn.Module, variant: Variant, images: np.ndarray, calib_images: np.ndarray) -> np.ndarray:

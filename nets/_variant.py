@@ -52,6 +52,21 @@ class Variant:
         return "@".join(parts)
 
     @property
+    def transforms(self) -> dict[str, object]:
+        """Every transform this variant applies to its net, by name (defaults left out): what scoring and pricing
+        must both apply, e.g. {'width': 0.5, 'bits': 8, 'rounding': 'nearest', 'knobs': (...)}."""
+        out: dict[str, object] = {}
+        if self.width != 1.0:
+            out["width"] = self.width
+        if self.increments:
+            out["increments"] = self.increments
+        if self.bits is not None:
+            out.update(bits=self.bits, rounding=self.rounding)
+        if self.knobs:
+            out["knobs"] = self.knobs
+        return out
+
+    @property
     def training(self) -> "Variant":
         """The variant whose weights this one runs (post-training options stripped)."""
         return Variant(self.net, 1.0 if self.increments else self.width, self.increments)
@@ -85,6 +100,7 @@ class VariantScores:
     variant: Variant
     key: str
     splits: dict[str, SplitScores] = field(default_factory=dict)
+    applied: tuple[str, ...] = ()  # the transforms scoring applied (names of `Variant.transforms`)
 
 
 def scores_from_logits(logits: np.ndarray, labels: np.ndarray, ops: np.ndarray | None = None) -> SplitScores:

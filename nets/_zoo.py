@@ -8,6 +8,7 @@ layer (LRN layers are left out: they carry no MACs the cost model prices).
 
 from __future__ import annotations
 
+from costmodel import UserError
 from nets._arch import FC, Architecture, Conv, Layer, Pool, ReLU
 
 MNIST_INPUT = (1, 28, 28)
@@ -78,7 +79,7 @@ def _build_zoo() -> dict[str, Architecture]:
 ZOO: dict[str, Architecture] = _build_zoo()
 
 
-class UnknownArchitecture(KeyError):
+class UnknownArchitecture(UserError):
     """A network name that is not in the zoo."""
 
     def __str__(self) -> str:

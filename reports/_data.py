@@ -1,4 +1,4 @@
-"""What the report shows, computed from result tables before anything is drawn (testable without plotly)."""
+"""What the report shows, computed from a study's typed results before anything is drawn (testable without plotly)."""
 
 from __future__ import annotations
 
@@ -6,27 +6,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-PARAM_COLUMNS = {
-    "cascade": "cascade",
-    "threshold_mode": "threshold mode",
-    "applied_threshold": "threshold",
-    "sram": "SRAM",
-    "partition_input": "input buf (steps)",
-    "partition_weight": "weight buf (steps)",
-}
-METRIC_COLUMNS = {
-    "test_energy_pj": "energy (nJ)",
-    "test_energy_saving_pct": "energy saving vs big (%)",
-    "test_accuracy": "accuracy (%)",
-    "test_accuracy_loss_pct": "accuracy loss (pp)",
-    "test_big_fraction": "big-net runs (%)",
-    "test_latency_s": "latency (µs)",
-    "calib_energy_pj": "calib energy (nJ)",
-    "calib_accuracy_loss_pct": "calib loss (pp)",
-}
-SCALE = {"test_energy_pj": 1e-3, "calib_energy_pj": 1e-3, "test_accuracy": 100.0, "test_big_fraction": 100.0,
-         "test_latency_s": 1e6}
-BASELINE_KINDS = ("big only", "little only", "single stage", "lambda sweep (Park 2015)")
+from dse.core.results import Baseline, MarginCurve, Panel, StudyResults, TrialResult
+
+BIG_ONLY = "big only"
 
 
 @dataclass(frozen=True)
@@ -40,21 +22,8 @@ class Series:
 
 
 @dataclass(frozen=True)
-class SMRCCurve:
-    """One variant's score-margin classifier: ROC, AUC and margin histograms (Park 2015 Fig. 1-2)."""
-
-    net: str
-    auc: float
-    fpr: list[float]
-    tpr: list[float]
-    bin_edges: list[float]
-    hist_correct: list[int]
-    hist_wrong: list[int]
-
-
-@dataclass(frozen=True)
 class ReportData:
-    """Everything the HTML report draws: title, front, baselines, other trials, tables, SMRC curves."""
+    """Everything the HTML report draws: title, front, baselines, other trials, tables, margin curves, panels."""
 
     title: str
     subtitle: str
@@ -63,55 +32,60 @@ class ReportData:
     others: Series
     table: pd.DataFrame
     baseline_table: pd.DataFrame
-    smrc: list[SMRCCurve]
-    panels: list[dict]  # mechanism panels: {"kind": "bar" | "line" | "table", "title", "caption", ...data}
+    smrc: list[MarginCurve]
+    panels: list[Panel]
 
 
-def _series(name: str, frame: pd.DataFrame, split: str, labels: list[str]) -> Series:
-    if frame.empty:
-        return Series(name, [], [], [])
-    return Series(name, frame[f"{split}_accuracy_loss_pct"].tolist(), (frame[f"{split}_energy_pj"] / 1000.0).tolist(),
-                  labels)
+def _trial_series(name: str, trials: list[TrialResult], split: str) -> Series:
+    metrics = [getattr(t, split) for t in trials]
+    return Series(name, [m.accuracy_loss_pct for m in metrics], [m.energy_j * 1e9 for m in metrics],
+                  [f"trial {t.number}: {t.cascade} θ={'/'.join(f'{x:.4f}' for x in t.thresholds) or '-'}"
+                   for t in trials])
 
 
-def _trial_labels(frame: pd.DataFrame) -> list[str]:
-    return [f"trial {row.trial}: {row.cascade} θ₁={row.applied_threshold:.4f}" for row in frame.itertuples()]
+def _baseline_series(kind: str, rows: list[Baseline], split: str) -> Series:
+    metrics = [getattr(b, split) for b in rows]
+    return Series(kind, [m.accuracy_loss_pct for m in metrics], [m.energy_j * 1e9 for m in metrics],
+                  [b.label for b in rows])
 
 
-def _readable(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
-    """Scale units and rename the columns that are present."""
-    present = [c for c in columns if c in frame]
-    table = frame[present].copy()
-    for column, factor in SCALE.items():
-        if column in table:
-            table[column] = table[column] * factor
-    return table.rename(columns=columns).round(4).reset_index(drop=True)
+def _metric_columns(metrics, split: str) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """The readable metric columns of one split, each in the unit its header names."""
+    head = "" if split == "test" else "calib "
+    return {f"{head}energy (nJ)": metrics.energy_j * 1e9, f"{head}energy saving vs big (%)": metrics.energy_saving_pct,
+            f"{head}accuracy (%)": 100 * metrics.accuracy, f"{head}accuracy loss (pp)": metrics.accuracy_loss_pct,
+            f"{head}last stage runs (%)": 100 * metrics.last_stage_fraction, f"{head}latency (µs)": metrics.latency_s * 1e6}
 
 
-def build_report_data(study_name: str, trials: pd.DataFrame, baselines: pd.DataFrame, big: str,
-                      max_loss_pct: float | None, smrc: list[dict] | None = None, panels: list[dict] | None = None,
-                      split: str = "test") -> ReportData:
-    """Front (calibration-Pareto trials, shown on `split`), baselines, tables and SMRC, ready to draw."""
-    empty = trials.empty
-    pareto = trials if empty else trials[trials["pareto"]].sort_values("calib_energy_pj")
-    others = trials if empty else trials[~trials["pareto"]]
-    baseline_series = []
-    for kind in BASELINE_KINDS:
-        rows = baselines[baselines["kind"] == kind] if len(baselines) else baselines
-        if len(rows):
-            baseline_series.append(_series(kind, rows, split, rows["net"].astype(str).tolist()))
-    limit = "none" if max_loss_pct is None else f"{max_loss_pct:g} pp"
-    subtitle = (f"big net: {big} · {len(trials)} trials · {len(pareto)} distinct Pareto points chosen on the "
-                f"calibration split, shown on the {split} split · max accuracy loss: {limit}")
+def _trial_table(trials: list[TrialResult]) -> pd.DataFrame:
+    rows = [{"trial": t.number, "cascade": t.cascade, "thresholds": "/".join(f"{x:.4g}" for x in t.thresholds),
+             **{k: v for k, v in t.params.items() if k in ("sram", "partition_input", "partition_weight")},
+             **_metric_columns(t.test, "test"), "calib energy (nJ)": t.calib.energy_j * 1e9,
+             "calib loss (pp)": t.calib.accuracy_loss_pct} for t in trials]
+    return pd.DataFrame(rows).round(4)
+
+
+def _baseline_table(baselines: list[Baseline]) -> pd.DataFrame:
+    rows = [{"baseline": b.kind, "net": b.label, **b.params, **_metric_columns(b.test, "test")} for b in baselines]
+    return pd.DataFrame(rows).round(4)
+
+
+def build_report_data(results: StudyResults, split: str = "test") -> ReportData:
+    """Front (calibration-Pareto trials, shown on `split`), baselines by kind, tables, margin curves and panels."""
+    pareto = results.pareto
+    others = [t for t in results.trials if not t.pareto]
+    kinds = list(dict.fromkeys(b.kind for b in results.baselines))
+    limit = "none" if results.max_accuracy_loss_pct is None else f"{results.max_accuracy_loss_pct:g} pp"
+    subtitle = (f"big net: {results.big} · {len(results.trials)} trials · {len(pareto)} distinct Pareto points chosen "
+                f"on the calibration split, shown on the {split} split · max accuracy loss: {limit}")
     return ReportData(
-        title=f"adaptive-dse: {study_name}",
+        title=f"adaptive-dse: {results.name}",
         subtitle=subtitle,
-        front=_series("Pareto front", pareto, split, [] if empty else _trial_labels(pareto)),
-        baselines=baseline_series,
-        others=_series("other trials", others, split, [] if empty else _trial_labels(others)),
-        table=_readable(pareto, {**PARAM_COLUMNS, **METRIC_COLUMNS}),
-        baseline_table=_readable(baselines, {"kind": "baseline", "net": "net", "threshold": "threshold",
-                                             "lambda": "λ", **METRIC_COLUMNS}),
-        smrc=[SMRCCurve(**row) for row in smrc or []],
-        panels=list(panels or []),
+        front=_trial_series("Pareto front", pareto, split),
+        baselines=[_baseline_series(kind, [b for b in results.baselines if b.kind == kind], split) for kind in kinds],
+        others=_trial_series("other trials", others, split),
+        table=_trial_table(pareto),
+        baseline_table=_baseline_table(results.baselines),
+        smrc=list(results.margins),
+        panels=list(results.panels),
     )

@@ -6,6 +6,7 @@ import html
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dse.core.results import Panel
 from nets import atomic_write_text
 from reports._data import ReportData, Series
 
@@ -13,18 +14,18 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
 
 MARKERS = {"Pareto front": ("#d62728", "circle", 9), "big only": ("#000000", "star", 16),
-           "little only": ("#1f77b4", "diamond", 11), "single stage": ("#9467bd", "diamond", 9),
-           "lambda sweep (Park 2015)": ("#ff7f0e", "x", 11),
            "other trials": ("#bbbbbb", "circle", 5)}
+BASELINE_STYLES = [("#1f77b4", "diamond", 11), ("#ff7f0e", "x", 11), ("#9467bd", "diamond", 9),
+                   ("#2ca02c", "square", 9), ("#8c564b", "triangle-up", 10)]  # other baseline kinds, in order
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}
 table{border-collapse:collapse;font-size:0.9em}
 td,th{padding:4px 8px;border-bottom:1px solid #ddd;text-align:right}"""
 
 
-def _trace(series: Series, lines: bool = False) -> "go.Scatter":
+def _trace(series: Series, lines: bool = False, style: int = 0) -> "go.Scatter":
     import plotly.graph_objects as go
 
-    color, symbol, size = MARKERS.get(series.name, ("#2ca02c", "square", 9))
+    color, symbol, size = MARKERS.get(series.name, BASELINE_STYLES[style % len(BASELINE_STYLES)])
     return go.Scatter(x=series.loss_pct, y=series.energy_nj, name=series.name, text=series.labels,
                       mode="lines+markers" if lines else "markers",
                       marker={"color": color, "symbol": symbol, "size": size},
@@ -34,7 +35,8 @@ def _trace(series: Series, lines: bool = False) -> "go.Scatter":
 def _front_figure(data: ReportData) -> "go.Figure":
     import plotly.graph_objects as go
 
-    figure = go.Figure([_trace(data.others), *(_trace(s) for s in data.baselines), _trace(data.front, lines=True)])
+    figure = go.Figure([_trace(data.others), *(_trace(s, style=i) for i, s in enumerate(data.baselines)),
+                        _trace(data.front, lines=True)])
     figure.update_layout(title="Energy per inference vs. accuracy loss", xaxis_title="accuracy loss vs. big net (pp)",
                          yaxis_title="energy per inference (nJ)", yaxis_type="log", template="plotly_white",
                          height=560)
@@ -64,22 +66,22 @@ def _smrc_figure(data: ReportData) -> "go.Figure":
     return figure
 
 
-def _panel(panel: dict, index: int) -> str:
+def _panel(panel: Panel, index: int) -> str:
     """One mechanism panel: a bar chart, a line chart or a table, with its caption."""
     import plotly.graph_objects as go
 
-    head = f"<h2>{html.escape(panel['title'])}</h2>\n<p>{html.escape(panel['caption'])}</p>"
-    if panel["kind"] == "table":
-        rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in panel["rows"])
-        header = "".join(f"<th>{html.escape(c)}</th>" for c in panel["columns"])
+    head = f"<h2>{html.escape(panel.title)}</h2>\n<p>{html.escape(panel.caption)}</p>"
+    if panel.kind == "table":
+        rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in panel.rows)
+        header = "".join(f"<th>{html.escape(c)}</th>" for c in panel.columns)
         return f"{head}\n<table><tr>{header}</tr>{rows}</table>"
-    if panel["kind"] == "bar":
-        traces = [go.Bar(x=panel["x"], y=panel["y"], marker_color="#1f77b4")]
+    if panel.kind == "bar":
+        traces = [go.Bar(x=panel.x, y=panel.y, marker_color="#1f77b4")]
     else:
-        traces = [go.Scatter(x=panel["x"], y=y, name=name, mode="lines", line_shape="hv")
-                  for name, y in panel["series"].items()]
+        traces = [go.Scatter(x=panel.x, y=y, name=name, mode="lines", line_shape="hv")
+                  for name, y in panel.series.items()]
     figure = go.Figure(traces)
-    figure.update_layout(template="plotly_white", height=380, yaxis_title=panel["y_title"])
+    figure.update_layout(template="plotly_white", height=380, yaxis_title=panel.y_title)
     return f"{head}\n" + figure.to_html(full_html=False, include_plotlyjs=False, div_id=f"panel-{index}")
 
 
@@ -96,7 +98,7 @@ def render_html(data: ReportData) -> str:
         smrc = _smrc_figure(data).to_html(full_html=False, include_plotlyjs=False, div_id="smrc")
         aucs = "".join(f"<tr><td>{html.escape(c.net)}</td><td>{c.auc:.4f}</td></tr>" for c in data.smrc)
         sections.append("<h2>Score-margin result classifier (test split)</h2>\n"
-                        "<p>How well “margin ≥ threshold” predicts a correct inference (Park 2015 §3).</p>\n"
+                        "<p>How well “margin ≥ threshold” predicts a correct inference.</p>\n"
                         f"{smrc}\n<table><tr><th>net</th><th>AUC</th></tr>{aucs}</table>")
     sections += [_panel(panel, i) for i, panel in enumerate(data.panels)]
     body = "\n".join(sections)

@@ -26,7 +26,7 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 TINY_SPEC = """
-version = 1
+version = 2
 name = "tiny"
 description = "two little nets, one epoch"
 [data]
@@ -36,7 +36,8 @@ epochs = 1
 batch_size = 128
 [nets]
 big = "lenet"
-little = ["mini7", "mini8"]
+[little]
+nets = ["mini7", "mini8"]
 [search]
 n_trials = 12
 sampler = "random"

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from dse._dynamic import hill_climb, select_alpha
-from dse._smrc import smrc
-from dse._static import ThresholdError, paper_static_choice, static_objective, static_threshold
+from dse.core.smrc import smrc
+from dse.papers.park2015 import (ThresholdError, hill_climb, paper_static_choice, select_alpha, static_objective,
+                                 static_threshold)
 
 
 def _random_pair(seed: int, n: int = 400) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

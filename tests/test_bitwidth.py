@@ -9,10 +9,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from dse import _cli_bitwidth
-from dse._bitwidth import (BitwidthError, characterize, fit_precision_cascade, fit_shared_threshold, merge_bars,
+from dse.papers.jahier2018 import (BitwidthError, characterize, fit_precision_cascade, fit_shared_threshold, merge_bars,
                            shared_threshold_curve, validate_bitwidth_set)
-from dse._evaluate import evaluate_cascade
+from dse import evaluate_cascade
 from nets import Dataset
 
 
@@ -120,7 +119,7 @@ def test_fit_precision_cascade_picks_the_cheapest_feasible_subset() -> None:
 
 
 TINY_SPEC = """
-version = 1
+version = 2
 name = "tiny-bits"
 [data]
 dataset = "npz"
@@ -129,16 +128,16 @@ epochs = 1
 batch_size = 128
 [nets]
 big = "mini8"
-little = ["mini7"]
+[little]
+nets = ["mini7"]
 """
 
 
 @pytest.fixture()
 def app() -> typer.Typer:
-    """A Typer app with only the `characterize` command (plus a no-op, so the command name is kept)."""
-    application = typer.Typer()
-    _cli_bitwidth.register(application)
-    application.command("noop")(lambda: None)
+    """The `dse` app, whose `characterize` command the bit-width mechanism brings."""
+    from dse.cli import app as application
+
     return application
 
 

@@ -27,9 +27,9 @@ def test_run_writes_study_report_and_csvs(tiny_study: dict) -> None:
     assert len(pareto) >= 1 and pareto["feasible"].all()
     # every Pareto point is non-dominated on the calibration objectives
     for _, row in pareto.iterrows():
-        dominated = ((trials["calib_energy_pj"] <= row["calib_energy_pj"])
+        dominated = ((trials["calib_energy_j"] <= row["calib_energy_j"])
                      & (trials["calib_accuracy_loss_pct"] <= row["calib_accuracy_loss_pct"])
-                     & ((trials["calib_energy_pj"] < row["calib_energy_pj"])
+                     & ((trials["calib_energy_j"] < row["calib_energy_j"])
                         | (trials["calib_accuracy_loss_pct"] < row["calib_accuracy_loss_pct"])) & trials["feasible"])
         assert not dominated.any()
 
@@ -60,7 +60,7 @@ def test_studies_lists_builtins() -> None:
 
 @pytest.mark.parametrize("change, message", [
     (('dataset = "mnist5k"', 'dataset = "mnist"\npath = "/nonexistent/mnist"'), "MNIST data directory /nonexistent/mnist does not exist"),
-    (('little = ["mini7", "mini8"]', 'little = ["mini7", "mini99"]'), "unknown network 'mini99'"),
+    (('nets = ["mini7", "mini8"]', 'nets = ["mini7", "mini99"]'), "unknown network 'mini99'"),
     (("[search]", "[search]\nthreshold_range = [-0.5, 1.0]"), "threshold_range: 0 <= low < high <= 1"),
     (("[search]", "[search]\nfoo = 3"), "search.foo: unknown key"),
     (("[nets]", "[accelerator]\nsram = \"-4KiB\"\n[nets]"), "accelerator"),

@@ -10,18 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from typer import Typer
 from typer.testing import CliRunner
 
 import costmodel
 from dse import evaluate_cascade, load_spec
-from dse._cli_incremental import register
-from dse._incremental import (IncrementSearchError, budget_schedule, check_golden_widths, compare_estimate,
+from dse.papers.tann2016 import (IncrementSearchError, budget_schedule, check_golden_widths, compare_estimate,
                               increment_energy_table, search_increments, simulate_controller, stage_costs,
                               storage_comparison, tune_thresholds)
 from nets import DatasetError, ScoreCache, TrainingConfig, architecture
 from nets._cifar import load_cifar10
-from nets._incremental import IncrementalError, cached_golden, check_increments, stage_module, train_incremental
+from nets import cached_golden
+from nets._incremental import IncrementalError, check_increments, stage_module, train_incremental
 from nets._torch import init_module, predict_logits, train_module
 
 CONFIG = TrainingConfig(epochs=1, batch_size=128, learning_rate=3e-3)
@@ -291,8 +290,8 @@ def test_cifar10_loader_errors(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["tann2016-mnist", "tann2016-cifar10"])
 def test_tann_specs_parse(name: str) -> None:
     spec = load_spec(name)
-    assert spec.nets.big in ("lenet", "alexnet-cifar10") and not spec.nets.little
-    assert spec.incremental.widths[:2] == (0.125, 0.25) and spec.incremental.n_increments == (2, 5)
+    assert spec.nets.big in ("lenet", "alexnet-cifar10") and spec.enabled() == ["incremental"]
+    assert spec.section("incremental").widths[:2] == (0.125, 0.25) and spec.section("incremental").n_increments == (2, 5)
 
 
 def test_tann_mnist_shares_training_with_park() -> None:
@@ -301,7 +300,7 @@ def test_tann_mnist_shares_training_with_park() -> None:
 
 
 SPEC = """
-version = 1
+version = 2
 name = "tiny-inc"
 [data]
 dataset = "mnist5k"
@@ -311,15 +310,16 @@ batch_size = 128
 learning_rate = 0.003
 [nets]
 big = "mini8"
-little = ["mini7"]
+[little]
+nets = ["mini7"]
 [search]
 max_accuracy_loss_pct = 2.0
 """
 
 
 def test_cli_train_incremental_and_controller(tmp_path: Path) -> None:
-    app = Typer()
-    register(app)
+    from dse.cli import app
+
     spec = tmp_path / "spec.toml"
     spec.write_text(SPEC)
     cache = ["--cache-dir", str(tmp_path / "cache")]
@@ -337,9 +337,8 @@ def test_cli_train_incremental_and_controller(tmp_path: Path) -> None:
 def test_point_reads_fractions_and_thresholds_of_a_trial(tmp_path: Path) -> None:
     import optuna
 
-    from dse._cli_incremental import point_settings
-    from dse._storage import sqlite_url
-    from dse._spec import parse_spec
+    from dse import parse_spec, sqlite_url
+    from dse.mechanisms.incremental.cli import point_settings
 
     spec = parse_spec(SPEC, "spec.toml")
     study = optuna.create_study(storage=sqlite_url(tmp_path / "study.db"), study_name=spec.name)
@@ -365,8 +364,8 @@ def test_point_reads_fractions_and_thresholds_of_a_trial(tmp_path: Path) -> None
     (["simulate-controller", "SPEC", "--schedule", "0,7"], "error: budget levels must be capacities 0..3"),
 ])
 def test_cli_bad_input(tmp_path: Path, args: list[str], message: str) -> None:
-    app = Typer()
-    register(app)
+    from dse.cli import app
+
     spec = tmp_path / "spec.toml"
     spec.write_text(SPEC)
     args = [str(spec) if a == "SPEC" else a for a in args] + ["--cache-dir", str(tmp_path / "cache")]
@@ -379,8 +378,7 @@ def test_cli_bad_input(tmp_path: Path, args: list[str], message: str) -> None:
 
 def test_tann_cifar10_spec_runs_on_synthetic_batches(tmp_path: Path) -> None:
     """The CIFAR-10 spec end to end (loader, golden widths, search) on tiny synthetic batches, one epoch."""
-    from dse._problem import load_problem
-    from dse._study import search_study
+    from dse import load_problem, search_study
     from nets import TrainingConfig
 
     _write_cifar(tmp_path, per_batch=100)

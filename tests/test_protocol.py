@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import costmodel
-from dse._problem import CascadeProblem
-from dse._protocol import protocol_splits, run_protocol, summarise
-from dse._space import BudgetThresholds
+from dse import CascadeProblem
+from dse.papers.park2015_protocol import protocol_splits, run_protocol, summarise
+from dse import BudgetThresholds
 from nets import Variant, architecture
 
 

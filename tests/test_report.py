@@ -12,16 +12,16 @@ from reports import build_report_data
 
 
 def test_report_data_has_front_and_baselines(tiny_study: dict) -> None:
-    out = tiny_study["out"]
-    trials = pd.read_csv(out / "trials.csv")
-    baselines = pd.DataFrame([
-        {"kind": "big only", "net": "lenet", "test_accuracy_loss_pct": 0.0, "test_energy_pj": 100.0},
-        {"kind": "little only", "net": "mini8", "test_accuracy_loss_pct": 3.0, "test_energy_pj": 10.0},
-    ])
-    data = build_report_data("tiny", trials, baselines, "lenet", 5.0)
-    assert len(data.front.energy_nj) == int(trials["pareto"].sum()) == len(data.table)
-    assert [s.name for s in data.baselines] == ["big only", "little only"]
-    assert data.baselines[0].energy_nj == [0.1]
+    from dse import load_existing_study, study_results
+
+    study, _ = load_existing_study("tiny", tiny_study["out"], None)
+    results = study_results(study)
+    data = build_report_data(results)
+    trials = pd.read_csv(tiny_study["out"] / "trials.csv")
+    assert len(data.front.energy_nj) == int(trials["pareto"].sum()) == len(data.table) >= 1
+    assert [s.name for s in data.baselines] == ["big only", "little only", "lambda sweep (Park 2015)"]
+    big = next(b for b in results.baselines if b.kind == "big only")
+    assert data.baselines[0].energy_nj == [big.test.energy_j * 1e9] and big.test.accuracy_loss_pct == 0.0
     assert len(data.others.energy_nj) == len(trials) - len(data.front.energy_nj)
     assert list(data.table["calib energy (nJ)"]) == sorted(data.table["calib energy (nJ)"])
 

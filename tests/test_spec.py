@@ -9,11 +9,12 @@ import pytest
 from dse import SpecError, builtin_specs, load_spec, parse_spec
 
 GOOD = """
-version = 1
+version = 2
 name = "t"
 [nets]
 big = "lenet"
-little = ["mini7", "mini8"]
+[little]
+nets = ["mini7", "mini8"]
 [search]
 threshold_range = [0.0, 0.9]
 max_accuracy_loss_pct = 0.5
@@ -24,27 +25,32 @@ def test_builtin_specs_parse() -> None:
     names = builtin_specs()
     assert {"quickstart", "park2015-mnist"} <= set(names)
     quick = load_spec("quickstart")
-    assert quick.nets.big == "lenet" and len(quick.nets.little) == 8 and quick.data.dataset == "mnist5k"
+    assert quick.nets.big == "lenet" and len(quick.section("little").nets) == 8 and quick.data.dataset == "mnist5k"
 
 
 def test_good_spec_round_trip() -> None:
     spec = parse_spec(GOOD, "good.toml")
-    assert spec.nets.little == ("mini7", "mini8")
+    assert spec.section("little").nets == ("mini7", "mini8") and spec.enabled() == ["little"]
     assert spec.search.threshold_range == (0.0, 0.9)
     assert spec.with_overrides(search={"n_trials": 3}).search.n_trials == 3
 
 
 @pytest.mark.parametrize("change, message", [
-    (('little = ["mini7", "mini8"]', 'little = ["mini7", "nonet"]'), r"bad\.toml: nets\.little\[1\]: unknown network 'nonet'"),
+    (('nets = ["mini7", "mini8"]', 'nets = ["mini7", "nonet"]'), r"bad\.toml: little\.nets\[1\]: unknown network 'nonet'"),
     (("[search]", "[search]\nbogus = 1"), r"bad\.toml: search\.bogus: unknown key"),
     (("[search]", "[searchh]"), r"bad\.toml: searchh: unknown key"),
     (("[0.0, 0.9]", "[-0.1, 0.9]"), r"search\.threshold_range: 0 <= low < high <= 1 must hold.*-0\.1"),
     (("[0.0, 0.9]", "[0.5, 0.2]"), r"search\.threshold_range"),
-    (('little = ["mini7", "mini8"]', "little = []"), r"nets\.little: the candidate list is empty"),
-    (('little = ["mini7", "mini8"]', 'little = ["lenet"]'), r"nets\.little: the big net 'lenet'"),
+    (('nets = ["mini7", "mini8"]', "nets = []"), r"bad\.toml: nets: no mechanism section provides a cascade stage"),
+    (('nets = ["mini7", "mini8"]', 'nets = ["lenet"]'), r"little\.nets: the big net 'lenet'"),
     (("max_accuracy_loss_pct = 0.5", 'max_accuracy_loss_pct = "x"'), r"search\.max_accuracy_loss_pct: expected number"),
-    (("version = 1", "version = 2"), r"version: must be 1"),
-    (("[search]", "[search]\nlambda_range = [-1.0, 10.0]"), r"search\.lambda_range: 0 < low < high must hold \(lambda >= 0"),
+    (("version = 2", "version = 3"), r"version: must be 2"),
+    (("version = 2", "version = 1"), r"version: version 1 specs are no longer read; version 2 gives every mechanism its own section"),
+    (("[search]", "[search]\nlambda_range = [1.0]"), r"search\.lambda_range: unknown key"),
+    (('nets = ["mini7", "mini8"]', 'nets = ["mini7"]\nlambda_range = [-1.0, 10.0]'),
+     r"little\.lambda_range: must be \[low, high\] with 0 < low < high"),
+    (("[search]", "[bitwidth]\nbitwidths = [4, 4]\n[search]"),
+     r"bitwidth\.bitwidths: must be strictly increasing"),
     (("[search]", "[search]\nthreshold_modes = []"), r"search\.threshold_modes: must be a non-empty subset"),
     (("[search]", "[search]\nthreshold_modes = [\"psi\"]"), r"search\.threshold_modes"),
     (("[search]", "[search]\npartition_step = 0.3"), r"search\.partition_step: must be 0 \(fixed partition\) or 1/k"),
@@ -62,7 +68,7 @@ def test_missing_spec_file(tmp_path: Path) -> None:
 
 
 def test_spec_digest_covers_mechanisms_but_not_budget() -> None:
-    from dse._study import spec_digest
+    from dse.core.study import spec_digest
 
     spec = parse_spec(GOOD, "good.toml")
     assert spec_digest(spec) == spec_digest(spec.with_overrides(search={"n_trials": 7, "seed": 3}))

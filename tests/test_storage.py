@@ -51,7 +51,7 @@ def test_resume_and_parallel_workers(storage_url: str, tiny_study: dict, tmp_pat
     outputs = [(w.wait(timeout=300), w.stdout.read()) for w in workers]
     assert all(code == 0 for code, _ in outputs), outputs
     assert all("0 to train" in text for _, text in outputs)
-    from dse._storage import open_storage
+    from dse import open_storage
 
     storage = open_storage(storage_url)
     study = optuna.load_study(study_name=name, storage=storage)

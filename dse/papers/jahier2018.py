@@ -13,13 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from costmodel import UserError
 from nets import Dataset, ScoreCache, TrainingConfig, Variant, VariantScores, build_scores
 
 MIN_BITS, MAX_BITS = 2, 32
 MIN_BAR_FRACTION = 0.01  # §4.1: bars lower than 1% are merged with higher precisions
 
 
-class BitwidthError(ValueError):
+class BitwidthError(UserError):
     """A bit-width set that cannot be characterized or cascaded."""
 
 
@@ -205,3 +206,16 @@ def fit_precision_cascade(margins: np.ndarray, correct: np.ndarray, energy_pj: S
             if best is None or cost[0] < best.energy_pj:
                 best = PrecisionCascade(tuple(widths[r] for r in rows), threshold, float(accuracy[0]), float(cost[0]))
     return best
+
+
+_BAR_WIDTH = 40  # characters of the longest histogram bar
+
+
+def render_histogram(result: Characterization, accuracies: list[float]) -> str:
+    """One row per bar (each width, then float): accuracy there, samples whose minimum it is, share, text bar."""
+    fractions = result.fractions
+    scale = _BAR_WIDTH / max(float(fractions.max()), 1e-12)
+    rows = [f"{'width':>6} {'accuracy':>9} {'minimum':>8} {'share':>8}"]
+    for label, accuracy, count, share in zip(result.labels, accuracies, result.counts, fractions):
+        rows.append(f"{label:>6} {accuracy:>9.2%} {count:>8} {share:>8.2%} {'#' * round(share * scale)}")
+    return "\n".join(rows)

@@ -1,4 +1,4 @@
-"""Score-margin result classifier (SMRC, Park 2015 §3): how well a margin threshold predicts correctness."""
+"""Score-margin result classifier (SMRC): how well a margin threshold predicts a correct answer, for any variant."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dse._sweep import accept_sweep
+from dse.core.sweep import accept_sweep
 
 
 @dataclass(frozen=True)

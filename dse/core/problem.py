@@ -10,8 +10,10 @@ from typing import Callable
 import numpy as np
 
 import costmodel
-from dse._evaluate import evaluate_cascade
-from dse._spec import SpecError, StudySpec
+from dse.core.evaluate import evaluate_cascade
+from dse.core.mechanism import registry
+from dse.core.results import PJ, Metrics
+from dse.core.spec import SpecError, StudySpec
 from nets import ArchitectureError, Dataset, ScoreCache, Variant, VariantScores, build_scores, load_dataset
 
 
@@ -46,6 +48,7 @@ class CascadeProblem:
     technology: costmodel.Technology
     priced_layers: str = "all"
     builder: Callable[[list[Variant]], list[VariantScores]] | None = None  # scores variants not built yet
+    applied: list[tuple[str, ...]] = field(default_factory=list)  # per variant, the transforms its scoring applied
     work: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)  # split -> variant -> executed fraction (N,)
     scoring_s: float = 0.0  # time spent scoring variants on demand (`ensure`)
 
@@ -59,13 +62,14 @@ class CascadeProblem:
             margin={sp: np.stack([s.splits[sp].margin for s in scores]) for sp in splits},
             correct={sp: np.stack([s.splits[sp].correct for s in scores]) for sp in splits},
             layers=[_priced_shapes(s.variant, priced_layers) for s in scores], accelerator=accelerator,
-            technology=technology, priced_layers=priced_layers, work={sp: {} for sp in splits})
+            technology=technology, priced_layers=priced_layers, work={sp: {} for sp in splits},
+            applied=[s.applied for s in scores])
         for index, variant_scores in enumerate(scores):
             problem._record_work(index, variant_scores)
         return problem
 
     def _record_work(self, index: int, scores: VariantScores) -> None:
-        """Keep the per-sample executed fraction of the work of a variant that varies it (effort knobs)."""
+        """Keep the per-sample executed fraction of the work of a variant that varies it (knobs)."""
         variant = scores.variant
         for split, rows in scores.splits.items():
             if rows.ops is not None:
@@ -84,6 +88,7 @@ class CascadeProblem:
             self.margin[split] = np.vstack([self.margin[split], scores.splits[split].margin[None]])
             self.correct[split] = np.vstack([self.correct[split], scores.splits[split].correct[None]])
         self.variants.append(variant)
+        self.applied.append(scores.applied)
         self.layers.append(_priced_shapes(variant, self.priced_layers))
         self._record_work(len(self.variants) - 1, scores)
         return len(self.variants) - 1
@@ -110,8 +115,8 @@ class CascadeProblem:
 
     def price(self, index: int, accelerator: costmodel.Accelerator | None = None,
               after: int | None = None) -> costmodel.NetworkCost:
-        """One stage's cost at the variant's own bit-width; when it widens stage `after` of the same net
-        (an increment, Tann 2016), only the new channels' work (the cost model's reuse mode)."""
+        """One stage's cost at the variant's own bits; when it widens stage `after` of the same net (more channels,
+        same everything else), only the new channels' work (the cost model's reuse mode)."""
         variant = self.variants[index]
         acc = accelerator or self.accelerator
         if variant.bits is not None:
@@ -119,6 +124,22 @@ class CascadeProblem:
         if after is not None and _widens(self.variants[after], variant):
             return costmodel.increment_cost(self.layers[after], self.layers[index], acc, self.technology, "reuse")
         return costmodel.network_cost(self.layers[index], acc, self.technology)
+
+    def priced_transforms(self, index: int, after: int | None = None) -> tuple[str, ...]:
+        """The transforms `price` applies to variant `index`, read off what it prices: the layer shapes' width, the
+        accelerator's bits, per-sample work (knobs), increments in reuse mode."""
+        variant = self.variants[index]
+        full = variant.architecture.layer_shapes(1.0)
+        applied = []
+        if [s.out_channels for s in self.layers[index]] != [s.out_channels for s in _filter(full, self.priced_layers)]:
+            applied.append("width")
+        if variant.increments:
+            applied.append("increments")
+        if variant.bits is not None:
+            applied += ["bits", "rounding"]
+        if any(index in work for work in self.work.values()):
+            applied.append("knobs")
+        return tuple(applied)
 
     def stage_costs(self, stages: list[int], accelerator: costmodel.Accelerator | None = None,
                     reuse: bool = False) -> list[costmodel.NetworkCost]:
@@ -129,7 +150,7 @@ class CascadeProblem:
 
     def _stage_arrays(self, stages: list[int], split: str, accelerator: costmodel.Accelerator | None,
                       reuse: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Energy and latency per stage: (S,), or (S, N) when a stage's work varies per sample (effort knobs).
+        """Energy and latency per stage: (S,), or (S, N) when a stage's work varies per sample (knobs).
 
         A varying stage is priced by the cost model's per-sample rule from its executed fraction of the MACs
         (the mechanisms' own operations included, priced as MACs).
@@ -163,10 +184,14 @@ class CascadeProblem:
         paired = big_correct[None, :].astype(np.float64) - final_correct
         big_energy = self.price(self.big, accelerator).energy_pj
         storage = float(sum(self.price(stage, accelerator).weight_bytes for stage in dict.fromkeys(stages)))
+        n = big_correct.size
+        errors = n - final_correct.sum(axis=1).astype(np.int64)
         return {
             "accuracy": result.accuracy,
+            "errors": errors,
+            "extra_errors": errors - int(n - big_correct.sum()),  # integer: limits are compared exactly on it
             "accuracy_loss_pct": 100.0 * (big_accuracy - result.accuracy),
-            "accuracy_loss_se_pct": 100.0 * paired.std(axis=1) / np.sqrt(big_correct.size),
+            "accuracy_loss_se_pct": 100.0 * paired.std(axis=1) / np.sqrt(n),
             "energy_pj": result.energy_pj,
             "energy_saving_pct": 100.0 * (1.0 - result.energy_pj / big_energy),
             "latency_s": result.latency_s,
@@ -174,11 +199,29 @@ class CascadeProblem:
             "big_fraction": result.reach_fraction[:, -1],
         }
 
+    def metrics(self, stages: list[int], thresholds: np.ndarray, split: str,
+                accelerator: costmodel.Accelerator | None = None, reuse: bool = False) -> Metrics:
+        """The typed metrics of one threshold vector (S-1,) on `split` (energy in joules)."""
+        values = self.evaluate(stages, np.atleast_2d(thresholds), split, accelerator, reuse)
+        return Metrics(accuracy=float(values["accuracy"][0]), errors=int(values["errors"][0]),
+                       extra_errors=int(values["extra_errors"][0]),
+                       samples=int(self.margin[split].shape[1]),
+                       accuracy_loss_pct=float(values["accuracy_loss_pct"][0]),
+                       accuracy_loss_se_pct=float(values["accuracy_loss_se_pct"][0]),
+                       energy_j=float(values["energy_pj"][0]) * PJ,
+                       energy_saving_pct=float(values["energy_saving_pct"][0]),
+                       latency_s=float(values["latency_s"][0]), storage_bytes=float(values["storage_bytes"][0]),
+                       last_stage_fraction=float(values["big_fraction"][0]))
+
+
+def _filter(shapes: list[costmodel.LayerShape], priced_layers: str) -> list[costmodel.LayerShape]:
+    """All layers, or convolutional layers only (as papers that price only the convolutions do)."""
+    return [shape for shape in shapes if shape.kind == "conv"] if priced_layers == "conv" else shapes
+
 
 def _priced_shapes(variant: Variant, priced_layers: str) -> list[costmodel.LayerShape]:
-    """Layer shapes the cost model prices: all, or convolutional layers only (Park 2015 §5.1)."""
-    shapes = variant.architecture.layer_shapes(variant.width)
-    return [shape for shape in shapes if shape.kind == "conv"] if priced_layers == "conv" else shapes
+    """Layer shapes the cost model prices for `variant`, at its width."""
+    return _filter(variant.architecture.layer_shapes(variant.width), priced_layers)
 
 
 def _widens(previous: Variant, variant: Variant) -> bool:
@@ -188,46 +231,36 @@ def _widens(previous: Variant, variant: Variant) -> bool:
 
 
 def spec_variants(spec: StudySpec) -> list[Variant]:
-    """Every variant the spec's mechanisms need up front: big first, littles, bit-widths, golden widths."""
-    big, b = spec.nets.big, spec.bitwidth
-    variants = [Variant(big)] + [Variant(name) for name in spec.nets.little]
-    variants += [Variant(big, bits=bits, rounding=b.rounding) for bits in b.bitwidths]
-    variants += [Variant(name, bits=bits, rounding=b.rounding) for name in spec.nets.little for bits in b.little_bits]
-    variants += [Variant(big, width=width) for width in spec.incremental.widths]
+    """Every variant the spec's mechanisms need up front: the big net first, then each mechanism's, without repeats."""
+    variants = [Variant(spec.nets.big)]
+    for name in spec.enabled():
+        variants += registry()[name].variants(spec, spec.section(name))
     return list(dict.fromkeys(variants))
 
 
-def _check_effort(spec: StudySpec) -> None:
-    """Every [effort] scope must leave some mechanism that can act on each net that carries knobs."""
-    from dse._space import applicable_knobs
-
-    effort = spec.effort
-    if not effort.mechanisms:
-        return
-    nets = ([spec.nets.big] if "big" in effort.nets else []) + (list(spec.nets.little) if "little" in effort.nets else [])
-    for net in nets:
-        for scope, usable in applicable_knobs(net, effort.mechanisms, effort.scopes):
-            if not usable:
-                raise SpecError(f"{spec.source}: effort.scopes: no mechanism of {list(effort.mechanisms)} can act on "
-                                f"'{net}' in scope '{scope or 'every layer'}' (neuron level needs a ReLU after the "
-                                f"layer; feature and layer level need convolutions)")
+def check_spec_nets(spec: StudySpec) -> list[Variant]:
+    """The spec's up-front variants, after every check that needs the architectures (before any data is read)."""
+    for name in spec.enabled():
+        registry()[name].check_nets(spec, spec.section(name))
+    variants = spec_variants(spec)
+    for variant in variants:
+        try:
+            variant.architecture.layer_shapes(variant.width)
+        except ArchitectureError as exc:
+            raise SpecError(f"{spec.source}: {variant.name}: {exc}") from None
+    return variants
 
 
 def load_problem(spec: StudySpec, cache_dir: str | None = None, n_jobs: int = -1,
                  log: Callable[[str], None] = print) -> tuple[CascadeProblem, Dataset]:
     """Load data, build or load every variant's scores, and set up pricing."""
     accelerator, technology = make_accelerator(spec)
+    variants = check_spec_nets(spec)
     dataset = load_dataset(spec.data.dataset, spec.data.path or None, spec.data.seed)
-    variants = spec_variants(spec)
     for variant in variants:
         if variant.architecture.input_shape != dataset.input_shape:
             raise SpecError(f"{spec.source}: nets: '{variant.net}' expects input {variant.architecture.input_shape}, "
                             f"dataset {spec.data.dataset} has {dataset.input_shape}")
-        try:
-            variant.architecture.layer_shapes(variant.width)
-        except ArchitectureError as exc:
-            raise SpecError(f"{spec.source}: incremental.widths: {exc}") from None
-    _check_effort(spec)
     cache = ScoreCache(cache_dir)
     scores = build_scores(dataset, variants, spec.training, cache, n_jobs=n_jobs, log=log)
     problem = CascadeProblem.from_scores([scores[v] for v in variants], 0, accelerator, technology,

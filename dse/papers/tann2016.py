@@ -14,7 +14,8 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 
 import costmodel
-from dse._evaluate import evaluate_cascade, exit_stages
+from costmodel import UserError
+from dse.core.evaluate import evaluate_cascade, exit_stages
 
 LayersAt = Callable[[float], Sequence[costmodel.LayerShape]]
 # Penalty per extra error, in inferences of the whole cascade, swept from strict to lenient (threshold path).
@@ -25,7 +26,7 @@ SWEEPS = 2
 DEFAULT_SCHEDULE = (3, 1, 2, 0, 2, 3)
 
 
-class IncrementSearchError(ValueError):
+class IncrementSearchError(UserError):
     """Golden sizes, increments or a budget scenario the search or the controller cannot use."""
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import optuna
+import pandas as pd
 
-import reports
-from dse._storage import open_storage, sqlite_url
-from dse._study import baselines_frame, pareto_frame, trials_frame
+from costmodel import UserError
+from dse.core.results import StudyResults
+from dse.core.storage import open_storage, sqlite_url
 from nets import atomic_write_text
 
 DEFAULT_OUT_ROOT = Path("dse-out")
@@ -25,7 +26,7 @@ def storage_url_for(out_dir: Path, storage: str | None) -> str:
     return storage or sqlite_url(out_dir / DB_NAME)
 
 
-class StudyNotFound(LookupError):
+class StudyNotFound(UserError):
     """No study of that name in the storage."""
 
     def __str__(self) -> str:
@@ -47,12 +48,20 @@ def load_existing_study(name: str, out: Path | None, storage: str | None) -> tup
     return optuna.load_study(study_name=study_name, storage=backend), out_dir
 
 
-def export_results(study: optuna.Study, out_dir: Path) -> Path:
-    """Write trials.csv, pareto.csv and report.html (each atomically); return the report path."""
-    trials = trials_frame(study)
-    atomic_write_text(out_dir / "trials.csv", trials.to_csv(index=False))
-    atomic_write_text(out_dir / "pareto.csv", pareto_frame(study).to_csv(index=False))
-    data = reports.build_report_data(study.study_name, trials, baselines_frame(study), study.user_attrs.get("big", "?"),
-                                     study.user_attrs.get("max_accuracy_loss_pct"), study.user_attrs.get("smrc"),
-                                     study.user_attrs.get("panels"))
-    return reports.write_report(data, out_dir / "report.html")
+def trials_frame(results: StudyResults) -> pd.DataFrame:
+    """One row per completed trial (Pareto first, then by calibration energy), units in the column names."""
+    frame = pd.DataFrame([t.row() for t in results.trials])
+    if frame.empty:
+        return frame
+    return frame.sort_values(["pareto", "calib_energy_j"], ascending=[False, True]).reset_index(drop=True)
+
+
+def pareto_frame(results: StudyResults) -> pd.DataFrame:
+    """The distinct feasible calibration-Pareto trials, by calibration energy, with their test-split metrics."""
+    return pd.DataFrame([t.row() for t in results.pareto])
+
+
+def export_tables(results: StudyResults, out_dir: Path) -> None:
+    """Write trials.csv and pareto.csv (each atomically)."""
+    atomic_write_text(out_dir / "trials.csv", trials_frame(results).to_csv(index=False))
+    atomic_write_text(out_dir / "pareto.csv", pareto_frame(results).to_csv(index=False))

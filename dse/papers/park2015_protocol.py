@@ -12,9 +12,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from dse._dynamic import hill_climb, select_alpha
-from dse._problem import CascadeProblem
-from dse._static import paper_static_choice
+from dse.core.problem import CascadeProblem
+from dse.papers.park2015 import hill_climb, paper_static_choice, select_alpha
 
 
 @dataclass(frozen=True)

@@ -35,11 +35,6 @@ class Rule(str, Enum):
 _RULE_HELP = "Tiling: fewest cycles then fewest DRAM bytes; least energy; or fewest DRAM bytes then fewest cycles"
 
 
-def register(app: typer.Typer) -> None:
-    """Add the `cost` command to the `dse` app."""
-    app.command("cost")(cost)
-
-
 def cost(
     net: Annotated[str, typer.Argument(help="Network name, e.g. lenet, mini1..mini8, verydeep19, vgg_f, caffenet")],
     sram: Annotated[str, typer.Option(help="Total on-chip SRAM: B, KiB, MiB (binary) or KB, MB (SI)")] = "16KiB",
@@ -56,18 +51,14 @@ def cost(
     """Print the per-layer tiling and energy breakdown of one inference, or energy vs SRAM size."""
     import nets
 
-    try:
-        layers = nets.architecture(net).layer_shapes(width)
-        technology = load_technology(tech)
-        acc = Accelerator(tm=tm, tn=tn, sram_bytes=parse_bytes(sram), partition=_fractions(partition), bits=bits,
-                          tiling_rule=rule.value)
-        if sweep_sram is None:
-            _print_network(net, width, acc, network_cost(layers, acc, technology))
-        else:
-            _print_sweep(net, width, acc, sram_sweep(layers, acc, _sweep_sizes(sweep_sram), technology))
-    except (CostModelError, nets.UnknownArchitecture, nets.ArchitectureError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    layers = nets.architecture(net).layer_shapes(width)
+    technology = load_technology(tech)
+    acc = Accelerator(tm=tm, tn=tn, sram_bytes=parse_bytes(sram), partition=_fractions(partition), bits=bits,
+                      tiling_rule=rule.value)
+    if sweep_sram is None:
+        _print_network(net, width, acc, network_cost(layers, acc, technology))
+    else:
+        _print_sweep(net, width, acc, sram_sweep(layers, acc, _sweep_sizes(sweep_sram), technology))
 
 
 def _fractions(text: str) -> tuple[float, ...]:

@@ -1,0 +1,53 @@
+"""The `dse` command line: the root app, the one place where errors meant for the user become one line and exit 2.
+
+Core commands live in this package (one module per group); each registered mechanism adds its own commands.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import typer
+
+from costmodel import UserError
+
+app = typer.Typer(help="Design-space exploration of input-adaptive DNN inference, priced by an accelerator "
+                       "energy model.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a UserError into one line on stderr and exit code 2, without a traceback; anything else is a bug."""
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except UserError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+    return wrapper
+
+
+def _register() -> None:
+    """Every command: the core's, then each registered mechanism's, each wrapped by `user_errors`."""
+    import dse.mechanisms  # noqa: F401  (registers the built-in mechanisms)
+    from dse.cli.cost import cost
+    from dse.cli.study import pareto, report, run, studies
+    from dse.core.mechanism import registry
+
+    commands = [("run", run), ("report", report), ("pareto", pareto), ("studies", studies), ("cost", cost)]
+    commands += [command for mechanism in registry().values() for command in mechanism.commands()]
+    for name, command in commands:
+        app.command(name)(user_errors(command))
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

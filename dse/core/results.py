@@ -1,0 +1,174 @@
+"""The typed results schema: what the report, the CSV exports and `dse pareto` read, and nothing else.
+
+Units are part of the schema: energy in joules, latency in seconds, storage in bytes, accuracy as a fraction, error
+counts as integers; rendering chooses the prefixes. The accuracy loss is also kept in percentage points, the unit
+the loss limit is written in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+PJ = 1e-12  # the cost model prices in picojoules
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """One design point on one split of the samples."""
+
+    accuracy: float
+    errors: int
+    extra_errors: int  # errors beyond the big net's on the same samples (negative: fewer); limits compare this exactly
+    samples: int
+    accuracy_loss_pct: float  # points of accuracy lost against the big net (negative: gained)
+    accuracy_loss_se_pct: float  # standard error of that paired difference
+    energy_j: float
+    energy_saving_pct: float  # against the big net alone
+    latency_s: float
+    storage_bytes: float
+    last_stage_fraction: float  # how often the last stage runs
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], prefix: str) -> "Metrics":
+        """Read back the flat `<prefix>_<field>` columns that `flat` writes."""
+        values = {f.name: row[f"{prefix}_{f.name}"] for f in fields(cls)}
+        for name in ("errors", "extra_errors", "samples"):
+            values[name] = int(values[name])
+        return cls(**values)
+
+    def check(self, where: str) -> None:
+        """Raise ValueError naming `where` unless the values are consistent with each other and in range."""
+        problems = [text for ok, text in [
+            (isinstance(self.errors, int) and isinstance(self.extra_errors, int) and isinstance(self.samples, int),
+             "error counts must be integers"),
+            (0 <= self.errors <= self.samples > 0, f"errors {self.errors} outside 0..{self.samples}"),
+            (abs(self.accuracy - (1 - self.errors / self.samples)) < 1e-9, "accuracy disagrees with the error count"),
+            (abs(self.accuracy_loss_pct - 100 * self.extra_errors / self.samples) < 1e-6,
+             "accuracy loss disagrees with the extra errors"),
+            (self.energy_j > 0 and self.latency_s > 0 and self.storage_bytes > 0, "prices must be positive"),
+            (0 <= self.last_stage_fraction <= 1, "last-stage fraction outside [0, 1]"),
+            (self.accuracy_loss_se_pct >= 0, "negative standard error")] if not ok]
+        if problems:
+            raise ValueError(f"{where}: {problems[0]}")
+
+    def flat(self, prefix: str) -> dict[str, Any]:
+        """Flat `<prefix>_<field>` columns (for trial attributes and CSV rows)."""
+        return {f"{prefix}_{name}": value for name, value in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """One completed trial: what it ran and its metrics on the calibration split (searched) and the test split."""
+
+    number: int
+    cascade: str  # the stages' variant names joined by " > "
+    thresholds: tuple[float, ...]
+    params: dict[str, Any]
+    calib: Metrics
+    test: Metrics
+    feasible: bool
+    pareto: bool = False
+
+    def row(self) -> dict[str, Any]:
+        """A flat row for tables and CSV files."""
+        return {"trial": self.number, "cascade": self.cascade,
+                "thresholds": "/".join(f"{t:.6g}" for t in self.thresholds), **self.params,
+                **self.calib.flat("calib"), **self.test.flat("test"), "feasible": self.feasible, "pareto": self.pareto}
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A reference point drawn beside the front: a variant alone, or a paper's own method."""
+
+    kind: str  # e.g. "big only", "single stage", or a mechanism's own kind
+    label: str
+    calib: Metrics
+    test: Metrics
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def row(self) -> dict[str, Any]:
+        """A flat row for tables and CSV files."""
+        return {"kind": self.kind, "net": self.label, **self.params, **self.calib.flat("calib"),
+                **self.test.flat("test")}
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form, stored on the study."""
+        return {"kind": self.kind, "label": self.label, "calib": asdict(self.calib), "test": asdict(self.test),
+                "params": dict(self.params)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Baseline":
+        """Inverse of `to_json`."""
+        return cls(data["kind"], data["label"], Metrics(**data["calib"]), Metrics(**data["test"]),
+                   dict(data.get("params", {})))
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A mechanism's report panel: a bar chart (x, y), lines (x, series) or a table (columns, rows)."""
+
+    kind: str  # "bar" | "line" | "table"
+    title: str
+    caption: str
+    x: list[Any] = field(default_factory=list)
+    y: list[float] = field(default_factory=list)
+    series: dict[str, list[float]] = field(default_factory=dict)
+    y_title: str = ""
+    columns: list[str] = field(default_factory=list)
+    rows: list[list[Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("bar", "line", "table"):
+            raise ValueError(f"panel kind must be bar, line or table, got {self.kind!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form, stored on the study."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MarginCurve:
+    """One variant's score-margin classifier: ROC, AUC and margin histograms of right and wrong answers."""
+
+    net: str
+    auc: float
+    fpr: list[float]
+    tpr: list[float]
+    bin_edges: list[float]
+    hist_correct: list[int]
+    hist_wrong: list[int]
+
+
+@dataclass(frozen=True)
+class StudyResults:
+    """Everything a finished (or running) study reports: its trials, baselines, margin curves and panels."""
+
+    name: str
+    big: str
+    max_accuracy_loss_pct: float | None
+    trials: list[TrialResult]
+    baselines: list[Baseline]
+    margins: list[MarginCurve]
+    panels: list[Panel]
+
+    @property
+    def pareto(self) -> list[TrialResult]:
+        """The distinct feasible calibration-Pareto trials, by calibration energy."""
+        return sorted((t for t in self.trials if t.pareto), key=lambda t: (t.calib.energy_j, t.number))
+
+    def check(self) -> None:
+        """Raise ValueError unless every metric is consistent and the Pareto flags mark non-dominated feasible trials."""
+        for trial in self.trials:
+            for split in ("calib", "test"):
+                getattr(trial, split).check(f"trial {trial.number} {split}")
+            if trial.pareto and not trial.feasible:
+                raise ValueError(f"trial {trial.number}: on the front but infeasible")
+        for baseline in self.baselines:
+            baseline.calib.check(f"baseline {baseline.label}")
+            baseline.test.check(f"baseline {baseline.label}")
+        feasible = [t for t in self.trials if t.feasible]
+        for point in self.pareto:
+            if any(t.calib.energy_j < point.calib.energy_j and t.calib.accuracy_loss_pct < point.calib.accuracy_loss_pct
+                   for t in feasible):
+                raise ValueError(f"trial {point.number}: on the front but dominated on the calibration split")

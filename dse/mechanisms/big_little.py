@@ -1,0 +1,100 @@
+"""Big/little DNN (Park et al. 2015): a little net runs first; the big net runs when the little's score margin is low.
+
+Section [little]: the candidate little nets, optional bit-widths they may run at, and the range of Park's lambda
+trade-off (Eq. 4) for the exact static threshold. Brings the threshold mode "lambda", the little-only baselines and
+the paper's lambda-sweep choice per little net (`dse.papers.park2015`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import optuna
+
+from dse.core.mechanism import Cascade, Mechanism, ThresholdRule
+from dse.core.problem import CascadeProblem
+from dse.core.results import Baseline
+from dse.core.spec import StudySpec, check
+from dse.papers.park2015 import paper_static_choice, static_threshold
+from nets import Variant, architecture_names
+
+NONE = "none"  # no little net: the other mechanisms' stages only
+
+
+@dataclass(frozen=True)
+class LittleSpec:
+    """[little]: little-net candidates (off when empty), their optional bit-widths, Park's lambda range."""
+
+    nets: tuple[str, ...] = ()
+    bits: tuple[int, ...] = ()
+    rounding: str = "nearest"
+    lambda_range: tuple[float, ...] = (0.01, 100.0)
+
+
+class BigLittle(Mechanism):
+    """Park 2015: a little net in front of the big net's stages."""
+
+    name = "little"
+    Section = LittleSpec
+    example = {"nets": ["mini7", "mini8"], "bits": [8]}
+
+    def enabled(self, config: LittleSpec) -> bool:
+        return bool(config.nets)
+
+    def validate(self, spec: StudySpec, config: LittleSpec) -> None:
+        src, known = spec.source, architecture_names()
+        for i, net in enumerate(config.nets):
+            check(net in known, f"{src}: little.nets[{i}]", f"unknown network '{net}' (known: {', '.join(known)})")
+        check(spec.nets.big not in config.nets, f"{src}: little.nets",
+              f"the big net '{spec.nets.big}' cannot also be a little candidate")
+        check(len(set(config.nets)) == len(config.nets), f"{src}: little.nets", "lists a net twice")
+        check(all(isinstance(b, int) and not isinstance(b, bool) and 2 <= b <= 32 for b in config.bits)
+              and list(config.bits) == sorted(set(config.bits)), f"{src}: little.bits",
+              f"must be strictly increasing integers in 2..32, got {list(config.bits)}")
+        check(config.rounding in ("nearest", "stochastic"), f"{src}: little.rounding",
+              f"must be nearest or stochastic, got '{config.rounding}'")
+        low_high = config.lambda_range
+        check(len(low_high) == 2 and all(isinstance(v, (int, float)) for v in low_high) and 0 < low_high[0] < low_high[1],
+              f"{src}: little.lambda_range",
+              f"must be [low, high] with 0 < low < high (lambda >= 0, sampled on a log scale), got {list(low_high)}")
+
+    def variants(self, spec: StudySpec, config: LittleSpec) -> list[Variant]:
+        return [Variant(net) for net in config.nets] + [Variant(net, bits=b, rounding=config.rounding)
+                                                         for net in config.nets for b in config.bits]
+
+    def shape(self, trial: optuna.Trial, spec: StudySpec, config: LittleSpec, cascade: Cascade) -> Cascade:
+        options = list(config.nets) + ([NONE] if len(spec.enabled()) > 1 else [])
+        little = trial.suggest_categorical("little", options)
+        if little == NONE:
+            return cascade
+        bits = trial.suggest_categorical("little_bits", ["float", *map(str, config.bits)]) if config.bits else "float"
+        first = Variant(little) if bits == "float" else Variant(little, bits=int(bits), rounding=config.rounding)
+        return Cascade((first, *cascade.stages), cascade.reuse)
+
+    def threshold_modes(self, spec: StudySpec, config: LittleSpec) -> dict[str, ThresholdRule]:
+        def lambda_rule(trial: optuna.Trial, problem: CascadeProblem, stages: list[int]) -> float:
+            lam = trial.suggest_float("lambda", *config.lambda_range, log=True)
+            correct = problem.correct["calib"]
+            return static_threshold(problem.margin["calib"][stages[0]], correct[stages[0]], correct[stages[1]],
+                                    lam).threshold
+        return {"lambda": lambda_rule}
+
+    def baseline_kind(self, spec: StudySpec, config: LittleSpec, variant: Variant) -> str | None:
+        return "little only" if variant.net in config.nets and variant.bits is None else None
+
+    def baselines(self, problem: CascadeProblem, spec: StudySpec, config: LittleSpec) -> list[Baseline]:
+        """Park's lambda-sweep choice (the paper's static method at the loss limit) for each little net."""
+        limit = spec.search.max_accuracy_loss_pct
+        if limit is None:
+            return []
+        margin, correct = problem.margin["calib"], problem.correct["calib"]
+        rows = []
+        for name in config.nets:
+            index = problem.index(name)
+            choice = paper_static_choice(margin[index], correct[index], correct[problem.big], limit)
+            stages, threshold = [index, problem.big], np.array([choice.threshold])
+            rows.append(Baseline("lambda sweep (Park 2015)", name, problem.metrics(stages, threshold, "calib"),
+                                 problem.metrics(stages, threshold, "test"),
+                                 {"threshold": choice.threshold, "lambda": choice.lam}))
+        return rows

@@ -1,0 +1,140 @@
+"""Dynamic effort knobs (DyVEDeep-style, Ganapathy et al.): per-input work skipping inside one network.
+
+Section [effort]: which knob mechanisms (neuron, feature, layer level; see `nets.effort`), on which stages (the
+last, "big", and/or the first, "little"), and in which layer groups. Knobs are searched on a small grid
+(categorical), so that trials reuse cached variants. Each knob mechanism has a primary knob whose first grid value
+switches it off (`chunk_fraction` 1, `sample_stride` 1, `uniformity` 0); its partner is only drawn when it is on.
+Pure: no torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import optuna
+
+from dse.core.mechanism import Cascade, Mechanism
+from dse.core.problem import spec_variants
+from dse.core.spec import SpecError, StudySpec, check
+from nets import KNOBS, EffortError, architecture, resolve_knobs
+
+MECHANISM_KNOBS: dict[str, tuple[str, ...]] = {  # primary knob first
+    mechanism: tuple(name for name, knob in KNOBS.items() if knob.mechanism == mechanism)
+    for mechanism in ("neuron", "feature", "layer")
+}
+EFFORT_GRID: dict[str, tuple[float, ...]] = {  # the primary knob's first value is "off"
+    "chunk_fraction": (1.0, 0.5, 0.25, 0.1),
+    "confidence": (0.2, 0.1, 0.05, 0.02, 0.0),
+    "sample_stride": (1, 2, 3),
+    "tolerance": (0.1, 0.2, 0.4, 0.6),
+    "uniformity": (0.0, 0.001, 0.003, 0.01, 0.02),
+}
+
+Knobs = tuple[tuple[str, float], ...]
+
+
+def _scoped(scope: str, knob: str) -> str:
+    """Knob name in a scope: 'confidence' (every layer), 'conv.confidence', 'conv2.confidence'."""
+    return f"{scope}.{knob}" if scope else knob
+
+
+def mechanism_grid(mechanism: str, scope: str = "") -> list[Knobs]:
+    """Every setting of one mechanism's knobs on EFFORT_GRID with the mechanism on, in `scope`."""
+    primary, *partners = MECHANISM_KNOBS[mechanism]
+    values = [EFFORT_GRID[primary][1:]] + [EFFORT_GRID[name] for name in partners]
+    return [tuple(sorted((_scoped(scope, name), float(v)) for name, v in zip((primary, *partners), setting)))
+            for setting in itertools.product(*values)]
+
+
+def suggest_knobs(trial: optuna.Trial, mechanisms: Sequence[str], scopes: Sequence[str] = ("",),
+                  prefix: str = "") -> Knobs:
+    """A trial's knob setting: per disjoint scope and mechanism, the primary knob, then its partners if it is on.
+
+    Parameters are named 'effort.<prefix><knob>' or 'effort.<prefix><scope>.<knob>' (`prefix` tells apart the
+    knobs of several nets in one trial, e.g. 'big.'). Returns sorted (name, value) pairs, as `nets.Variant.knobs`
+    wants them; all mechanisms off gives ().
+    """
+    knobs = []
+    for scope in scopes:
+        for mechanism in mechanisms:
+            primary, *partners = MECHANISM_KNOBS[mechanism]
+            for name in (primary, *partners):
+                full = _scoped(scope, name)
+                value = float(trial.suggest_categorical(f"effort.{prefix}{full}", list(EFFORT_GRID[name])))
+                if name == primary and value == EFFORT_GRID[primary][0]:
+                    break
+                knobs.append((full, value))
+    return tuple(sorted(knobs))
+
+
+@functools.cache
+def applicable_knobs(net: str, mechanisms: tuple[str, ...], scopes: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
+    """Per knob scope, the knob mechanisms that can act on `net` there (e.g. no feature-level knob on FC layers)."""
+    plan = []
+    for scope in scopes:
+        usable = []
+        for mechanism in mechanisms:
+            try:
+                resolve_knobs(architecture(net), 1.0, mechanism_grid(mechanism, scope)[0])
+                usable.append(mechanism)
+            except EffortError:
+                continue
+        plan.append((scope, tuple(usable)))
+    return plan
+
+
+@dataclass(frozen=True)
+class EffortSpec:
+    """[effort]: knob mechanisms searched for the named stages ("big": the last, "little": the first). Off when empty."""
+
+    mechanisms: tuple[str, ...] = ()
+    nets: tuple[str, ...] = ("big",)
+    scopes: tuple[str, ...] = ("",)  # knob groups: "" (every layer), "conv", "fc", or layer names like "conv2"
+
+
+class Effort(Mechanism):
+    """DyVEDeep-style effort knobs on the cascade's first and/or last stage."""
+
+    name = "effort"
+    Section = EffortSpec
+    example = {"mechanisms": ["feature", "layer"], "nets": ["big"]}
+
+    def enabled(self, config: EffortSpec) -> bool:
+        return bool(config.mechanisms)
+
+    def validate(self, spec: StudySpec, config: EffortSpec) -> None:
+        src = spec.source
+        check(set(config.mechanisms) <= set(MECHANISM_KNOBS), f"{src}: effort.mechanisms",
+              f"must be a subset of {', '.join(MECHANISM_KNOBS)}, got {list(config.mechanisms)}")
+        check(set(config.nets) <= {"big", "little"} and len(config.nets) > 0, f"{src}: effort.nets",
+              f"must be a non-empty subset of big, little, got {list(config.nets)}")
+        scopes = config.scopes
+        check(len(scopes) > 0 and all(isinstance(x, str) for x in scopes) and len(set(scopes)) == len(scopes)
+              and ("" not in scopes or len(scopes) == 1), f"{src}: effort.scopes",
+              f"must be distinct knob groups ('' alone, or e.g. 'conv', 'fc', 'conv2'), got {list(scopes)}")
+
+    def check_nets(self, spec: StudySpec, config: EffortSpec) -> None:
+        """Every scope must leave some knob mechanism that can act on each net that may carry knobs."""
+        others = [v.net for v in spec_variants(spec) if v.net != spec.nets.big]
+        nets = ([spec.nets.big] if "big" in config.nets else []) + (others if "little" in config.nets else [])
+        for net in dict.fromkeys(nets):
+            for scope, usable in applicable_knobs(net, config.mechanisms, config.scopes):
+                if not usable:
+                    raise SpecError(f"{spec.source}: effort.scopes: no mechanism of {list(config.mechanisms)} can act "
+                                    f"on '{net}' in scope '{scope or 'every layer'}' (neuron level needs a ReLU after "
+                                    f"the layer; feature and layer level need convolutions)")
+
+    def shape(self, trial: optuna.Trial, spec: StudySpec, config: EffortSpec, cascade: Cascade) -> Cascade:
+        stages = list(cascade.stages)
+        for role in config.nets:
+            if role == "little" and len(stages) == 1:
+                continue
+            position = len(stages) - 1 if role == "big" else 0
+            knobs = [knob for scope, mechanisms in applicable_knobs(stages[position].net, config.mechanisms, config.scopes)
+                     for knob in suggest_knobs(trial, mechanisms, scopes=(scope,), prefix=f"{role}.")]
+            stages[position] = dataclasses.replace(stages[position], knobs=tuple(sorted(knobs)))
+        return Cascade(tuple(stages), cascade.reuse)
