@@ -24,6 +24,7 @@ class Conv:
     pad: int = 0
     groups: int = 1
     name: str = ""
+    input: str = ""  # the layer it reads, if not the previous one (a branch, e.g. a projection shortcut)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Pool:
     mode: Literal["max", "avg"] = "max"
     ceil: bool = True
     name: str = ""
+    input: str = ""
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class GlobalPool:
 
     mode: Literal["avg", "max"] = "avg"
     name: str = ""
+    input: str = ""
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class FC:
 
     out_features: int
     name: str = ""
+    input: str = ""
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class ReLU:
     """Rectified linear activation (no cost in the model: folded into the datapath)."""
 
     name: str = ""
+    input: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class BatchNorm:
     """Batch normalisation right after a conv or FC layer, folded into it for pricing (no shape of its own)."""
 
     name: str = ""
+    input: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,7 @@ class Flatten:
     """C x H x W to C*H*W features (free: a change of view)."""
 
     name: str = ""
+    input: str = ""
 
 
 @dataclass(frozen=True)
@@ -81,13 +88,14 @@ class Add:
 
     source: str
     name: str = ""
+    input: str = ""
 
 
 Layer = Union[Conv, Pool, GlobalPool, FC, ReLU, BatchNorm, Flatten, Add]
 ZOO_LAYERS = (Conv, Pool, FC, ReLU)  # the vocabulary effort knobs and incremental training walk as a torch Sequential
 INPUT = "input"  # the name an Add uses for the network input
 # Fields added after the zoo's cache keys were fixed: left out of describe() at these defaults so the keys stay.
-_LATER_DEFAULTS = {"name": "", "ceil": True}
+_LATER_DEFAULTS = {"name": "", "input": "", "ceil": True}
 
 
 def scale_channels(channels: int, width: float, where: str) -> int:
@@ -129,7 +137,8 @@ class Traced:
 
 @dataclass(frozen=True)
 class Architecture:
-    """A named CNN: input shape (C, H, W) and a layer chain, residual adds naming earlier layers."""
+    """A named CNN: input shape (C, H, W) and a layer chain; each layer reads the previous one's output unless its
+    `input` names an earlier layer, and an Add sums the running tensor with a named earlier layer's output."""
 
     name: str
     input_shape: tuple[int, int, int]
@@ -137,8 +146,8 @@ class Architecture:
 
     @property
     def is_sequential(self) -> bool:
-        """True when only the zoo's vocabulary (conv, max/avg pool, FC, ReLU) is used: a plain torch Sequential."""
-        return all(isinstance(layer, ZOO_LAYERS) for layer in self.layers)
+        """True for a plain chain of the zoo's vocabulary (conv, max/avg pool, FC, ReLU): a torch Sequential."""
+        return all(isinstance(layer, ZOO_LAYERS) and not layer.input for layer in self.layers)
 
     def trace(self, width: float = 1.0, where: str = "") -> list[Traced]:
         """Every layer scaled to `width` with its shapes; ArchitectureError names `where` (default: the net),
@@ -161,6 +170,11 @@ class Architecture:
                 return ArchitectureError(f"{where}: layer {i} ({layer_type(layer)}), '{key}': {problem}")
 
             scale = width != 1.0 and i != classifier
+            if layer.input:
+                if layer.input not in outputs:
+                    known = "a later layer" if layer.input in names else "no layer"
+                    raise fail("input", f"'{layer.input}' names {known}; a layer can read only an earlier one")
+                shape, flat = outputs[layer.input]
             in_shape, flat_in, scaled = shape, flat, layer
             channels, height, wide = shape
             if isinstance(layer, (Conv, Pool, GlobalPool)) and flat:
@@ -193,7 +207,7 @@ class Architecture:
                 scaled = replace(layer, out_features=out) if scale else layer
                 shape, flat = (out, 1, 1), True
             elif isinstance(layer, BatchNorm):
-                if i == 0 or not isinstance(self.layers[i - 1], (Conv, FC)):
+                if i == 0 or layer.input or not isinstance(self.layers[i - 1], (Conv, FC)):
                     raise fail("type", "batch norm must directly follow a conv or fc layer (it is folded into it)")
             elif isinstance(layer, Flatten):
                 shape, flat = (channels * height * wide, 1, 1), True
@@ -276,13 +290,13 @@ def _shape_text(shape: tuple[int, int, int], flat: bool) -> str:
 
 # Spec keys per layer type: (required, optional); every size is a positive int, `pad` may be 0.
 _TABLE_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "conv": (("out", "kernel"), ("stride", "pad", "groups", "name")),
-    "pool": (("mode",), ("kernel", "stride", "pad", "ceil", "name")),
-    "fc": (("out",), ("name",)),
-    "batchnorm": ((), ("name",)),
-    "relu": ((), ("name",)),
-    "flatten": ((), ("name",)),
-    "add": (("from",), ("name",)),
+    "conv": (("out", "kernel"), ("stride", "pad", "groups", "name", "input")),
+    "pool": (("mode",), ("kernel", "stride", "pad", "ceil", "name", "input")),
+    "fc": (("out",), ("name", "input")),
+    "batchnorm": ((), ("name", "input")),
+    "relu": ((), ("name", "input")),
+    "flatten": ((), ("name", "input")),
+    "add": (("from",), ("name", "input")),
 }
 _POOL_MODES = ("max", "avg", "global", "global_max")
 
@@ -331,11 +345,13 @@ def _layer_from_table(i: int, table: object, where: str) -> Layer:
             raise fail(key, f"must be an integer >= {minimum}, got {value!r}")
         return value
 
-    name = table.get("name", "")
-    if not isinstance(name, str) or ("name" in table and not name):
-        raise fail("name", f"must be a non-empty string, got {name!r}")
+    for key in ("name", "input"):
+        if key in table and (not isinstance(table[key], str) or not table[key]):
+            raise fail(key, f"must be a non-empty string, got {table[key]!r}")
+    name, reads = table.get("name", ""), table.get("input", "")
     if kind == "conv":
-        return Conv(size("out", 0), size("kernel", 0), size("stride", 1), size("pad", 0, 0), size("groups", 1), name)
+        return Conv(size("out", 0), size("kernel", 0), size("stride", 1), size("pad", 0, 0), size("groups", 1), name,
+                    reads)
     if kind == "pool":
         mode = table["mode"]
         if mode not in _POOL_MODES:
@@ -344,19 +360,19 @@ def _layer_from_table(i: int, table: object, where: str) -> Layer:
             extra = sorted(set(table) & {"kernel", "stride", "pad", "ceil"})
             if extra:
                 raise fail(extra[0], "a global pool takes no window keys (its kernel is its input)")
-            return GlobalPool("max" if mode == "global_max" else "avg", name)
+            return GlobalPool("max" if mode == "global_max" else "avg", name, reads)
         if "kernel" not in table:
             raise fail("kernel", "is required")
         ceil = table.get("ceil", True)
         if not isinstance(ceil, bool):
             raise fail("ceil", f"must be true or false, got {ceil!r}")
         kernel = size("kernel", 0)
-        return Pool(kernel, size("stride", kernel) if "stride" in table else None, size("pad", 0, 0), mode, ceil, name)
+        stride = size("stride", kernel) if "stride" in table else None
+        return Pool(kernel, stride, size("pad", 0, 0), mode, ceil, name, reads)
     if kind == "fc":
-        return FC(size("out", 0), name)
+        return FC(size("out", 0), name, reads)
     if kind == "add":
-        source = table["from"]
-        if not isinstance(source, str) or not source:
-            raise fail("from", f"must name an earlier layer, got {source!r}")
-        return Add(source, name)
-    return {"batchnorm": BatchNorm, "relu": ReLU, "flatten": Flatten}[kind](name)
+        if not isinstance(table["from"], str) or not table["from"]:
+            raise fail("from", f"must name an earlier layer, got {table['from']!r}")
+        return Add(table["from"], name, reads)
+    return {"batchnorm": BatchNorm, "relu": ReLU, "flatten": Flatten}[kind](name, reads)

@@ -1,6 +1,7 @@
 """ONNX models: the layer list read from the graph (for pricing) and logits from onnxruntime (for scoring).
 
-The graph must be a chain (each node reads the previous layer's output) whose only branches are residual adds.
+Nodes are read in graph order as a chain: a node reads the previous layer's output or, starting a branch (a
+projection shortcut), an earlier one; two-operand Adds are residual joins. Concat, Mul and the like are refused.
 `onnx` and `onnxruntime` are the optional `onnx` extra, imported when a model is read or run.
 """
 
@@ -20,6 +21,8 @@ from nets._arch import Pool, ReLU, Traced
 from nets._imported import ImportedModelError, check_logits
 
 _ACTIVATIONS = {"Relu", "Clip"}  # priced as free, like ReLU; onnxruntime computes their real values
+SUPPORTED = ("Conv", "Gemm", "MatMul", "Add", "BatchNormalization", "Relu", "Clip", "MaxPool", "AveragePool",
+             "GlobalAveragePool", "GlobalMaxPool", "Flatten", "Reshape", "Constant")
 _EXTRA = "ONNX models need the 'onnx' extra: pip install 'adaptive-dse[onnx]'"
 
 
@@ -205,20 +208,27 @@ class _GraphReader:
         """The node's attributes as Python values."""
         return {attr.name: self.onnx.helper.get_attribute_value(attr) for attr in node.attribute}
 
-    def _add_layer(self, node: Any, layer: Layer, output: str) -> str:
-        """Append `layer` (named after the node) and record `output` as its tensor."""
+    def _add_layer(self, node: Any, layer: Layer, output: str, reads: str = "") -> str:
+        """Append `layer` (named after the node, reading layer `reads` if not the previous one) and record `output`
+        as its tensor."""
         name = node.name or node.output[0]
         while name in self.names:
             name += "'"
         self.names.add(name)
-        self.layers.append(replace(layer, name=name))
+        self.layers.append(replace(layer, name=name, input=reads))
         self.producer[output] = len(self.layers) - 1
         self.outputs.append(output)
         return output
 
+    def _layer_name(self, tensor: str) -> str:
+        """The name of the layer whose output `tensor` is ("input" for the graph input)."""
+        return INPUT if self.producer[tensor] < 0 else self.layers[self.producer[tensor]].name
+
     def _node(self, node: Any, current: str) -> str:
         """Turn one node into a layer (or fold it into the previous one); return the running tensor's name."""
         op, attrs = node.op_type, self._attributes(node)
+        if op not in SUPPORTED:
+            raise self.fail(node, f"unsupported operator '{op}'; supported: {', '.join(SUPPORTED)}")
         data = [name for name in node.input if name and name not in self.constants]
         output = node.output[0]
         if op == "Add" and len(data) == 2:
@@ -227,16 +237,16 @@ class _GraphReader:
             other = data[1] if data[0] == current else data[0]
             if other not in self.producer:
                 raise self.fail(node, f"operand '{other}' is not an earlier layer's output")
-            source = INPUT if self.producer[other] < 0 else self.layers[self.producer[other]].name
-            return self._add_layer(node, Add(source), output)
-        if data != [current]:
-            raise self.fail(node, f"reads {data} but only the previous layer's output '{current}' is supported "
-                                  "(branches other than residual adds are not)")
-        previous = self.layers[-1] if self.layers and self.producer.get(current) == len(self.layers) - 1 else None
+            return self._add_layer(node, Add(self._layer_name(other)), output)
+        if len(data) != 1 or data[0] not in self.producer:
+            raise self.fail(node, f"reads {data}: a node must read one earlier layer's output (an Add may read two)")
+        reads = "" if data[0] == current else self._layer_name(data[0])
+        last = len(self.layers) - 1
+        previous = self.layers[last] if self.layers and not reads and self.producer[current] == last else None
         if op == "Conv":
-            return self._add_layer(node, self._conv(node, attrs), output)
+            return self._add_layer(node, self._conv(node, attrs), output, reads)
         if op in ("Gemm", "MatMul"):
-            return self._add_layer(node, self._fc(node, attrs), output)
+            return self._add_layer(node, self._fc(node, attrs), output, reads)
         if op == "Add":  # a constant operand: the bias of the MatMul just before
             if not isinstance(previous, (FC, Conv)):
                 raise self.fail(node, "adding a constant is supported only as the bias of a MatMul/Gemm/Conv")
@@ -248,20 +258,16 @@ class _GraphReader:
                                       " and be in inference mode")
             return self._add_layer(node, BatchNorm(), output)
         if op in _ACTIVATIONS:
-            return self._add_layer(node, ReLU(), output)
+            return self._add_layer(node, ReLU(), output, reads)
         if op in ("MaxPool", "AveragePool"):
-            return self._add_layer(node, self._pool(node, attrs), output)
+            return self._add_layer(node, self._pool(node, attrs), output, reads)
         if op in ("GlobalAveragePool", "GlobalMaxPool"):
-            return self._add_layer(node, GlobalPool("max" if op == "GlobalMaxPool" else "avg"), output)
+            return self._add_layer(node, GlobalPool("max" if op == "GlobalMaxPool" else "avg"), output, reads)
         if op == "Flatten":
             if attrs.get("axis", 1) != 1:
                 raise self.fail(node, f"only axis=1 is supported, got {attrs['axis']}")
-            return self._add_layer(node, Flatten(), output)
-        if op == "Reshape":
-            return self._add_layer(node, self._reshape(node), output)
-        raise self.fail(node, f"unsupported operator '{op}'; supported: Conv, Gemm, MatMul, Add, "
-                              "BatchNormalization, Relu, Clip, MaxPool, AveragePool, GlobalAveragePool, "
-                              "GlobalMaxPool, Flatten, Reshape")
+            return self._add_layer(node, Flatten(), output, reads)
+        return self._add_layer(node, self._reshape(node), output, reads)  # Reshape: the last one supported
 
     def _conv(self, node: Any, attrs: dict[str, Any]) -> Conv:
         """A square, symmetric-padded, undilated convolution."""

@@ -13,27 +13,35 @@ from nets._variant import TrainingConfig
 
 
 class Residual(nn.Module):
-    """Placeholder for an Add layer: `LayerGraph` adds the output of layer `source` (-1: the input) here."""
+    """An Add layer: the running tensor plus the output of layer `source` (-1: the input), fed by `LayerGraph`."""
 
     def __init__(self, source: int) -> None:
         super().__init__()
         self.source = source
 
+    def forward(self, x: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
+        """The element-wise sum (a module, so hooks see its output like any layer's)."""
+        return x + shortcut
+
 
 class LayerGraph(nn.Module):
-    """A layer chain with residual adds (not a Sequential: effort knobs and incremental training refuse it)."""
+    """A layer chain with branches and residual adds (not a Sequential: effort knobs and incremental training refuse
+    it). `reads[i]` is the earlier layer (-1: the input) that step i reads instead of the previous one."""
 
-    def __init__(self, steps: list[nn.Module]) -> None:
+    def __init__(self, steps: list[nn.Module], reads: dict[int, int]) -> None:
         super().__init__()
         self.steps = nn.ModuleList(steps)
-        self.kept = {step.source for step in steps if isinstance(step, Residual)}
+        self.reads = reads
+        self.kept = {step.source for step in steps if isinstance(step, Residual)} | set(reads.values())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Run the chain, keeping the outputs that later adds name."""
+        """Run the chain, keeping the outputs that later layers name."""
         saved = {-1: x}
         for i, step in enumerate(self.steps):
+            if i in self.reads:
+                x = saved[self.reads[i]]
             if isinstance(step, Residual):
-                x = x + saved[step.source]
+                x = step(x, saved[step.source])
             else:
                 x = step(x.flatten(1) if isinstance(step, nn.Linear) else x)
             if i in self.kept:
@@ -73,7 +81,9 @@ def build_module(arch: Architecture, width: float = 1.0) -> nn.Module:
     indices = {step.layer.name: step.index for step in steps if step.layer.name}
     modules = [_layer_module(step, indices) for step in steps]
     if not arch.is_sequential:
-        return LayerGraph(modules)
+        reads = {step.index: -1 if step.layer.input == INPUT else indices[step.layer.input]
+                 for step in steps if step.layer.input}
+        return LayerGraph(modules, reads)
     flattened: list[nn.Module] = []
     for step, module in zip(steps, modules):
         if isinstance(step.layer, FC) and not step.flat_in:

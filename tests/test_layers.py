@@ -186,6 +186,11 @@ FLAT_FC = [{"type": "flatten"}, {"type": "fc", "out": 10}]
     ([{**CONV, "name": "conv2"}, CONV] + FLAT_FC, r"layer 0 \(conv\), 'name': 'conv2' is another layer's automatic"),
     ([{"type": "flatten"}, CONV, {"type": "fc", "out": 10}], r"layer 1 \(conv\), 'type': needs a C x H x W input"),
     ([CONV], r"layer 0 \(conv\), 'type': the network must end in a flat output"),
+    ([CONV, {**CONV, "input": "nowhere"}] + FLAT_FC, r"layer 1 \(conv\), 'input': 'nowhere' names no layer"),
+    ([{**CONV, "input": "c"}, {**CONV, "name": "c"}] + FLAT_FC, r"layer 0 \(conv\), 'input': 'c' names a later"),
+    ([{**CONV, "input": 3}] + FLAT_FC, r"layer 0 \(conv\), 'input': must be a non-empty string, got 3"),
+    ([{**CONV, "name": "c"}, {"type": "batchnorm", "input": "c"}] + FLAT_FC,
+     r"layer 1 \(batchnorm\), 'type': batch norm must directly follow"),
 ])
 def test_table_errors_name_where_layer_and_key(layers: list, match: str) -> None:
     with pytest.raises(ArchitectureError, match=match) as caught:
@@ -202,3 +207,31 @@ def test_width_that_breaks_an_add_or_groups_is_an_error() -> None:
     grouped = Architecture("grouped", (4, 8, 8), (Conv(6, 3, groups=2), Flatten(), FC(10)))
     with pytest.raises(ArchitectureError, match=r"'groups': 2 groups do not divide 4 input and 3 output channels at"):
         grouped.layer_shapes(0.5)
+
+
+def test_a_projection_shortcut_reads_an_earlier_layer() -> None:
+    """A downsampling residual block: the shortcut branch (strided 1x1 conv) reads the block input by name."""
+    table = [{"type": "conv", "out": 8, "kernel": 3, "pad": 1}, {"type": "relu", "name": "block_in"},
+             {"type": "conv", "out": 16, "kernel": 3, "stride": 2, "pad": 1}, {"type": "batchnorm"},
+             {"type": "relu"}, {"type": "conv", "out": 16, "kernel": 3, "pad": 1, "name": "main"},
+             {"type": "conv", "out": 16, "kernel": 1, "stride": 2, "input": "block_in", "name": "proj"},
+             {"type": "add", "from": "main"}, {"type": "relu"}, {"type": "pool", "mode": "global_max"},
+             {"type": "flatten"}, {"type": "fc", "out": 10}]
+    arch = architecture_from_table("down", (4, 8, 8), table, "test")
+    shapes = {s.name: s for s in arch.layer_shapes()}
+    assert (shapes["proj"].in_channels, shapes["proj"].in_h, shapes["proj"].out_h) == (8, 8, 4)
+    assert shapes["proj"].macs == 16 * 4 * 4 * 8 and shapes["conv2"].macs == 16 * 4 * 4 * (8 * 9)
+    assert shapes["pool1"].kind == "maxpool" and shapes["pool1"].kernel_h == 4
+    assert not arch.is_sequential and arch.describe()[6]["input"] == "block_in"
+    torch.manual_seed(0)
+    module = build_module(arch).eval()
+    conv = [m for m in module.steps if isinstance(m, torch.nn.Conv2d)]
+    bn = next(m for m in module.steps if isinstance(m, torch.nn.BatchNorm2d))
+    fc = next(m for m in module.steps if isinstance(m, torch.nn.Linear))
+    x = torch.rand(3, 4, 8, 8)
+    block_in = F.relu(conv[0](x))
+    main = conv[2](F.relu(bn(conv[1](block_in))))
+    out = F.relu(main + conv[3](block_in)).amax(dim=(2, 3))
+    torch.testing.assert_close(module(x), fc(out))
+    half = {s.name: s for s in arch.layer_shapes(0.5)}
+    assert half["proj"].in_channels == 4 and half["proj"].out_channels == half["main"].out_channels == 8
