@@ -357,5 +357,5 @@ def test_without_the_extra_the_error_says_what_to_install(blocks: tuple[Graph, P
                                                  r"'adaptive-dse\[onnx\]'"):
         onnx_logits(model, np.zeros((1, 3, 8, 8), np.uint8))
     monkeypatch.setitem(sys.modules, "onnx", None)
-    with pytest.raises(ImportedModelError, match=r"needs the 'onnx' extra"):
+    with pytest.raises(ImportedModelError, match=r"ONNX models need the 'onnx' extra"):
         load_onnx(blocks[1])
