@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-LayerKind = Literal["conv", "fc", "maxpool", "avgpool"]
+LayerKind = Literal["conv", "fc", "maxpool", "avgpool", "add"]
 
 
 @dataclass(frozen=True)

@@ -1,24 +1,31 @@
 """Datasets, architectures, training and the per-sample score cache.
 
-Importing `nets` does not import torch: training lives in `nets._torch`, loaded on demand.
+Importing `nets` does not import torch: training lives in `nets._torch` (public: `nets.training`), loaded on demand.
 """
 
 from costmodel import UserError
-from nets._arch import FC, Architecture, ArchitectureError, Conv, Pool, ReLU
+from nets._arch import (FC, Add, Architecture, ArchitectureError, BatchNorm, Conv, Flatten, GlobalPool, Pool, ReLU,
+                        architecture_from_table)
 from nets._atomic import atomic_write_bytes, atomic_write_text
 from nets._build import build_scores, cached_golden
 from nets._cache import CacheCorrupted, ScoreCache, default_cache_dir, variant_key, weights_key
-from nets._effort import KNOBS, EffortError, resolve_knobs
-from nets._increments import IncrementalError, check_increments
 from nets._data import Dataset, DatasetError, content_digest, stratified_split
+from nets._effort import KNOBS, EffortError, resolve_knobs
+from nets._imported import (ImportedArrays, ImportedModelError, file_digest, imported_scores, load_labels, load_logits,
+                            split_scores)
+from nets._increments import IncrementalError, check_increments
 from nets._loaders import load_dataset
+from nets._onnx import OnnxModel, check_class_count, load_onnx, onnx_logits
 from nets._variant import SplitScores, TrainingConfig, Variant, VariantScores, scores_from_logits
 from nets._zoo import UnknownArchitecture, architecture, architecture_names
 
 __all__ = [
-    "FC", "Architecture", "ArchitectureError", "CacheCorrupted", "Conv", "Dataset", "DatasetError", "Pool",
-    "EffortError", "IncrementalError", "KNOBS", "UserError", "resolve_knobs", "cached_golden", "check_increments", "content_digest", "weights_key",
-    "ReLU", "ScoreCache", "SplitScores", "TrainingConfig", "UnknownArchitecture", "Variant", "VariantScores",
-    "architecture", "architecture_names", "atomic_write_bytes", "atomic_write_text", "build_scores",
-    "default_cache_dir", "load_dataset", "scores_from_logits", "stratified_split", "variant_key",
+    "FC", "KNOBS", "Add", "Architecture", "ArchitectureError", "BatchNorm", "CacheCorrupted", "Conv", "Dataset",
+    "DatasetError", "EffortError", "Flatten", "GlobalPool", "ImportedArrays", "ImportedModelError", "IncrementalError",
+    "OnnxModel", "Pool", "ReLU", "ScoreCache", "SplitScores", "TrainingConfig", "UnknownArchitecture", "UserError",
+    "Variant", "VariantScores", "architecture", "architecture_from_table", "architecture_names", "atomic_write_bytes",
+    "atomic_write_text", "build_scores", "cached_golden", "check_class_count", "check_increments", "content_digest",
+    "default_cache_dir", "file_digest", "imported_scores", "load_dataset", "load_labels", "load_logits", "load_onnx",
+    "onnx_logits", "resolve_knobs", "scores_from_logits", "split_scores", "stratified_split", "variant_key",
+    "weights_key",
 ]

@@ -8,30 +8,88 @@ import numpy as np
 import torch
 from torch import nn
 
-from nets._arch import FC, Architecture, Conv, Pool, ReLU
+from nets._arch import FC, INPUT, Add, Architecture, BatchNorm, Conv, Flatten, GlobalPool, Pool, ReLU, Traced
 from nets._variant import TrainingConfig
 
 
-def build_module(arch: Architecture, width: float = 1.0) -> nn.Sequential:
-    """A torch module whose layers match `arch.layer_shapes(width)` one to one."""
-    shapes = iter(arch.layer_shapes(width))
-    modules: list[nn.Module] = []
-    for layer in arch.scaled_layers(width):
-        if isinstance(layer, ReLU):
-            modules.append(nn.ReLU())
-            continue
-        shape = next(shapes)
-        if isinstance(layer, Conv):
-            modules.append(nn.Conv2d(shape.in_channels, layer.out_channels, layer.kernel, layer.stride, layer.pad,
-                                     groups=layer.groups))
-        elif isinstance(layer, Pool):
-            pool = nn.MaxPool2d if layer.mode == "max" else nn.AvgPool2d
-            modules.append(pool(layer.kernel, layer.stride or layer.kernel, layer.pad, ceil_mode=True))
-        elif isinstance(layer, FC):
-            if not any(isinstance(m, nn.Flatten) for m in modules):
-                modules.append(nn.Flatten())
-            modules.append(nn.Linear(shape.in_channels, layer.out_features))
-    return nn.Sequential(*modules)
+class Residual(nn.Module):
+    """An Add layer: the running tensor plus the output of layer `source` (-1: the input), fed by `LayerGraph`."""
+
+    def __init__(self, source: int) -> None:
+        super().__init__()
+        self.source = source
+
+    def forward(self, x: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
+        """The element-wise sum (a module, so hooks see its output like any layer's)."""
+        return x + shortcut
+
+
+class LayerGraph(nn.Module):
+    """A layer chain with branches and residual adds (not a Sequential: effort knobs and incremental training refuse
+    it). `reads[i]` is the earlier layer (-1: the input) that step i reads instead of the previous one."""
+
+    def __init__(self, steps: list[nn.Module], reads: dict[int, int]) -> None:
+        super().__init__()
+        self.steps = nn.ModuleList(steps)
+        self.reads = reads
+        self.kept = {step.source for step in steps if isinstance(step, Residual)} | set(reads.values())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the chain, keeping the outputs that later layers name."""
+        saved = {-1: x}
+        for i, step in enumerate(self.steps):
+            if i in self.reads:
+                x = saved[self.reads[i]]
+            if isinstance(step, Residual):
+                x = step(x, saved[step.source])
+            else:
+                x = step(x.flatten(1) if isinstance(step, nn.Linear) else x)
+            if i in self.kept:
+                saved[i] = x
+        return x
+
+
+def _layer_module(step: Traced, indices: dict[str, int]) -> nn.Module:
+    """The torch module of one traced layer; `indices` maps layer names to their positions."""
+    layer, channels = step.layer, step.in_shape[0]
+    if isinstance(layer, Conv):
+        return nn.Conv2d(channels, layer.out_channels, layer.kernel, layer.stride, layer.pad, groups=layer.groups)
+    if isinstance(layer, Pool):
+        pool = nn.MaxPool2d if layer.mode == "max" else nn.AvgPool2d
+        return pool(layer.kernel, layer.stride or layer.kernel, layer.pad, ceil_mode=layer.ceil)
+    if isinstance(layer, GlobalPool):
+        return nn.AdaptiveMaxPool2d(1) if layer.mode == "max" else nn.AdaptiveAvgPool2d(1)
+    if isinstance(layer, FC):
+        return nn.Linear(channels * step.in_shape[1] * step.in_shape[2], layer.out_features)
+    if isinstance(layer, BatchNorm):
+        return nn.BatchNorm1d(channels) if step.flat_in else nn.BatchNorm2d(channels)
+    if isinstance(layer, Flatten):
+        return nn.Flatten()
+    if isinstance(layer, Add):
+        return Residual(-1 if layer.source == INPUT else indices[layer.source])
+    assert isinstance(layer, ReLU)
+    return nn.ReLU()
+
+
+def build_module(arch: Architecture, width: float = 1.0) -> nn.Module:
+    """A torch module whose layers match `arch.layer_shapes(width)` one to one.
+
+    The zoo's vocabulary builds an nn.Sequential (a Flatten inserted before the first FC on a C x H x W input);
+    anything else (batch norm, flatten, global pool, residual add) builds a `LayerGraph`, one step per layer.
+    """
+    steps = arch.trace(width)
+    indices = {step.layer.name: step.index for step in steps if step.layer.name}
+    modules = [_layer_module(step, indices) for step in steps]
+    if not arch.is_sequential:
+        reads = {step.index: -1 if step.layer.input == INPUT else indices[step.layer.input]
+                 for step in steps if step.layer.input}
+        return LayerGraph(modules, reads)
+    flattened: list[nn.Module] = []
+    for step, module in zip(steps, modules):
+        if isinstance(step.layer, FC) and not step.flat_in:
+            flattened.append(nn.Flatten())
+        flattened.append(module)
+    return nn.Sequential(*flattened)
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -72,7 +130,7 @@ def predict_logits(module: nn.Module, images: np.ndarray, batch_size: int = 1000
     return np.concatenate(outputs).astype(np.float64)
 
 
-def init_module(arch: Architecture, width: float, seed: int) -> nn.Sequential:
+def init_module(arch: Architecture, width: float, seed: int) -> nn.Module:
     """A freshly initialised module with seeded weights."""
     torch.manual_seed(seed)
     return build_module(arch, width)

@@ -1,0 +1,178 @@
+"""Scores computed elsewhere: per-split logits and labels read from a user's files, checked, identified by content.
+
+A source is an `.npz` holding the arrays, or a directory holding one `<array>.npy` or `<array>.parquet` per array
+(parquet needs pyarrow: a table whose numeric columns are the classes, or the one label column).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from costmodel import UserError
+from nets._variant import SplitScores, scores_from_logits
+
+SCORED_SPLITS = ("calib", "test")
+_CHUNK = 1 << 20
+
+
+class ImportedModelError(UserError):
+    """A user's ONNX model, logits or labels file that cannot be used as it is."""
+
+
+def file_digest(path: str | Path, chunk: int = _CHUNK) -> str:
+    """SHA-256 (hex) of a file's bytes, read in chunks: the file's identity in cache keys, whatever its path."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ImportedArrays:
+    """Per-split arrays from one source (`splits['calib']`, `splits['test']`) and the SHA-256 of the files read."""
+
+    source: str
+    splits: dict[str, np.ndarray] = field(repr=False)
+    digest: str
+
+    @property
+    def num_classes(self) -> int:
+        """Class count of logits (their second dimension)."""
+        return int(self.splits[SCORED_SPLITS[0]].shape[1])
+
+
+def load_logits(path: str | Path) -> ImportedArrays:
+    """`calib_logits` and `test_logits` (n x classes, finite, same class count) from an .npz or a directory."""
+    arrays, digest = _read_arrays(Path(path), [f"{split}_logits" for split in SCORED_SPLITS])
+    splits = {split: check_logits(*arrays[f"{split}_logits"]) for split in SCORED_SPLITS}
+    widths = {split: logits.shape[1] for split, logits in splits.items()}
+    if len(set(widths.values())) > 1:
+        raise ImportedModelError(f"{path}: 'calib_logits' has {widths['calib']} classes but 'test_logits' has "
+                                 f"{widths['test']}")
+    return ImportedArrays(str(path), splits, digest)
+
+
+def load_labels(path: str | Path) -> ImportedArrays:
+    """`calib_labels` and `test_labels` (1-D, integers >= 0, non-empty) from an .npz or a directory."""
+    arrays, digest = _read_arrays(Path(path), [f"{split}_labels" for split in SCORED_SPLITS])
+    return ImportedArrays(str(path), {split: _check_labels(*arrays[f"{split}_labels"]) for split in SCORED_SPLITS},
+                          digest)
+
+
+def check_logits(logits: np.ndarray, where: str) -> np.ndarray:
+    """`logits` as float64 (n, classes) with n >= 1, classes >= 2, every value finite; `where` names the array."""
+    if logits.dtype == bool or not np.issubdtype(logits.dtype, np.number) or np.iscomplexobj(logits):
+        raise ImportedModelError(f"{where}: logits must be real numbers, got dtype {logits.dtype}")
+    if logits.ndim != 2 or logits.shape[1] < 2:
+        raise ImportedModelError(f"{where}: logits must be 2-D (samples x classes, classes >= 2), "
+                                 f"got shape {logits.shape}")
+    if not len(logits):
+        raise ImportedModelError(f"{where}: the split is empty (0 samples)")
+    logits = logits.astype(np.float64)
+    bad = int(np.count_nonzero(~np.isfinite(logits)))
+    if bad:
+        row = int(np.argwhere(~np.isfinite(logits))[0][0])
+        raise ImportedModelError(f"{where}: {bad} values are NaN or inf (first in sample {row})")
+    return logits
+
+
+def _check_labels(labels: np.ndarray, where: str) -> np.ndarray:
+    """`labels` as int64 (n,) with n >= 1, integer-valued and >= 0; `where` names the array."""
+    if labels.ndim != 1:
+        raise ImportedModelError(f"{where}: labels must be 1-D, got shape {labels.shape}")
+    if not len(labels):
+        raise ImportedModelError(f"{where}: the split is empty (0 samples)")
+    integral = np.issubdtype(labels.dtype, np.integer) or (
+        np.issubdtype(labels.dtype, np.floating) and bool(np.all(np.isfinite(labels) & (labels == np.round(labels)))))
+    if not integral:
+        raise ImportedModelError(f"{where}: labels must be integers, got dtype {labels.dtype} with non-integer values")
+    if labels.min() < 0:
+        raise ImportedModelError(f"{where}: labels must be >= 0, found {labels.min():g}")
+    return labels.astype(np.int64)
+
+
+def split_scores(logits: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray], logits_source: str,
+                 labels_source: str, num_classes: int | None = None) -> dict[str, SplitScores]:
+    """Per-split scores of `logits` against `labels` (calib and test), checked against each other.
+
+    Lengths must agree per split, every label must lie in [0, classes), and the logits' class count must equal
+    `num_classes` when the study fixes it (the data's or another model's).
+    """
+    scores = {}
+    for split in SCORED_SPLITS:
+        rows, targets = logits[split], labels[split]
+        if num_classes is not None and rows.shape[1] != num_classes:
+            raise ImportedModelError(f"{logits_source}: '{split}_logits' has {rows.shape[1]} classes, "
+                                     f"the study has {num_classes}")
+        if len(rows) != len(targets):
+            raise ImportedModelError(f"{logits_source}: '{split}_logits' has {len(rows)} samples but "
+                                     f"{labels_source} '{split}_labels' has {len(targets)}")
+        outside = int(np.count_nonzero((targets < 0) | (targets >= rows.shape[1])))
+        if outside:
+            raise ImportedModelError(f"{labels_source}: '{split}_labels' has {outside} labels outside "
+                                     f"[0, {rows.shape[1]}) (the classes of {logits_source}), e.g. {targets.max()}")
+        scores[split] = scores_from_logits(rows, targets)
+    return scores
+
+
+def imported_scores(logits: ImportedArrays, labels: ImportedArrays,
+                    num_classes: int | None = None) -> dict[str, SplitScores]:
+    """Per-split scores of logits read from one file against labels read from another (see `split_scores`)."""
+    return split_scores(logits.splits, labels.splits, logits.source, labels.source, num_classes)
+
+
+def _read_arrays(path: Path, names: list[str]) -> tuple[dict[str, tuple[np.ndarray, str]], str]:
+    """Each named array with the 'file: name' that locates it, and one SHA-256 over the files read."""
+    if path.is_dir():
+        found = {name: [path / f"{name}{ext}" for ext in (".npy", ".parquet") if (path / f"{name}{ext}").is_file()]
+                 for name in names}
+        for name, files in found.items():
+            if len(files) != 1:
+                raise ImportedModelError(f"{path}: needs exactly one of {name}.npy, {name}.parquet; "
+                                         f"found {len(files)}")
+        files = [found[name][0] for name in names]
+        arrays = {name: (_read_file(file, name), f"{file}: '{name}'") for name, file in zip(names, files)}
+        digest = hashlib.sha256("".join(f"{file.name}:{file_digest(file)};" for file in files).encode()).hexdigest()
+        return arrays, digest
+    if not path.is_file():
+        raise ImportedModelError(f"{path}: no such file or directory")
+    if path.suffix != ".npz":
+        raise ImportedModelError(f"{path}: expected an .npz file or a directory of .npy/.parquet files")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            stored = archive.files
+            arrays = {name: (archive[name], f"{path}: '{name}'") for name in names if name in stored}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ImportedModelError(f"{path}: not a readable .npz file ({exc})") from None
+    missing = [name for name in names if name not in arrays]
+    if missing:
+        raise ImportedModelError(f"{path}: no array '{missing[0]}' (found: {', '.join(stored) or 'none'})")
+    return arrays, file_digest(path)
+
+
+def _read_file(file: Path, name: str) -> np.ndarray:
+    """One array from an .npy or .parquet file (parquet: all columns, as samples x columns; one column: 1-D)."""
+    if file.suffix == ".npy":
+        try:
+            return np.load(file, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise ImportedModelError(f"{file}: not a readable .npy file ({exc})") from None
+    try:
+        import pyarrow.parquet as parquet
+    except ImportError:
+        raise ImportedModelError(f"{file}: reading parquet needs pyarrow (pip install pyarrow)") from None
+    try:
+        table = parquet.read_table(file)
+    except (OSError, ValueError) as exc:
+        raise ImportedModelError(f"{file}: not a readable parquet file ({exc})") from None
+    columns = [column.to_numpy() for column in table.columns]
+    if not columns:
+        raise ImportedModelError(f"{file}: '{name}' has no columns")
+    return columns[0] if len(columns) == 1 else np.column_stack(columns)
