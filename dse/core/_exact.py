@@ -7,6 +7,7 @@ sample. Errors are integer counts of wrong final answers; energies are means per
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -301,7 +302,7 @@ def exact_front_3(margins: np.ndarray, correct: np.ndarray, cost: np.ndarray, bl
 
 
 def coordinate_front(margins: np.ndarray, correct: np.ndarray, cost: np.ndarray,
-                     max_rounds: int = 20) -> ThresholdFront:
+                     max_rounds: int = 20, exact_tail: bool = False) -> ThresholdFront:
     """Approximate front of any cascade by exact one-threshold sweeps from every front point, until none is new.
 
     Round 0 sweeps each threshold from the all-+inf vector; each later round sweeps every threshold of each point
@@ -334,26 +335,50 @@ def coordinate_front(margins: np.ndarray, correct: np.ndarray, cost: np.ndarray,
         return (vectors, errors + int(wrong[exits[fixed], samples[fixed]].sum()),
                 energy + exit_cost[exits[fixed], samples[fixed]].sum())
 
-    frontier, expanded = [np.full(n_stages - 1, np.inf)], set()
+    def tail(vector: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The last two thresholds solved exactly (a 3-stage front) with the earlier ones fixed at `vector`."""
+        k = n_stages - 3
+        skipped = vector.copy()
+        skipped[k:] = np.inf
+        exits = _exit_stages(margins, skipped[None])[0]
+        reaches = exits > k
+        fixed = ~reaches
+        if not reaches.any():
+            return (vector[None].copy(), np.array([wrong[exits, samples].sum()]),
+                    np.array([exit_cost[exits, samples].sum()]))
+        sub_cost = np.stack([exit_cost[k][reaches], cost[k + 1][reaches], cost[k + 2][reaches]])
+        sub = exact_front_3(margins[k:, reaches], 1 - wrong[k:, reaches], sub_cost)
+        vectors = np.repeat(vector[None], len(sub.errors), axis=0)
+        vectors[:, k:] = sub.thresholds
+        return (vectors, sub.errors + int(wrong[exits[fixed], samples[fixed]].sum()),
+                sub.energy * reaches.sum() + exit_cost[exits[fixed], samples[fixed]].sum())
+
+    # Start from every cascade that skips some stages (threshold +inf) and ends others early (lowest margin).
+    lowest = margins[:-1].min(axis=1)
+    frontier = [np.where(mask, lowest, np.inf) for mask in itertools.product([False, True], repeat=n_stages - 1)]
+    expanded, tails = set(), set()
     for _ in range(max_rounds):
         for vector in frontier:
             expanded.add(vector.tobytes())
             for k in range(n_stages - 1):
                 front.merge(*sweep(vector, k))
+            if exact_tail and n_stages > 3 and vector[:-2].tobytes() not in tails:
+                tails.add(vector[:-2].tobytes())
+                front.merge(*tail(vector))
         frontier = [v for v in front.thresholds if v.tobytes() not in expanded]
         if not frontier:
             break
     return front.result(n)
 
 
-def front(margins: np.ndarray, correct: np.ndarray, cost: np.ndarray) -> ThresholdFront:
+def front(margins: np.ndarray, correct: np.ndarray, cost: np.ndarray, exact_tail: bool = False) -> ThresholdFront:
     """The threshold front of a cascade: exact for 1 to 3 stages, `coordinate_front` beyond."""
     n_stages = np.shape(margins)[0] if np.ndim(margins) == 2 else 0
     if n_stages == 2:
         return exact_front_2(margins, correct, cost)
     if n_stages == 3:
         return exact_front_3(margins, correct, cost)
-    return coordinate_front(margins, correct, cost)
+    return coordinate_front(margins, correct, cost, exact_tail=exact_tail)
 
 
 def _exit_stages(margins: np.ndarray, thresholds: np.ndarray) -> np.ndarray:

@@ -132,19 +132,19 @@ def enumerated_front(margins, correct, cost):
     return vectors, every
 
 
-@pytest.mark.parametrize("n_stages", [4, 5])
-def test_coordinate_front_is_achievable_and_close_to_enumeration(n_stages) -> None:
+@pytest.mark.parametrize("n_stages, exact_tail, least_ratio", [(4, False, 0.95), (5, False, 0.95), (4, True, 0.999),
+                                                               (5, True, 0.95)])
+def test_coordinate_front_is_achievable_and_close_to_enumeration(n_stages, exact_tail, least_ratio) -> None:
     ratios = []
     for seed in range(15):
         rng = np.random.default_rng(1000 * n_stages + seed)
         n = 9 if n_stages == 4 else 7
         margins, correct, cost = random_cascade(rng, n_stages, n, seed % 2 == 0, False, levels=n + 3)
-        found = coordinate_front(margins, correct, cost)
+        found = coordinate_front(margins, correct, cost, exact_tail=exact_tail)
         check = CascadeEvaluator(margins, correct, cost, cost).evaluate(found.thresholds)
         assert check.errors.tolist() == found.errors.tolist()
         assert check.energy == pytest.approx(found.energy, rel=1e-12)
         vectors, every = enumerated_front(margins, correct, cost)
-        exact = np.zeros(0)
         order = np.lexsort((every.errors, every.energy))
         kept, best = [], n + 1
         for i in order:
@@ -158,7 +158,7 @@ def test_coordinate_front_is_achievable_and_close_to_enumeration(n_stages) -> No
             assert cheaper.size and cheaper.min() <= energy * (1 + 1e-12)
         reference = np.array([every.energy.max() * 1.1 + 1e-9, n + 1.0])
         ratios.append(hypervolume_ratio(found, exact, reference))
-    assert min(ratios) >= 0.95  # measured: see coordinate_front's docstring
+    assert min(ratios) >= least_ratio  # measured on more caches: see coordinate_front's docstring
 
 
 @pytest.mark.parametrize("n_stages", [1, 2, 3])
