@@ -1,4 +1,4 @@
-"""Certified loss budget: exact binomial tails, the paired-loss bound's coverage, and Learn-then-Test selection
+"""Certified loss budget: exact binomial tails, the paired-loss test's size and bound's coverage, and Learn-then-Test selection
 on synthetic scores whose true risk curve is known."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from dse.core._risk import (
-    RiskError, Structure, allowed_loss, assess, binomial_cdf, binomial_lower, binomial_sf, binomial_upper,
-    certify, fixed_sequence, loss_counts, loss_upper_bound, select_certified,
+    RiskError, Structure, allowed_loss, assess, binomial_cdf, binomial_sf, binomial_upper, certifies, certify,
+    critical_worse, fixed_sequence, loss_counts, loss_upper_bound, select_certified, statistic,
 )
 
 ALPHA_PCT, DELTA = 0.3, 0.1
@@ -37,16 +37,14 @@ def test_binomial_tails_match_exact_reference_on_random_inputs() -> None:
         assert binomial_sf(k + 1, n, float(p)) == pytest.approx(float(1 - cdf), rel=1e-9, abs=1e-12)
 
 
-def test_clopper_pearson_closed_forms_and_outward_rounding() -> None:
+def test_clopper_pearson_closed_form_and_outward_rounding() -> None:
     n, delta = 5000, 0.08
     assert binomial_upper(0, n, delta) == pytest.approx(1 - delta ** (1 / n), abs=1e-11)
-    assert binomial_lower(n, n, delta) == pytest.approx(delta ** (1 / n), abs=1e-11)
-    assert binomial_upper(n, n, delta) == 1.0 and binomial_lower(0, n, delta) == 0.0
+    assert binomial_upper(n, n, delta) == 1.0
     for k in (1, 7, 30, 400):
-        upper, lower = binomial_upper(k, n, delta), binomial_lower(k, n, delta)
-        assert lower < k / n < upper
+        upper = binomial_upper(k, n, delta)
+        assert k / n < upper
         assert binomial_cdf(k, n, upper) <= delta < binomial_cdf(k, n, upper - 1e-9)
-        assert binomial_sf(k, n, lower) <= delta < binomial_sf(k, n, lower + 1e-9)
 
 
 def test_clopper_pearson_coverage_is_exact_over_every_outcome() -> None:
@@ -54,23 +52,52 @@ def test_clopper_pearson_coverage_is_exact_over_every_outcome() -> None:
     for p in (0.01, 0.05, 0.2, 0.5, 0.93):
         pmf = [math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(n + 1)]
         assert sum(q for k, q in enumerate(pmf) if binomial_upper(k, n, delta) < p) <= delta
-        assert sum(q for k, q in enumerate(pmf) if binomial_lower(k, n, delta) > p) <= delta
 
 
-def test_paired_loss_bound_covers_the_risk_over_the_whole_trinomial() -> None:
-    """P(risk > bound) <= delta, enumerated exactly over every (worse, better) outcome of n samples."""
+def trinomial(n: int, p_worse: float, p_better: float) -> list[tuple[int, int, float]]:
+    """Every (worse, better) outcome of n samples with its exact probability (slow reference)."""
+    p_same = 1 - p_worse - p_better
+    return [(w, b, math.comb(n, w) * math.comb(n - w, b) * p_worse**w * p_better**b * p_same ** (n - w - b))
+            for w in range(n + 1) for b in range(n + 1 - w)]
+
+
+def test_the_test_rejects_a_true_null_at_most_delta_over_the_whole_trinomial() -> None:
+    """P(certified | risk >= alpha) <= delta, enumerated exactly, on and inside the null (alpha = 10%)."""
+    n, alpha_pct, delta = 40, 10.0, 0.1
+    for p_worse, p_better in ((0.1, 0.0), (0.12, 0.02), (0.15, 0.05), (0.3, 0.2), (0.45, 0.35), (0.2, 0.0)):
+        size = sum(q for w, b, q in trinomial(n, p_worse, p_better) if certifies(w, b, n, alpha_pct, delta))
+        assert size <= delta
+    power = sum(q for w, b, q in trinomial(n, 0.01, 0.0) if certifies(w, b, n, alpha_pct, delta))
+    assert power > 0.5  # and it does reject when the risk is well below alpha
+
+
+def test_upper_bound_covers_the_risk_over_the_whole_trinomial() -> None:
     n, delta = 30, 0.1
     for p_worse, p_better in ((0.05, 0.01), (0.1, 0.1), (0.02, 0.0), (0.3, 0.2), (0.0, 0.05)):
-        risk, p_same = p_worse - p_better, 1 - p_worse - p_better
-        miss = 0.0
-        for worse in range(n + 1):
-            for better in range(n + 1 - worse):
-                prob = (math.factorial(n) / (math.factorial(worse) * math.factorial(better)
-                                             * math.factorial(n - worse - better))
-                        * p_worse**worse * p_better**better * p_same ** (n - worse - better))
-                if risk > loss_upper_bound(worse, better, n, delta):
-                    miss += prob
+        risk = p_worse - p_better
+        miss = sum(q for w, b, q in trinomial(n, p_worse, p_better) if risk > loss_upper_bound(w, b, n, delta))
         assert miss <= delta
+
+
+def test_statistic_region_is_closed_under_fewer_worse_and_more_better() -> None:
+    """What the cover of the nuisance range relies on: T <= c < 0 stays so with one fewer worse or one more better."""
+    for n, risk in ((5000, 0.003), (40, 0.1), (100, -0.02)):
+        worse, better = np.meshgrid(np.arange(1, 60), np.arange(0, 60), indexing="ij")
+        value = statistic(worse, better, n, risk)
+        negative = value < 0
+        assert negative.any()
+        assert np.all(statistic(worse - 1, better, n, risk)[negative] <= value[negative])
+        assert np.all(statistic(worse, better + 1, n, risk)[negative] <= value[negative])
+
+
+def test_critical_count_agrees_with_the_upper_bound() -> None:
+    n = 5000
+    for better in (0, 3, 10, 20):
+        top = critical_worse(better, n, ALPHA_PCT, DELTA)
+        assert top >= 0 and certifies(top, better, n, ALPHA_PCT, DELTA)
+        assert not certifies(top + 1, better, n, ALPHA_PCT, DELTA)
+        assert loss_upper_bound(top, better, n, DELTA) <= ALPHA_PCT / 100 + 1 / (8 * n)
+        assert loss_upper_bound(top + 1, better, n, DELTA) > ALPHA_PCT / 100 - 1 / (8 * n)
 
 
 def test_loss_counts_match_a_slow_loop_on_random_inputs_with_ties() -> None:
@@ -90,6 +117,7 @@ def test_loss_counts_match_a_slow_loop_on_random_inputs_with_ties() -> None:
 def test_fixed_sequence_stops_at_the_first_failure() -> None:
     n = 5000
     worse = np.array([0, 1, 3, 200, 0])  # the fourth fails; the fifth would pass but is never reached
+    assert certifies(0, 0, n, ALPHA_PCT, DELTA) and not certifies(200, 0, n, ALPHA_PCT, DELTA)
     assert fixed_sequence(worse, np.zeros(5, int), n, ALPHA_PCT, DELTA) == 3
     assert fixed_sequence(worse[:3], np.zeros(3, int), n, ALPHA_PCT, DELTA) == 3
     assert fixed_sequence(np.array([200]), np.array([0]), n, ALPHA_PCT, DELTA) == 0
@@ -161,6 +189,7 @@ def test_point_exposes_calibration_loss_bound_and_energy() -> None:
     point = assess(structure, 0.5, DELTA, index=3)
     assert (point.structure, point.rows, point.calib_loss_pct) == (3, 4, 0.0)  # one worse, one better kept
     assert point.energy_pj == 2.0 + 0.5 * 10.0
+    assert (point.worse, point.better) == (1, 1)
     assert point.upper_bound_pct == 100 * loss_upper_bound(1, 1, 4, DELTA)
 
 
@@ -168,6 +197,8 @@ def test_bad_arguments_name_what_is_wrong() -> None:
     structure = Structure("s", np.array([0.5, 0.6]), np.ones(2, bool), np.ones(2, bool), 1.0, 2.0)
     with pytest.raises(RiskError, match="delta must be in"):
         loss_upper_bound(0, 0, 10, 1.5)
+    with pytest.raises(RiskError, match="delta must be in"):
+        certifies(0, 0, 10, ALPHA_PCT, 0.0)
     with pytest.raises(RiskError, match="0 <= worse"):
         loss_upper_bound(8, 5, 10, 0.1)
     with pytest.raises(RiskError, match="safe to aggressive"):
