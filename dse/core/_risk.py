@@ -49,6 +49,7 @@ NUISANCE_SHARE = 0.05  # part of delta spent on the confidence set of p_better (
 _TOLERANCE = 1e-12  # bisection width of the Clopper-Pearson bounds (each rounded outwards)
 _CELLS = 256  # most cells covering the nuisance range (a cell's width is what its bound gives away in risk)
 _CHUNK = 1 << 21  # probabilities computed at once in the null envelope (memory bound)
+_LOG_ZERO = -1e250  # stands for log 0: times a count of 0 gives 0, times any positive count a zero probability
 _TIE = 1e-9  # statistic values this close to a cut count as reaching it (conservative on float ties)
 
 Composition = Literal["bonferroni", "split"]
@@ -134,24 +135,23 @@ def _lower_mass(n: int, worse_rates: np.ndarray, better_rates: np.ndarray, risk:
     worse = np.arange(top_worse + 1)[:, None]
     better = np.arange(top_better + 1)[None, :]
     rest = n - worse - better
-    values = statistic(worse, better, n, risk)[rest >= 0]
-    worse, better, rest = (np.broadcast_to(x, rest.shape)[rest >= 0] for x in (worse, better, rest))
-    order = np.argsort(values)
-    worse, better, rest = worse[order], better[order], rest[order]
+    values = statistic(worse, better, n, risk)
+    inside = (rest >= 0) & (values <= cuts.max() + _TIE)  # only these can count below any cut
+    counts = np.stack([np.broadcast_to(x, rest.shape)[inside] for x in (worse, better, rest)], axis=1)
+    below = (values[inside][:, None] <= cuts[None, :] + _TIE).astype(np.float64)  # (points, cuts)
     log_fact = _log_factorials(n)
-    common = log_fact[n] - log_fact[worse] - log_fact[better] - log_fact[rest]
-    positions = np.searchsorted(values[order], cuts + _TIE, side="right")
+    common = log_fact[n] - log_fact[counts].sum(axis=1)
     largest = np.zeros(len(cuts))
-    chunk = max(1, _CHUNK // len(values))
+    chunk = max(1, _CHUNK // max(1, len(counts)))
     for start in range(0, len(worse_rates), chunk):
-        a, b = worse_rates[start:start + chunk, None], better_rates[start:start + chunk, None]
-        with np.errstate(divide="ignore", invalid="ignore"):  # 0 log 0 = 0: a rate of 0 (or rest 0) and no samples
-            log_p = (common + np.where(worse > 0, worse * np.log(a), 0.0) + better * np.log(b)
-                     + np.where(rest > 0, rest * np.log1p(-a - b), 0.0))
-        mass = np.concatenate([np.zeros((len(a), 1)), np.cumsum(np.exp(log_p), axis=1)], axis=1)
-        largest = np.maximum(largest, mass[:, positions].max(axis=0))
+        a, b = worse_rates[start:start + chunk], better_rates[start:start + chunk]
+        with np.errstate(divide="ignore"):
+            logs = np.maximum(np.log(np.stack([a, b, 1 - a - b])), _LOG_ZERO)  # 0 log 0 = 0, and p^k = 0 for k > 0
+        mass = np.exp(common[None, :] + (counts @ logs).T) @ below  # (laws, cuts)
+        largest = np.maximum(largest, mass.max(axis=0))
     # the sf of a binomial grows with its rate, so the largest rates bound every law's mass cut off
-    cut = binomial_sf(top_worse + 1, n, float(worse_rates.max())) + binomial_sf(top_better + 1, n, float(better_rates.max()))
+    cut = (binomial_sf(top_worse + 1, n, float(worse_rates.max()))
+           + binomial_sf(top_better + 1, n, float(better_rates.max())))
     return np.minimum(largest + cut, 1.0)
 
 
@@ -159,9 +159,10 @@ def _null_mass(better: int, n: int, risk: float, gamma: float, cuts: np.ndarray)
     """Upper bound on P(statistic <= c), c in `cuts` (negative), over every law with risk `risk` whose p_better
     lies in the 1 - gamma confidence set [0, Clopper-Pearson upper bound of `better`].
 
-    That set is covered by cells [b_g, b_g+1] of width 1 / (8 n), or more when that makes over `_CELLS`. Coupling the samples, the law
-    (b_g + risk, b_g+1) has no more worse and no fewer better samples than any law of the cell, and
-    {statistic <= c < 0} keeps every point with fewer worse or more better samples: its mass bounds theirs.
+    That set is covered by cells [b_g, b_g+1] of width 1 / (8 n) (wider when that makes over `_CELLS`).
+    Coupling the samples, the law (b_g + risk, b_g+1) has no more worse and no fewer better samples than any
+    law of the cell, and {statistic <= c < 0} keeps every point with fewer worse or more better samples: its
+    mass bounds theirs.
     """
     low = max(0.0, -risk)
     high = min(binomial_upper(better, n, gamma), (1 - risk) / 2)
@@ -329,7 +330,8 @@ def _cheapest(points: Sequence[RiskPoint | None]) -> RiskPoint | None:
 
 
 def select_certified(structures: Sequence[Structure], thresholds: np.ndarray, alpha_pct: float, delta: float,
-                     composition: Composition = "bonferroni", select_fraction: float = 0.5, seed: int = 0) -> RiskPoint | None:
+                     composition: Composition = "bonferroni", select_fraction: float = 0.5,
+                     seed: int = 0) -> RiskPoint | None:
     """The cheapest certified (structure, threshold) over several structures sharing the same calibration rows.
 
     "bonferroni": every structure certified at delta / S on all rows. "split": a random `select_fraction` of

@@ -1,5 +1,5 @@
-"""Certified loss budget: exact binomial tails, the paired-loss test's size and bound's coverage, and Learn-then-Test selection
-on synthetic scores whose true risk curve is known."""
+"""Certified loss budget: exact binomial tails, the paired-loss test's size and its bound's coverage, and
+Learn-then-Test selection on synthetic scores whose true risk curve is known."""
 
 from __future__ import annotations
 
