@@ -118,7 +118,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.dataset == "mnist" and not Path(args.data).is_dir():
         print(f"full MNIST not found at {args.data} (give --data DIR with the four IDX .gz files); skipped")
-        print(json.dumps({"skipped": f"no MNIST at {args.data}"}))
+        print(json.dumps({"skipped": f"no MNIST at {args.data}", "halvings": 0}))
         return
     pool = load_pool(tomllib.loads(SPEC.read_text()), args.dataset, args.data, args.epochs)
     print("conv-layer energy per inference (nJ): "

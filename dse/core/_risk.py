@@ -19,7 +19,7 @@ since n alpha + K_better - K_worse <= n alpha + 2 K_better + 1), so that corner'
 Binomial tails are log-space sums of exact terms, the probability mass beyond the summed counts is added, and
 float ties count as reaching the cut. Why this and not Hoeffding-Bentkus on (l + 1) / 2 in [0, 1]: that bound's
 worst case spreads the loss over {-1, 1} (variance 1), while the paired loss is 0 on about 99% of samples; at
-n = 5,000 and delta = 0.1 it needs the calibration loss about 1.5 points below alpha, far beyond a 0.3% budget.
+n = 5,000 and delta = 0.1 it needs the calibration loss 2.5 points below alpha, far beyond a 0.3% budget.
 A union of two Clopper-Pearson bounds (p_worse up, p_better down, delta split) adapts to how rare disagreements
 are and is simple, but pays sqrt(K_worse) + sqrt(K_better) instead of sqrt(K_worse + K_better) and splits delta:
 at 25 worse and 10 better of 5,000 (delta = 0.1) it certifies 0.58%, a betting bound (Waudby-Smith and Ramdas)
@@ -32,7 +32,9 @@ testing keeps the family-wise error at delta, so with probability >= 1 - delta e
 R < alpha, and we return the most aggressive (cheapest). Across S cascade structures: "bonferroni" tests each
 structure at delta / S on all calibration rows; "split" chooses the structure on a random part of the rows and
 certifies it alone, at delta, on the other part. The probability is over the calibration draw: a finite held-out
-set still scatters around R. The reported upper bound inverts the same test (the least risk it rejects).
+set still scatters around R. The reported upper bound inverts the same test (the least risk it rejects, to
+1 / (8 n)). On the Park 2015 benchmark (`benchmarks/risk_control.py`, 5,000 calibration rows, 8 little nets) the
+two compositions cost the same to 0.2 points of energy saving, and the guarantee about 0.9 points vs z = 1.64.
 """
 
 from __future__ import annotations

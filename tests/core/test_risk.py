@@ -61,13 +61,18 @@ def trinomial(n: int, p_worse: float, p_better: float) -> list[tuple[int, int, f
             for w in range(n + 1) for b in range(n + 1 - w)]
 
 
-def test_the_test_rejects_a_true_null_at_most_delta_over_the_whole_trinomial() -> None:
-    """P(certified | risk >= alpha) <= delta, enumerated exactly, on and inside the null (alpha = 10%)."""
-    n, alpha_pct, delta = 40, 10.0, 0.1
-    for p_worse, p_better in ((0.1, 0.0), (0.12, 0.02), (0.15, 0.05), (0.3, 0.2), (0.45, 0.35), (0.2, 0.0)):
+@pytest.mark.parametrize("n, alpha_pct, laws", [
+    (40, 10.0, ((0.1, 0.0), (0.12, 0.02), (0.15, 0.05), (0.3, 0.2), (0.45, 0.35), (0.2, 0.0))),
+    (150, 2.0, ((0.02, 0.0), (0.03, 0.01), (0.06, 0.04), (0.025, 0.0))),
+])
+def test_the_test_rejects_a_true_null_at_most_delta_over_the_whole_trinomial(
+        n: int, alpha_pct: float, laws: tuple[tuple[float, float], ...]) -> None:
+    """P(certified | risk >= alpha) <= delta, enumerated exactly, on and inside the null."""
+    delta = 0.1
+    for p_worse, p_better in laws:
         size = sum(q for w, b, q in trinomial(n, p_worse, p_better) if certifies(w, b, n, alpha_pct, delta))
         assert size <= delta
-    power = sum(q for w, b, q in trinomial(n, 0.01, 0.0) if certifies(w, b, n, alpha_pct, delta))
+    power = sum(q for w, b, q in trinomial(n, alpha_pct / 1000, 0.0) if certifies(w, b, n, alpha_pct, delta))
     assert power > 0.5  # and it does reject when the risk is well below alpha
 
 
