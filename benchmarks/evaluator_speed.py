@@ -17,7 +17,7 @@ import tracemalloc
 import numpy as np
 from optuna._hypervolume import compute_hypervolume
 
-from dse.core._exact import CascadeEvaluator, ThresholdFront, coordinate_front, exact_front_2, exact_front_3
+from dse.exact import CascadeEvaluator, ThresholdFront, coordinate_front, exact_front_2, exact_front_3
 
 SIZES = [10_000, 100_000, 1_000_000]
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 import costmodel
-from dse._sweep import accept_sweep
-from dse.core._risk import Structure, allowed_loss, select_certified
+from dse import accept_sweep
+from dse.risk import Structure, allowed_loss, select_certified
 from nets import ScoreCache, TrainingConfig, Variant, architecture, build_scores, load_dataset, stratified_split
 
 SPEC = Path(__file__).resolve().parents[1] / "studies" / "park2015-mnist.toml"
@@ -79,8 +79,8 @@ def least_energy(cascades: list[Structure], alpha_pct: float, z: float | None) -
     best: tuple[float, int, float] = (np.inf, -1, np.inf)
     for index, s in enumerate(cascades):
         n = s.rows
-        worse = ~s.little_correct & s.big_correct
-        better = s.little_correct & ~s.big_correct
+        worse = ~s.first_correct & s.reference_correct
+        better = s.first_correct & ~s.reference_correct
         thresholds, kept, loss = accept_sweep(s.margin, worse.astype(np.int64) - better)
         if z is None:
             feasible = loss <= allowed_loss(alpha_pct, n)
@@ -89,21 +89,21 @@ def least_energy(cascades: list[Structure], alpha_pct: float, z: float | None) -
             mean = loss / n
             feasible = mean + z * np.sqrt(np.maximum(discordant / n - mean**2, 0.0) / n) <= alpha_pct / 100
         last = np.flatnonzero(feasible)[-1]  # t = +inf (nothing kept) is always feasible
-        energy = s.little_energy_pj + (1 - kept[last] / n) * s.big_energy_pj
+        energy = s.first_energy_pj + (1 - kept[last] / n) * s.second_energy_pj
         best = min(best, (energy, index, float(thresholds[last])))
     return best[1], best[2]
 
 
-def held_out(cascade: Structure | None, threshold: float, alpha_pct: float, big_energy_pj: float) -> dict:
+def held_out(cascade: Structure | None, threshold: float, alpha_pct: float, second_energy_pj: float) -> dict:
     """Loss (%), whether it exceeds alpha (exact count), and energy saving (%) of a choice on the held-out rows;
     no choice means the big net alone."""
     if cascade is None:
         return {"loss_pct": 0.0, "violated": False, "saving_pct": 0.0}
     kept = cascade.margin >= threshold
-    count = int(np.sum(kept & ~cascade.little_correct & cascade.big_correct)
-                - np.sum(kept & cascade.little_correct & ~cascade.big_correct))
+    count = int(np.sum(kept & ~cascade.first_correct & cascade.reference_correct)
+                - np.sum(kept & cascade.first_correct & ~cascade.reference_correct))
     return {"loss_pct": 100.0 * count / cascade.rows, "violated": count > allowed_loss(alpha_pct, cascade.rows),
-            "saving_pct": 100.0 * (1 - cascade.energy_pj(threshold) / big_energy_pj), "little": cascade.name}
+            "saving_pct": 100.0 * (1 - cascade.energy_pj(threshold) / second_energy_pj), "little": cascade.name}
 
 
 def main() -> None:

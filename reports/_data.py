@@ -34,12 +34,13 @@ class ReportData:
     baseline_table: pd.DataFrame
     smrc: list[MarginCurve]
     panels: list[Panel]
+    certified_table: pd.DataFrame  # points whose held-out loss is certified (empty without a loss guarantee)
 
 
 def _trial_series(name: str, trials: list[TrialResult], split: str) -> Series:
     metrics = [getattr(t, split) for t in trials]
     return Series(name, [m.accuracy_loss_pct for m in metrics], [m.energy_j * 1e9 for m in metrics],
-                  [f"trial {t.number}: {t.cascade} θ={'/'.join(f'{x:.4f}' for x in t.thresholds) or '-'}"
+                  [f"{t.label}: {t.cascade} θ={'/'.join(f'{x:.4f}' for x in t.thresholds) or '-'}"
                    for t in trials])
 
 
@@ -58,7 +59,7 @@ def _metric_columns(metrics, split: str) -> dict[str, float]:  # type: ignore[no
 
 
 def _trial_table(trials: list[TrialResult]) -> pd.DataFrame:
-    rows = [{"trial": t.number, "cascade": t.cascade, "thresholds": "/".join(f"{x:.4g}" for x in t.thresholds),
+    rows = [{"trial": t.label, "cascade": t.cascade, "thresholds": "/".join(f"{x:.4g}" for x in t.thresholds),
              **{k: v for k, v in t.params.items() if k in ("sram", "partition_input", "partition_weight")},
              **_metric_columns(t.test, "test"), "calib energy (nJ)": t.calib.energy_j * 1e9,
              "calib loss (pp)": t.calib.accuracy_loss_pct} for t in trials]
@@ -88,4 +89,11 @@ def build_report_data(results: StudyResults, split: str = "test") -> ReportData:
         baseline_table=_baseline_table(results.baselines),
         smrc=list(results.margins),
         panels=list(results.panels),
+        certified_table=pd.DataFrame([{"trial": p.number, "cascade": p.cascade,
+                                       "thresholds": "/".join(f"{x:.4g}" for x in p.thresholds),
+                                       "certify-rows loss (pp)": p.certify_loss_pct,
+                                       f"certified bound (pp, δ={p.delta:.3g})": p.upper_bound_pct,
+                                       "test loss (pp)": p.test.accuracy_loss_pct,
+                                       "test energy saving vs big (%)": p.test.energy_saving_pct}
+                                      for p in results.certified]).round(4),
     )

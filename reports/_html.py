@@ -94,6 +94,11 @@ def render_html(data: ReportData) -> str:
     front = _front_figure(data).to_html(full_html=False, include_plotlyjs=True, div_id="pareto-front")
     sections = [f"<h2>Pareto front</h2>\n{front}", f"<h2>Pareto points</h2>\n{_table(data.table)}",
                 f"<h2>Baselines</h2>\n{_table(data.baseline_table)}"]
+    if not data.certified_table.empty:
+        sections.append("<h2>Certified loss budget</h2>\n<p>Each front structure's most aggressive threshold whose "
+                        "held-out loss is certified within the budget (Learn then Test on calibration rows the search "
+                        "never saw), with that loss, the certified upper bound, and the test split's loss.</p>\n"
+                        f"{_table(data.certified_table)}")
     if data.smrc:
         smrc = _smrc_figure(data).to_html(full_html=False, include_plotlyjs=False, div_id="smrc")
         aucs = "".join(f"<tr><td>{html.escape(c.net)}</td><td>{c.auc:.4f}</td></tr>" for c in data.smrc)

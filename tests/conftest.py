@@ -42,6 +42,8 @@ nets = ["mini7", "mini8"]
 n_trials = 12
 sampler = "random"
 max_accuracy_loss_pct = 5.0
+enumerate_limit = 0
+thresholds = "sampled"
 """
 
 

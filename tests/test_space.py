@@ -127,3 +127,38 @@ def test_effort_scope_without_mechanism_is_a_spec_error(tiny_study: dict, tmp_pa
     assert result.exit_code == 2 and "effort.scopes: no mechanism of ['feature'] can act on 'lenet' in scope 'fc'" \
         in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_enumeration_lists_every_structure_once(tiny_study: dict) -> None:
+    from dse import load_spec
+    from dse.core.space import CascadeSpace, enumerate_structures
+
+    spec = load_spec("park2015-mnist")
+    problem = CascadeProblem([Variant("lenet")], 0, {}, {}, [], *dse_accelerator(spec))
+    structures = enumerate_structures(CascadeSpace(problem, spec), 5000)
+    assert len(structures) == 8 * 6 * 21  # little nets x SRAM sizes x (input, weight) partitions in eighths
+    assert len({tuple(sorted(s.items())) for s in structures}) == len(structures)
+    assert {s["sram"] for s in structures} == set(spec.search.sram_choices)
+    assert all(1 <= s["partition_weight"] <= 7 - s["partition_input"] for s in structures)
+    assert enumerate_structures(CascadeSpace(problem, spec), 100) is None
+
+
+def dse_accelerator(spec):  # type: ignore[no-untyped-def]
+    from dse import make_accelerator
+
+    return make_accelerator(spec)
+
+
+def test_exact_study_enumerates_then_resumes_with_nothing_new(tiny_study: dict, tmp_path: Path) -> None:
+    spec = tmp_path / "exact.toml"
+    text = tiny_study["spec"].read_text().replace('name = "tiny"', 'name = "exact"')
+    spec.write_text(text.replace("enumerate_limit = 0\n", "").replace('thresholds = "sampled"\n', ""))
+    args = ["run", str(spec), "--out", str(tmp_path / "out"), "--cache-dir", str(tiny_study["root"] / "cache"),
+            "--no-progress", "--jobs", "1"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "0 -> 2 trials" in first.output  # two structures: mini7 or mini8 before lenet
+    trials = pd.read_csv(tmp_path / "out" / "trials.csv")
+    assert set(trials["little"]) == {"mini7", "mini8"} and trials["point"].max() > 0  # whole fronts per trial
+    second = CliRunner().invoke(app, args)
+    assert second.exit_code == 0 and "2 -> 2 trials" in second.output

@@ -53,7 +53,7 @@ def run(
     report_path = write_outputs(study, out_dir)
     front = len(study_results(study).pareto)
     typer.echo(f"study '{study.study_name}' in {url}: {before} -> {len(study.trials)} trials; "
-               f"{front} distinct feasible Pareto points (calibration split, {len(dataset.labels['calib'])} samples)")
+               f"{front} distinct feasible Pareto points (calibration split, {problem.margin['calib'].shape[1]} samples)")
     typer.echo(f"search: {timing.trials} trials in {timing.wall_s:.1f} s; per trial {timing.overhead_ms_per_trial:.1f} ms "
                f"Optuna (sampler + storage), {timing.per_trial_ms(timing.evaluate_s):.2f} ms our evaluation; "
                f"{timing.scoring_s:.1f} s scoring variants first drawn by a trial")

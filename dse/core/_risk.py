@@ -33,7 +33,7 @@ R < alpha, and we return the most aggressive (cheapest). Across S cascade struct
 structure at delta / S on all calibration rows; "split" chooses the structure on a random part of the rows and
 certifies it alone, at delta, on the other part. The probability is over the calibration draw: a finite held-out
 set still scatters around R. The reported upper bound inverts the same test (the least risk it rejects, to
-1 / (8 n)). On the Park 2015 benchmark (`benchmarks/risk_control.py`, 5,000 calibration rows, 8 little nets) the
+1 / (8 n)). On the full-MNIST benchmark (`benchmarks/risk_control.py`, 5,000 calibration rows, 8 first stages) the
 two compositions cost the same to 0.2 points of energy saving, and the guarantee about 0.9 points vs z = 1.64.
 """
 
@@ -47,6 +47,8 @@ from typing import Literal, Sequence
 
 import numpy as np
 
+from costmodel import UserError
+
 NUISANCE_SHARE = 0.05  # part of delta spent on the confidence set of p_better (Berger-Boos gamma)
 _TOLERANCE = 1e-12  # bisection width of the Clopper-Pearson bounds (each rounded outwards)
 _CELLS = 256  # most cells covering the nuisance range (a cell's width is what its bound gives away in risk)
@@ -57,7 +59,7 @@ _TIE = 1e-9  # statistic values this close to a cut count as reaching it (conser
 Composition = Literal["bonferroni", "split"]
 
 
-class RiskError(ValueError):
+class RiskError(UserError):
     """Bad arguments to the risk-control functions."""
 
 
@@ -223,16 +225,16 @@ def loss_upper_bound(worse: int, better: int, n: int, delta: float) -> float:
     return high
 
 
-def loss_counts(margin: np.ndarray, little_correct: np.ndarray, big_correct: np.ndarray,
+def loss_counts(margin: np.ndarray, first_correct: np.ndarray, reference_correct: np.ndarray,
                 thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per threshold (margin >= t stays on the little net): kept samples the little net gets wrong and the
+    """Per threshold (margin >= t stays on the first stage): kept samples the first stage gets wrong and the
     reference right (worse), and the reverse (better); integer counts."""
     margin = np.asarray(margin, dtype=np.float64)
     order = np.argsort(-margin, kind="stable")
-    little, big = np.asarray(little_correct, bool)[order], np.asarray(big_correct, bool)[order]
+    first, reference = np.asarray(first_correct, bool)[order], np.asarray(reference_correct, bool)[order]
     kept = np.searchsorted(-margin[order], -np.asarray(thresholds, dtype=np.float64), side="right")
-    worse = np.r_[0, np.cumsum(~little & big)]
-    better = np.r_[0, np.cumsum(little & ~big)]
+    worse = np.r_[0, np.cumsum(~first & reference)]
+    better = np.r_[0, np.cumsum(first & ~reference)]
     return worse[kept], better[kept]
 
 
@@ -243,21 +245,21 @@ def allowed_loss(alpha_pct: float, n: int) -> int:
 
 @dataclass(frozen=True)
 class Structure:
-    """One two-stage cascade on the calibration rows: the little net's margin and correctness, the reference's
+    """One two-stage cascade on the calibration rows: the first stage's margin and correctness, the reference's
     correctness, and the energy of one inference of each stage (pJ)."""
 
     name: str
     margin: np.ndarray
-    little_correct: np.ndarray
-    big_correct: np.ndarray
-    little_energy_pj: float
-    big_energy_pj: float
+    first_correct: np.ndarray
+    reference_correct: np.ndarray
+    first_energy_pj: float
+    second_energy_pj: float
 
     def __post_init__(self) -> None:
         """All row arrays are one sample each."""
-        shapes = {np.shape(self.margin), np.shape(self.little_correct), np.shape(self.big_correct)}
+        shapes = {np.shape(self.margin), np.shape(self.first_correct), np.shape(self.reference_correct)}
         if len(shapes) != 1 or len(shapes.pop()) != 1:
-            raise RiskError(f"structure {self.name}: margin, little_correct and big_correct must be equal-length 1-D")
+            raise RiskError(f"structure {self.name}: margin, first_correct and reference_correct must be equal-length 1-D")
 
     @property
     def rows(self) -> int:
@@ -266,13 +268,13 @@ class Structure:
 
     def take(self, rows: np.ndarray) -> "Structure":
         """The same structure on a subset of its rows."""
-        return Structure(self.name, self.margin[rows], self.little_correct[rows], self.big_correct[rows],
-                         self.little_energy_pj, self.big_energy_pj)
+        return Structure(self.name, self.margin[rows], self.first_correct[rows], self.reference_correct[rows],
+                         self.first_energy_pj, self.second_energy_pj)
 
     def energy_pj(self, threshold: float) -> float:
-        """Mean energy per inference on these rows: the little net always, the big one below the threshold."""
+        """Mean energy per inference on these rows: the first stage always, the second below the threshold."""
         reach = float(np.mean(np.asarray(self.margin, dtype=np.float64) < threshold))
-        return self.little_energy_pj + reach * self.big_energy_pj
+        return self.first_energy_pj + reach * self.second_energy_pj
 
 
 @dataclass(frozen=True)
@@ -282,8 +284,8 @@ class RiskPoint:
     structure: int  # index into the structures given
     threshold: float
     rows: int
-    worse: int  # kept samples the little net gets wrong and the reference right
-    better: int  # kept samples the little net gets right and the reference wrong
+    worse: int  # kept samples the first stage gets wrong and the reference right
+    better: int  # kept samples the first stage gets right and the reference wrong
     delta: float
     energy_pj: float  # mean per inference on those rows
 
@@ -300,7 +302,7 @@ class RiskPoint:
 
 def assess(structure: Structure, threshold: float, delta: float, index: int = 0) -> RiskPoint:
     """Calibration loss and certified upper bound of one threshold on a structure's rows."""
-    worse, better = loss_counts(structure.margin, structure.little_correct, structure.big_correct, [threshold])
+    worse, better = loss_counts(structure.margin, structure.first_correct, structure.reference_correct, [threshold])
     return RiskPoint(index, float(threshold), structure.rows, int(worse[0]), int(better[0]), delta,
                      structure.energy_pj(threshold))
 
@@ -320,7 +322,7 @@ def certify(structure: Structure, thresholds: np.ndarray, alpha_pct: float, delt
     thresholds = np.asarray(thresholds, dtype=np.float64)
     if np.any(np.diff(thresholds) > 0):
         raise RiskError("thresholds must run from safe to aggressive (non-increasing)")
-    worse, better = loss_counts(structure.margin, structure.little_correct, structure.big_correct, thresholds)
+    worse, better = loss_counts(structure.margin, structure.first_correct, structure.reference_correct, thresholds)
     certified = fixed_sequence(worse, better, structure.rows, alpha_pct, delta)
     return assess(structure, thresholds[certified - 1], delta, index) if certified else None
 

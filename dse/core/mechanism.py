@@ -1,7 +1,7 @@
 """The one interface every mechanism implements, and the registry the core iterates over.
 
-A mechanism declares its spec section, the variants it needs, its choices in the search space, its threshold modes,
-baselines, report panels and CLI subcommands. The core (spec loader, space, problem, study, CLI root, report) never
+A mechanism declares its spec section, the variants it needs, its choices in the search space (the cascade's
+structure: the thresholds are the core's), baselines, report panels and CLI subcommands. The core (spec loader, space, problem, study, CLI root, report) never
 names a mechanism. A mechanism is off when its section is absent from the spec (the section's defaults). The
 built-in mechanisms live in `dse.mechanisms` and register themselves when `dse` is imported; register one of your
 own with `register(MyMechanism())` before loading a spec that uses it.
@@ -28,9 +28,6 @@ class Cascade:
 
     stages: tuple["Variant", ...]
     reuse: bool = False
-
-
-ThresholdRule = Callable[["optuna.Trial", "CascadeProblem", list[int]], float]
 
 
 class Mechanism:
@@ -61,12 +58,10 @@ class Mechanism:
         return []
 
     def shape(self, trial: "optuna.Trial", spec: "StudySpec", config: Any, cascade: Cascade) -> Cascade:
-        """This mechanism's choices for one trial, applied to the cascade built so far (registry order)."""
-        return cascade
+        """This mechanism's choices for one trial, applied to the cascade built so far (registry order).
 
-    def threshold_modes(self, spec: "StudySpec", config: Any) -> dict[str, ThresholdRule]:
-        """Ways to set the threshold of a two-stage cascade that this mechanism brings, by name."""
-        return {}
+        Use only `trial.suggest_categorical` and `trial.suggest_int`, so that small spaces can be enumerated."""
+        return cascade
 
     def baselines(self, problem: "CascadeProblem", spec: "StudySpec", config: Any) -> list["Baseline"]:
         """Reference points drawn beside the front (e.g. a paper's own method)."""

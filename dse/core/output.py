@@ -65,3 +65,6 @@ def export_tables(results: StudyResults, out_dir: Path) -> None:
     """Write trials.csv and pareto.csv (each atomically)."""
     atomic_write_text(out_dir / "trials.csv", trials_frame(results).to_csv(index=False))
     atomic_write_text(out_dir / "pareto.csv", pareto_frame(results).to_csv(index=False))
+    if results.certified:
+        certified = pd.DataFrame([p.row() for p in results.certified])
+        atomic_write_text(out_dir / "certified.csv", certified.to_csv(index=False))

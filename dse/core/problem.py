@@ -10,11 +10,15 @@ from typing import Callable
 import numpy as np
 
 import costmodel
+from dse.core._exact import front
 from dse.core.evaluate import evaluate_cascade
 from dse.core.mechanism import registry
 from dse.core.results import PJ, Metrics
 from dse.core.spec import SpecError, StudySpec
-from nets import ArchitectureError, Dataset, ScoreCache, Variant, VariantScores, build_scores, load_dataset
+from nets import ArchitectureError, Dataset, ScoreCache, SplitScores, Variant, VariantScores, build_scores, load_dataset
+
+
+CERTIFY = "certify"  # calibration rows kept aside to certify a loss guarantee (never searched on)
 
 
 def make_accelerator(spec: StudySpec) -> tuple[costmodel.Accelerator, costmodel.Technology]:
@@ -49,6 +53,7 @@ class CascadeProblem:
     priced_layers: str = "all"
     builder: Callable[[list[Variant]], list[VariantScores]] | None = None  # scores variants not built yet
     applied: list[tuple[str, ...]] = field(default_factory=list)  # per variant, the transforms its scoring applied
+    rows: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)  # split -> (scored split, its rows) if carved
     work: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)  # split -> variant -> executed fraction (N,)
     scoring_s: float = 0.0  # time spent scoring variants on demand (`ensure`)
 
@@ -68,12 +73,40 @@ class CascadeProblem:
             problem._record_work(index, variant_scores)
         return problem
 
+    def _split_rows(self, scores: VariantScores, split: str) -> SplitScores:
+        """A variant's scored rows of one of this problem's splits (a carved split takes its rows of the scored one)."""
+        source, rows = self.rows.get(split, (split, None))
+        scored = scores.splits[source]
+        if rows is None:
+            return scored
+        return SplitScores(scored.prediction[rows], scored.correct[rows], scored.margin[rows], scored.scores[rows],
+                           None if scored.ops is None else scored.ops[rows])
+
     def _record_work(self, index: int, scores: VariantScores) -> None:
         """Keep the per-sample executed fraction of the work of a variant that varies it (knobs)."""
         variant = scores.variant
-        for split, rows in scores.splits.items():
+        for split in self.margin:
+            rows = self._split_rows(scores, split)
             if rows.ops is not None:
-                self.work[split][index] = rows.ops / variant.architecture.macs(variant.width)
+                self.work.setdefault(split, {})[index] = rows.ops / variant.architecture.macs(variant.width)
+
+    def carve(self, name: str, fraction: float, seed: int) -> "CascadeProblem":
+        """The same problem with a seeded random `fraction` of the calibration rows moved to a new split `name`
+        (e.g. rows kept aside to certify what the search chose on the others)."""
+        n = self.margin["calib"].shape[1]
+        order = np.random.default_rng(seed).permutation(n)
+        cut = n - round(fraction * n)
+        if not 0 < cut < n:
+            raise SpecError(f"carving {fraction:g} of {n} calibration rows leaves one part empty")
+        keep, aside = np.sort(order[:cut]), np.sort(order[cut:])
+
+        def split_rows(arrays: dict) -> dict:
+            return {**arrays, "calib": arrays["calib"][:, keep], name: arrays["calib"][:, aside]}
+
+        work = {**self.work, "calib": {i: w[keep] for i, w in self.work.get("calib", {}).items()},
+                name: {i: w[aside] for i, w in self.work.get("calib", {}).items()}}
+        return dataclasses.replace(self, margin=split_rows(self.margin), correct=split_rows(self.correct), work=work,
+                                   rows={"calib": ("calib", keep), name: ("calib", aside)})
 
     def ensure(self, variant: Variant) -> int:
         """Index of `variant`, scoring it first (through the cache) if the problem does not hold it yet."""
@@ -85,8 +118,9 @@ class CascadeProblem:
         (scores,) = self.builder([variant])
         self.scoring_s += time.perf_counter() - start
         for split in self.margin:
-            self.margin[split] = np.vstack([self.margin[split], scores.splits[split].margin[None]])
-            self.correct[split] = np.vstack([self.correct[split], scores.splits[split].correct[None]])
+            rows = self._split_rows(scores, split)
+            self.margin[split] = np.vstack([self.margin[split], rows.margin[None]])
+            self.correct[split] = np.vstack([self.correct[split], rows.correct[None]])
         self.variants.append(variant)
         self.applied.append(scores.applied)
         self.layers.append(_priced_shapes(variant, self.priced_layers))
@@ -186,9 +220,12 @@ class CascadeProblem:
         storage = float(sum(self.price(stage, accelerator).weight_bytes for stage in dict.fromkeys(stages)))
         n = big_correct.size
         errors = n - final_correct.sum(axis=1).astype(np.int64)
+        big_right = big_correct[None, :].astype(bool)
         return {
             "accuracy": result.accuracy,
             "errors": errors,
+            "worse": (big_right & ~final_correct.astype(bool)).sum(axis=1),  # wrong where the big net is right
+            "better": (~big_right & final_correct.astype(bool)).sum(axis=1),
             "extra_errors": errors - int(n - big_correct.sum()),  # integer: limits are compared exactly on it
             "accuracy_loss_pct": 100.0 * (big_accuracy - result.accuracy),
             "accuracy_loss_se_pct": 100.0 * paired.std(axis=1) / np.sqrt(n),
@@ -202,16 +239,34 @@ class CascadeProblem:
     def metrics(self, stages: list[int], thresholds: np.ndarray, split: str,
                 accelerator: costmodel.Accelerator | None = None, reuse: bool = False) -> Metrics:
         """The typed metrics of one threshold vector (S-1,) on `split` (energy in joules)."""
-        values = self.evaluate(stages, np.atleast_2d(thresholds), split, accelerator, reuse)
-        return Metrics(accuracy=float(values["accuracy"][0]), errors=int(values["errors"][0]),
-                       extra_errors=int(values["extra_errors"][0]),
-                       samples=int(self.margin[split].shape[1]),
-                       accuracy_loss_pct=float(values["accuracy_loss_pct"][0]),
-                       accuracy_loss_se_pct=float(values["accuracy_loss_se_pct"][0]),
-                       energy_j=float(values["energy_pj"][0]) * PJ,
-                       energy_saving_pct=float(values["energy_saving_pct"][0]),
-                       latency_s=float(values["latency_s"][0]), storage_bytes=float(values["storage_bytes"][0]),
-                       last_stage_fraction=float(values["big_fraction"][0]))
+        return self.point_metrics(stages, np.atleast_2d(thresholds), split, accelerator, reuse)[0]
+
+    def point_metrics(self, stages: list[int], thresholds: np.ndarray, split: str,
+                      accelerator: costmodel.Accelerator | None = None, reuse: bool = False,
+                      chunk_cells: int = 2**24) -> list[Metrics]:
+        """The typed metrics of threshold vectors (P, S-1) on `split`, evaluated in chunks of bounded memory."""
+        n = int(self.margin[split].shape[1])
+        step = max(1, chunk_cells // max(n * len(stages), 1))
+        out = []
+        for start in range(0, len(thresholds), step):
+            values = self.evaluate(stages, thresholds[start:start + step], split, accelerator, reuse)
+            out += [Metrics(accuracy=float(values["accuracy"][i]), errors=int(values["errors"][i]),
+                            extra_errors=int(values["extra_errors"][i]), samples=n,
+                            accuracy_loss_pct=float(values["accuracy_loss_pct"][i]),
+                            accuracy_loss_se_pct=float(values["accuracy_loss_se_pct"][i]),
+                            energy_j=float(values["energy_pj"][i]) * PJ,
+                            energy_saving_pct=float(values["energy_saving_pct"][i]),
+                            latency_s=float(values["latency_s"][i]), storage_bytes=float(values["storage_bytes"][i]),
+                            last_stage_fraction=float(values["big_fraction"][i]))
+                    for i in range(len(values["accuracy"]))]
+        return out
+
+    def threshold_front(self, stages: list[int], accelerator: costmodel.Accelerator | None = None,
+                        reuse: bool = False, split: str = "calib") -> np.ndarray:
+        """Threshold vectors (P, S-1) of the exact (energy, errors) Pareto front of a cascade on `split`, over every
+        threshold vector (per-sample prices included); fronts of 4 stages and more are approximate (`_exact`)."""
+        energy, _ = self._stage_arrays(stages, split, accelerator, reuse)
+        return front(self.margin[split][stages], self.correct[split][stages], energy).thresholds
 
 
 def _filter(shapes: list[costmodel.LayerShape], priced_layers: str) -> list[costmodel.LayerShape]:
@@ -271,4 +326,7 @@ def load_problem(spec: StudySpec, cache_dir: str | None = None, n_jobs: int = -1
         return [built[v] for v in extra]
 
     problem.builder = builder
+    guarantee = spec.search.loss_guarantee
+    if guarantee is not None:
+        problem = problem.carve(CERTIFY, guarantee.certify_fraction, spec.search.seed)
     return problem, dataset

@@ -59,7 +59,8 @@ class Metrics:
 
 @dataclass(frozen=True)
 class TrialResult:
-    """One completed trial: what it ran and its metrics on the calibration split (searched) and the test split."""
+    """One point of a completed trial (a cascade structure and one threshold vector of its front): what it ran and
+    its metrics on the calibration split (searched) and the test split."""
 
     number: int
     cascade: str  # the stages' variant names joined by " > "
@@ -68,11 +69,17 @@ class TrialResult:
     calib: Metrics
     test: Metrics
     feasible: bool
+    point: int = 0  # index of the point in its trial's threshold front
     pareto: bool = False
+
+    @property
+    def label(self) -> str:
+        """'trial 7' or 'trial 7.3': the trial and, when it has several, the point."""
+        return f"trial {self.number}" + (f".{self.point}" if self.point else "")
 
     def row(self) -> dict[str, Any]:
         """A flat row for tables and CSV files."""
-        return {"trial": self.number, "cascade": self.cascade,
+        return {"trial": self.number, "point": self.point, "cascade": self.cascade,
                 "thresholds": "/".join(f"{t:.6g}" for t in self.thresholds), **self.params,
                 **self.calib.flat("calib"), **self.test.flat("test"), "feasible": self.feasible, "pareto": self.pareto}
 
@@ -141,6 +148,39 @@ class MarginCurve:
 
 
 @dataclass(frozen=True)
+class CertifiedPoint:
+    """A point whose held-out loss is certified: <= alpha with probability >= 1 - delta (`dse.risk`), with the loss on
+    the rows that certified it, the certified upper bound, and its metrics on the test split."""
+
+    number: int  # the trial (structure) it comes from
+    cascade: str
+    thresholds: tuple[float, ...]
+    alpha_pct: float
+    delta: float  # the level this structure was tested at (the guarantee's delta over the structures tested)
+    certify_rows: int
+    certify_loss_pct: float
+    upper_bound_pct: float
+    certify_energy_j: float
+    test: Metrics
+
+    def row(self) -> dict[str, Any]:
+        """A flat row for tables and CSV files."""
+        return {"trial": self.number, "cascade": self.cascade, "thresholds": "/".join(f"{t:.6g}" for t in self.thresholds),
+                "alpha_pct": self.alpha_pct, "delta": self.delta, "certify_rows": self.certify_rows,
+                "certify_loss_pct": self.certify_loss_pct, "upper_bound_pct": self.upper_bound_pct,
+                "certify_energy_j": self.certify_energy_j, **self.test.flat("test")}
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form, stored on the study."""
+        return {**asdict(self), "test": asdict(self.test)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "CertifiedPoint":
+        """Inverse of `to_json`."""
+        return cls(**{**data, "thresholds": tuple(data["thresholds"]), "test": Metrics(**data["test"])})
+
+
+@dataclass(frozen=True)
 class StudyResults:
     """Everything a finished (or running) study reports: its trials, baselines, margin curves and panels."""
 
@@ -151,11 +191,17 @@ class StudyResults:
     baselines: list[Baseline]
     margins: list[MarginCurve]
     panels: list[Panel]
+    certified: list[CertifiedPoint] = field(default_factory=list)  # with a loss guarantee: one per front structure
+
+    @property
+    def best_certified(self) -> CertifiedPoint | None:
+        """The cheapest certified point (on the rows that certified it), if any."""
+        return min(self.certified, key=lambda p: p.certify_energy_j) if self.certified else None
 
     @property
     def pareto(self) -> list[TrialResult]:
         """The distinct feasible calibration-Pareto trials, by calibration energy."""
-        return sorted((t for t in self.trials if t.pareto), key=lambda t: (t.calib.energy_j, t.number))
+        return sorted((t for t in self.trials if t.pareto), key=lambda t: (t.calib.energy_j, t.number, t.point))
 
     def check(self) -> None:
         """Raise ValueError unless every metric is consistent and the Pareto flags mark non-dominated feasible trials."""
@@ -171,4 +217,4 @@ class StudyResults:
         for point in self.pareto:
             if any(t.calib.energy_j < point.calib.energy_j and t.calib.accuracy_loss_pct < point.calib.accuracy_loss_pct
                    for t in feasible):
-                raise ValueError(f"trial {point.number}: on the front but dominated on the calibration split")
+                raise ValueError(f"{point.label}: on the front but dominated on the calibration split")

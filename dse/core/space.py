@@ -1,9 +1,9 @@
-"""The search space: the enabled mechanisms shape each trial's cascade; the core adds thresholds and the accelerator.
+"""The search space: the enabled mechanisms shape each trial's cascade structure; the core adds the accelerator.
 
-Two-stage cascades set their threshold by a mode ([search] threshold_modes): sampled directly, the exact
-least-escalation threshold under a budget of extra calibration errors, or a mode a mechanism brings. Longer
-cascades sample one threshold per stage. The accelerator's SRAM size and buffer partition are searched when the
-spec asks for it.
+Thresholds are not part of the structure: with `[search] thresholds = "exact"` (the default) every trial's whole
+threshold front is solved exactly (`dse.core._exact`); with "sampled" Optuna draws one threshold per stage. A
+structure space small enough (`enumerate_limit`) is listed completely (`enumerate_structures`) and every structure
+is run once, through the same study.
 """
 
 from __future__ import annotations
@@ -11,16 +11,31 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
-import optuna
 
 import costmodel
-from dse.core.mechanism import Cascade, ThresholdRule, registry
+from dse.core.mechanism import Cascade, registry
 from dse.core.problem import CascadeProblem
 from dse.core.spec import StudySpec
-from dse.core.sweep import accept_sweep
 from nets import Variant
+
+
+class Chooser(Protocol):
+    """What a structure is drawn with: an Optuna trial, or the enumerator's probe."""
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any: ...
+
+    def suggest_int(self, name: str, low: int, high: int) -> int: ...
+
+
+@dataclass(frozen=True)
+class Structure:
+    """A cascade's structure: its stages (variants) and the accelerator that runs them; thresholds come later."""
+
+    cascade: Cascade
+    accelerator: costmodel.Accelerator
 
 
 @dataclass(frozen=True)
@@ -37,73 +52,38 @@ class CascadePoint:
         return " > ".join(names[s] for s in self.stages)
 
 
-class BudgetThresholds:
-    """Exact least-escalation threshold of a two-stage cascade under a budget of extra calibration errors.
-
-    Sorted once per (first, second) pair: accepting the k highest first-stage margins costs
-    cumsum(correct_second - correct_first)[k] extra errors, so the answer for budget b is the largest k
-    (at a margin boundary) whose loss is <= b.
-    """
-
-    def __init__(self, problem: CascadeProblem, split: str = "calib") -> None:
-        self.tables: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-        self.problem, self.split = problem, split
-
-    def _table(self, first: int, second: int) -> tuple[np.ndarray, np.ndarray]:
-        if (first, second) not in self.tables:
-            delta = (self.problem.correct[self.split][second].astype(np.int64)
-                     - self.problem.correct[self.split][first].astype(np.int64))
-            thresholds, _, losses = accept_sweep(self.problem.margin[self.split][first], delta)
-            self.tables[(first, second)] = (thresholds, losses)
-        return self.tables[(first, second)]
-
-    def threshold(self, first: int, second: int, budget: int) -> float:
-        """Lowest threshold (most samples kept on the first stage) whose extra errors are <= budget."""
-        thresholds, losses = self._table(first, second)
-        ok = np.flatnonzero(losses <= budget)
-        return float(thresholds[ok[-1]]) if len(ok) else float("inf")
-
-
 def increasing_subsets(values: tuple, sizes: range) -> list[str]:
     """Every increasing subset of `values` with a size in `sizes`, as '/'-joined labels (Optuna categoricals)."""
     return ["/".join(f"{v:g}" for v in combo) for k in sizes for combo in itertools.combinations(values, k)]
 
 
 class CascadeSpace:
-    """A trial becomes one priced cascade: each enabled mechanism shapes the stages, then thresholds and accelerator."""
+    """A trial becomes a cascade structure: each enabled mechanism shapes the stages, then the accelerator."""
 
     def __init__(self, problem: CascadeProblem, spec: StudySpec) -> None:
         self.problem, self.spec = problem, spec
         self.shapers = [(registry()[name], spec.section(name)) for name in spec.enabled()]
-        self.budgets = BudgetThresholds(problem)
-        calib = problem.margin["calib"].shape[1]
-        limit = spec.search.max_accuracy_loss_pct
-        self.max_budget = max(1, int(np.ceil((limit if limit is not None else 5.0) * calib / 100.0)))
-        self.modes: dict[str, ThresholdRule] = {"threshold": self._sampled, "loss_budget": self._budget}
-        for mechanism, config in self.shapers:
-            self.modes.update(mechanism.threshold_modes(spec, config))
 
-    def suggest(self, trial: optuna.Trial) -> CascadePoint:
-        """Draw one point: the mechanisms' choices in registry order, then thresholds and accelerator."""
+    def structure(self, trial: Chooser) -> Structure:
+        """Draw a structure: the mechanisms' choices in registry order, then the accelerator (nothing is scored)."""
         cascade = Cascade((Variant(self.spec.nets.big),))
         for mechanism, config in self.shapers:
-            cascade = mechanism.shape(trial, self.spec, config, cascade)
-        stages = [self.problem.ensure(variant) for variant in cascade.stages]
-        if len(stages) == 2:
-            mode = trial.suggest_categorical("threshold_mode", list(self.spec.search.threshold_modes))
-            thresholds = np.array([self.modes[mode](trial, self.problem, stages)])
-        else:
-            thresholds = np.array([trial.suggest_float(f"threshold_{i}", *self.spec.search.threshold_range)
-                                   for i in range(len(stages) - 1)])
-        return CascadePoint(stages, thresholds, self._accelerator(trial), cascade.reuse)
+            cascade = mechanism.shape(trial, self.spec, config, cascade)  # type: ignore[arg-type]
+        return Structure(cascade, self._accelerator(trial))
 
-    def _sampled(self, trial: optuna.Trial, problem: CascadeProblem, stages: list[int]) -> float:
-        return trial.suggest_float("threshold", *self.spec.search.threshold_range)
+    def stages(self, structure: Structure) -> list[int]:
+        """The structure's stage indices in the problem, scoring variants it has not seen yet."""
+        return [self.problem.ensure(variant) for variant in structure.cascade.stages]
 
-    def _budget(self, trial: optuna.Trial, problem: CascadeProblem, stages: list[int]) -> float:
-        return self.budgets.threshold(stages[0], stages[1], trial.suggest_int("loss_budget", 0, self.max_budget))
+    def sampled_point(self, trial: Any) -> CascadePoint:
+        """A structure with one threshold per stage drawn by Optuna (the `sampled` thresholds mode)."""
+        structure = self.structure(trial)
+        stages = self.stages(structure)
+        thresholds = np.array([trial.suggest_float(f"threshold_{i}", *self.spec.search.threshold_range)
+                               for i in range(len(stages) - 1)])
+        return CascadePoint(stages, thresholds, structure.accelerator, structure.cascade.reuse)
 
-    def _accelerator(self, trial: optuna.Trial) -> costmodel.Accelerator:
+    def _accelerator(self, trial: Chooser) -> costmodel.Accelerator:
         s, base = self.spec.search, self.problem.accelerator
         changes: dict = {}
         if len(s.sram_choices) > 1:
@@ -115,3 +95,57 @@ class CascadeSpace:
             changes["partition"] = (input_steps / steps, weight_steps / steps,
                                     (steps - input_steps - weight_steps) / steps)
         return dataclasses.replace(base, **changes) if changes else base
+
+
+class _Probe:
+    """A stand-in trial that takes the choices of `path` (indices) and the first option beyond it, recording widths."""
+
+    def __init__(self, path: list[int]) -> None:
+        self.path, self.taken, self.widths, self.params = path, [], [], {}  # type: ignore[var-annotated]
+
+    def _pick(self, name: str, options: list) -> Any:
+        index = self.path[len(self.taken)] if len(self.taken) < len(self.path) else 0
+        self.taken.append(index)
+        self.widths.append(len(options))
+        self.params[name] = options[index]
+        return options[index]
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        return self._pick(name, list(choices))
+
+    def suggest_int(self, name: str, low: int, high: int) -> int:
+        return self._pick(name, list(range(low, high + 1)))
+
+
+def enumerate_structures(space: CascadeSpace, limit: int) -> list[dict[str, Any]] | None:
+    """The parameters of every structure of `space` (depth first), or None when there are more than `limit`."""
+    found: list[dict[str, Any]] = []
+    pending: list[list[int]] = [[]]
+    while pending:
+        path = pending.pop()
+        probe = _Probe(path)
+        space.structure(probe)
+        found.append(probe.params)
+        if len(found) > limit:
+            return None
+        for position in range(len(path), len(probe.widths)):
+            pending += [probe.taken[:position] + [other] for other in range(1, probe.widths[position])]
+    return found
+
+
+class _Replay:
+    """A stand-in trial that answers every suggestion from a finished trial's parameters."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = params
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any:
+        return self.params[name]
+
+    def suggest_int(self, name: str, low: int, high: int) -> int:
+        return int(self.params[name])
+
+
+def replay_structure(space: CascadeSpace, params: dict[str, Any]) -> Structure:
+    """The structure a finished trial ran, rebuilt from its parameters."""
+    return space.structure(_Replay(params))

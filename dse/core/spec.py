@@ -20,7 +20,7 @@ from nets import TrainingConfig
 SPEC_VERSION = 2
 OBJECTIVES = ("energy", "accuracy_loss", "latency", "storage")
 SAMPLERS = ("tpe", "nsga2", "random")
-CORE_THRESHOLD_MODES = ("threshold", "loss_budget")  # mechanisms may add more (Mechanism.threshold_modes)
+THRESHOLDS = ("exact", "sampled")
 PRICED_LAYERS = ("all", "conv")
 DATASETS = ("mnist5k", "mnist", "npz", "cifar10")
 
@@ -61,18 +61,29 @@ class AcceleratorSpec:
 
 
 @dataclass(frozen=True)
+class LossGuarantee:
+    """[search] loss_guarantee: certify held-out loss <= alpha_pct with probability >= 1 - delta (`dse.risk`)."""
+
+    alpha_pct: float = 0.0
+    delta: float = 0.0
+    certify_fraction: float = 0.5  # share of the calibration rows kept aside to certify (the rest is searched on)
+
+
+@dataclass(frozen=True)
 class SearchSpec:
     """Optuna study settings, objectives and the accuracy-loss constraint."""
 
     n_trials: int = 200
     sampler: str = "tpe"
     seed: int = 0
-    threshold_range: tuple[float, ...] = (0.0, 1.0)
-    threshold_modes: tuple[str, ...] = ("threshold",)
+    thresholds: str = "exact"  # exact: every trial's threshold front solved exactly; sampled: thresholds drawn by Optuna
+    threshold_range: tuple[float, ...] = (0.0, 1.0)  # (sampled only)
+    enumerate_limit: int = 2000  # structure spaces up to this size are enumerated, not sampled (0: never)
     sram_choices: tuple[str, ...] = ()
     partition_step: float = 0.0
     max_accuracy_loss_pct: float | None = None
-    loss_confidence_z: float = 0.0
+    loss_confidence_z: float = 0.0  # normal approximation: a cheaper, uncertified margin (see loss_guarantee)
+    loss_guarantee: LossGuarantee | None = None
     objectives: tuple[str, ...] = ("energy", "accuracy_loss")
 
 
@@ -118,7 +129,9 @@ SECTIONS = {"data": DataSpec, "training": TrainingConfig, "nets": NetsSpec,
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:
-    """Check a TOML value against the type of the field's default."""
+    """Check a TOML value against the type of the field's default (tables of nested sections are parsed as such)."""
+    if where.endswith(".loss_guarantee"):
+        return _section(value, LossGuarantee, where)
     if isinstance(default, bool):
         ok = isinstance(value, bool)
     elif isinstance(default, int) and not isinstance(default, bool):
@@ -131,6 +144,7 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
     elif isinstance(default, tuple):
         ok = isinstance(value, list)
         value = tuple(value) if ok else value
+
     else:
         ok = False
     if not ok:
@@ -186,14 +200,25 @@ def validate(spec: StudySpec) -> StudySpec:
            f"must be [low, high], got {list(low_high)}")
     check(0 <= low_high[0] < low_high[1] <= 1, f"{src}: search.threshold_range",
            f"0 <= low < high <= 1 must hold (margins lie in [0, 1]), got {list(low_high)}")
-    modes = threshold_mode_names(spec)
-    check(len(s.threshold_modes) >= 1 and set(s.threshold_modes) <= set(modes), f"{src}: search.threshold_modes",
-           f"must be a non-empty subset of {', '.join(modes)} (with this spec's sections), got {list(s.threshold_modes)}")
+    check(s.thresholds in THRESHOLDS, f"{src}: search.thresholds", f"must be one of {', '.join(THRESHOLDS)}, got '{s.thresholds}'")
+    check(s.enumerate_limit >= 0, f"{src}: search.enumerate_limit", f"must be >= 0, got {s.enumerate_limit}")
     check(s.partition_step == 0 or (0 < s.partition_step <= 1 / 3 and abs(1 / s.partition_step - round(1 / s.partition_step)) < 1e-9),
            f"{src}: search.partition_step", f"must be 0 (fixed partition) or 1/k for an integer k >= 3, got {s.partition_step}")
     check(s.max_accuracy_loss_pct is None or s.max_accuracy_loss_pct >= 0, f"{src}: search.max_accuracy_loss_pct",
            f"must be >= 0, got {s.max_accuracy_loss_pct}")
     check(s.loss_confidence_z >= 0, f"{src}: search.loss_confidence_z", f"must be >= 0, got {s.loss_confidence_z}")
+    guarantee = s.loss_guarantee
+    if guarantee is not None:
+        check(0 < guarantee.alpha_pct < 100, f"{src}: search.loss_guarantee.alpha_pct",
+              f"must be in (0, 100), got {guarantee.alpha_pct}")
+        check(0 < guarantee.delta < 1, f"{src}: search.loss_guarantee.delta", f"must be in (0, 1), got {guarantee.delta}")
+        check(0 < guarantee.certify_fraction < 1, f"{src}: search.loss_guarantee.certify_fraction",
+              f"must be in (0, 1), got {guarantee.certify_fraction}")
+        check(s.max_accuracy_loss_pct is None or s.max_accuracy_loss_pct == guarantee.alpha_pct,
+              f"{src}: search.max_accuracy_loss_pct", "must equal loss_guarantee.alpha_pct (or be left out) when a "
+              "loss guarantee is set")
+        check(s.loss_confidence_z == 0, f"{src}: search.loss_confidence_z",
+              "cannot be combined with loss_guarantee (choose the certified or the normal-approximation margin)")
     check(len(s.objectives) >= 1 and set(s.objectives) <= set(OBJECTIVES), f"{src}: search.objectives",
            f"must be a non-empty subset of {', '.join(OBJECTIVES)}, got {list(s.objectives)}")
     a = spec.accelerator
@@ -205,14 +230,9 @@ def validate(spec: StudySpec) -> StudySpec:
            f"must be one of {', '.join(DATASETS)}, got '{spec.data.dataset}'")
     for name in enabled:
         registry()[name].validate(spec, spec.mechanisms[name])
+    if guarantee is not None and s.max_accuracy_loss_pct is None:  # the search is constrained to the guaranteed budget
+        return dataclasses.replace(spec, search=dataclasses.replace(s, max_accuracy_loss_pct=guarantee.alpha_pct))
     return spec
-
-
-def threshold_mode_names(spec: StudySpec) -> list[str]:
-    """The threshold modes a spec may use: the core's and those of its enabled mechanisms."""
-
-    extra = [mode for name in spec.enabled() for mode in registry()[name].threshold_modes(spec, spec.section(name))]
-    return [*CORE_THRESHOLD_MODES, *extra]
 
 
 def parse_spec(text: str, source: str) -> StudySpec:

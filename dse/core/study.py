@@ -13,10 +13,12 @@ import numpy as np
 import optuna
 
 from dse.core.mechanism import registry
-from dse.core.problem import CascadeProblem
-from dse.core.results import PJ, Baseline, MarginCurve, Metrics, Panel, StudyResults, TrialResult
+from dse.core.problem import CERTIFY, CascadeProblem
+from dse.core.results import PJ, Baseline, CertifiedPoint, MarginCurve, Metrics, Panel, StudyResults, TrialResult
 from dse.core.smrc import smrc
-from dse.core.space import CascadeSpace
+from dse.core._exact import allowed_extra_errors
+from dse.core._risk import fixed_sequence, loss_upper_bound
+from dse.core.space import CascadeSpace, enumerate_structures, replay_structure
 from dse.core.spec import SpecError, StudySpec
 
 OBJECTIVE_COLUMNS = {"energy": "energy_pj", "accuracy_loss": "accuracy_loss_pct", "latency": "latency_s",
@@ -111,8 +113,24 @@ class SearchTiming:
         return self.per_trial_ms(self.wall_s - self.scoring_s - self.evaluate_s)
 
 
+EXTRA_INFEASIBLE_POINTS = 8  # a trial keeps its front's feasible points and this many beyond the loss limit
+
+
+def objective_values(metrics: Metrics, objectives: tuple[str, ...] | list[str]) -> list[float]:
+    """The values Optuna minimises for one point, in the order of the spec's objectives (energy in pJ)."""
+    values = {"energy": metrics.energy_j / PJ, "accuracy_loss": metrics.accuracy_loss_pct,
+              "latency": metrics.latency_s, "storage": metrics.storage_bytes}
+    return [float(values[name]) for name in objectives]
+
+
 class CascadeObjective:
-    """Optuna objective: a point from the space, values on the calibration split, all metrics as one user attr."""
+    """Optuna objective: one cascade structure per trial, its threshold front solved exactly on the calibration split.
+
+    Every front point's calibration and test metrics are stored in one user attribute (one storage write); the
+    trial's values are those of its least-energy feasible point (the point a user would take from this structure),
+    so that the sampler learns which structures pay. With `thresholds = "sampled"` a trial is one point whose
+    thresholds Optuna draws.
+    """
 
     def __init__(self, problem: CascadeProblem, spec: StudySpec) -> None:
         self.problem, self.spec = problem, spec
@@ -120,36 +138,65 @@ class CascadeObjective:
         self.evaluate_s = 0.0
 
     def __call__(self, trial: optuna.Trial) -> list[float]:
-        point = self.space.suggest(trial)
+        if self.spec.search.thresholds == "sampled":
+            point = self.space.sampled_point(trial)
+            stages, accelerator, reuse, thresholds = point.stages, point.accelerator, point.reuse, point.thresholds[None]
+        else:
+            structure = self.space.structure(trial)
+            stages, accelerator, reuse = self.space.stages(structure), structure.accelerator, structure.cascade.reuse
+            start = time.perf_counter()
+            thresholds = self.problem.threshold_front(stages, accelerator, reuse)
+            self.evaluate_s += time.perf_counter() - start
         start = time.perf_counter()
-        metrics = {split: self.problem.metrics(point.stages, point.thresholds, split, point.accelerator, point.reuse)
-                   for split in SPLITS}
+        calib = self.problem.point_metrics(stages, thresholds, "calib", accelerator, reuse)
+        keep = self._kept(calib)
+        test = self.problem.point_metrics(stages, thresholds[keep], "test", accelerator, reuse)
         self.evaluate_s += time.perf_counter() - start
-        trial.set_user_attr(RECORD, {"cascade": point.cascade(self.problem.names),  # one storage write, not ~20
-                                     "thresholds": [float(t) for t in point.thresholds],
-                                     **metrics["calib"].flat("calib"), **metrics["test"].flat("test")})
+        points = [{"thresholds": [float(t) for t in thresholds[i]], **calib[i].flat("calib"), **t.flat("test")}
+                  for i, t in zip(keep, test)]
+        trial.set_user_attr(RECORD, {"cascade": " > ".join(self.problem.names[s] for s in stages), "points": points})
+        chosen = self._representative([calib[i] for i in keep])
         if self.spec.search.max_accuracy_loss_pct is not None:
-            trial.set_constraint("accuracy_loss", constraint_value(metrics["calib"], self.spec))
-        values = {"energy": metrics["calib"].energy_j / PJ, "accuracy_loss": metrics["calib"].accuracy_loss_pct,
-                  "latency": metrics["calib"].latency_s, "storage": metrics["calib"].storage_bytes}
-        return [float(values[name]) for name in self.spec.search.objectives]
+            trial.set_constraint("accuracy_loss", constraint_value(chosen, self.spec))
+        return objective_values(chosen, self.spec.search.objectives)
+
+    def _kept(self, calib: list[Metrics]) -> list[int]:
+        """Indices of the points worth recording: all without a loss limit, else the feasible ones and a few beyond."""
+        if self.spec.search.max_accuracy_loss_pct is None:
+            return list(range(len(calib)))
+        feasible = [i for i, m in enumerate(calib) if constraint_value(m, self.spec) <= 0]
+        beyond = sorted((i for i, m in enumerate(calib) if constraint_value(m, self.spec) > 0),
+                        key=lambda i: calib[i].accuracy_loss_pct)[:EXTRA_INFEASIBLE_POINTS]
+        return sorted(feasible + beyond)
+
+    def _representative(self, calib: list[Metrics]) -> Metrics:
+        """The least-energy feasible point (no limit: the least-energy point losing nothing), else the least loss."""
+        if self.spec.search.max_accuracy_loss_pct is not None:
+            feasible = [m for m in calib if constraint_value(m, self.spec) <= 0]
+        else:
+            feasible = [m for m in calib if m.extra_errors <= 0]
+        if feasible:
+            return min(feasible, key=lambda m: (m.energy_j, m.accuracy_loss_pct))
+        return min(calib, key=lambda m: (m.accuracy_loss_pct, m.energy_j))
 
 
 def constraint_value(calib: Metrics, spec: StudySpec) -> float:
-    """Constraint value (<= 0: feasible) of the loss limit on the calibration split.
+    """Constraint value (<= 0: feasible) of the spec's loss limit on the calibration split (see `loss_excess`)."""
+    assert spec.search.max_accuracy_loss_pct is not None
+    return loss_excess(calib, spec.search.max_accuracy_loss_pct, spec.search.loss_confidence_z)
+
+
+def loss_excess(calib: Metrics, limit_pct: float, z: float = 0.0) -> float:
+    """How far a point's calibration loss is above `limit_pct` (<= 0: within it).
 
     Without a confidence margin the comparison is exact, on integer extra errors: e extra errors in n samples meet
-    a limit of L % when 100 e <= L n, with L the decimal it is written as (10 extra in 1,000 meets 1.0 %). With
-    `loss_confidence_z`, the loss plus z standard errors of the paired difference is compared in floats.
+    a limit of L % when e <= allowed_extra_errors(L, n), with L the decimal it is written as (10 extra in 1,000 meet
+    1.0 %). With a margin z, the loss plus z standard errors of the paired difference is compared in floats.
     """
-    from fractions import Fraction
-
-    limit = spec.search.max_accuracy_loss_pct
-    assert limit is not None
-    z = spec.search.loss_confidence_z
     if z == 0:
-        return float((100 * calib.extra_errors - Fraction(str(limit)) * calib.samples) / calib.samples)
-    return float(calib.accuracy_loss_pct + z * calib.accuracy_loss_se_pct) - limit
+        allowed = allowed_extra_errors(limit_pct, calib.samples)
+        return 0.0 if calib.extra_errors <= allowed else 100.0 * (calib.extra_errors - allowed) / calib.samples
+    return float(calib.accuracy_loss_pct + z * calib.accuracy_loss_se_pct) - limit_pct
 
 
 def run_search(study: optuna.Study, problem: CascadeProblem, spec: StudySpec, n_trials: int,
@@ -160,11 +207,66 @@ def run_search(study: optuna.Study, problem: CascadeProblem, spec: StudySpec, n_
     study.set_user_attr("panels", [p.to_json() for p in panels(problem, spec)])
     study.set_user_attr("big", problem.names[problem.big])
     study.set_user_attr("max_accuracy_loss_pct", spec.search.max_accuracy_loss_pct)
+    study.set_user_attr("loss_confidence_z", spec.search.loss_confidence_z)
     objective = CascadeObjective(problem, spec)
     scoring_before = problem.scoring_s
     start = time.perf_counter()
+    n_trials = enqueue_structures(study, objective.space, spec, n_trials)
     study.optimize(objective, n_trials=n_trials, show_progress_bar=progress and n_trials > 0)
+    if spec.search.loss_guarantee is not None:
+        study.set_user_attr("certified", [p.to_json() for p in certify(study, problem, spec)])
     return SearchTiming(n_trials, time.perf_counter() - start, problem.scoring_s - scoring_before, objective.evaluate_s)
+
+
+def enqueue_structures(study: optuna.Study, space: CascadeSpace, spec: StudySpec, n_trials: int) -> int:
+    """When the structure space is small enough, queue up to `n_trials` structures the study has not run yet (in a
+    fixed order, so that repeated runs complete the enumeration) and return how many trials to run; else `n_trials`."""
+    if spec.search.thresholds != "exact" or spec.search.enumerate_limit == 0:
+        return n_trials
+    structures = enumerate_structures(space, spec.search.enumerate_limit)
+    if structures is None:
+        return n_trials
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
+    seen = {json.dumps(t.params, sort_keys=True) for t in study.get_trials(deepcopy=False, states=states)}
+    waiting = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
+    todo = [params for params in structures if json.dumps(params, sort_keys=True) not in seen][:max(n_trials - waiting, 0)]
+    for params in todo:
+        study.enqueue_trial(params)
+    return len(todo) + min(waiting, n_trials)
+
+
+def certify(study: optuna.Study, problem: CascadeProblem, spec: StudySpec) -> list[CertifiedPoint]:
+    """Certify the search's front on the calibration rows kept aside (Learn then Test, `dse.risk`).
+
+    The structures on the union front and each one's threshold front, ordered from safe (most energy) to aggressive,
+    are fixed by the search half before the kept-aside rows are read; each structure is tested by fixed-sequence
+    testing at delta / K (Bonferroni over its K structures), so with probability >= 1 - delta every returned point
+    has held-out loss <= alpha. Returns the most aggressive certified point of each structure that has one.
+    """
+    guarantee = spec.search.loss_guarantee
+    assert guarantee is not None
+    space = CascadeSpace(problem, spec)
+    trials = {t.number: t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}
+    numbers = sorted({p.number for p in trial_results(study) if p.pareto})
+    n, delta = problem.margin[CERTIFY].shape[1], guarantee.delta / max(len(numbers), 1)
+    out = []
+    for number in numbers:
+        trial = trials[number]
+        structure = replay_structure(space, trial.params)
+        stages, accelerator, reuse = space.stages(structure), structure.accelerator, structure.cascade.reuse
+        points = sorted(trial.user_attrs[RECORD]["points"], key=lambda p: -p["calib_energy_j"])
+        thresholds = np.array([p["thresholds"] for p in points], dtype=np.float64).reshape(len(points), -1)
+        values = problem.evaluate(stages, thresholds, CERTIFY, accelerator, reuse)
+        count = fixed_sequence(values["worse"], values["better"], n, guarantee.alpha_pct, delta)
+        if count == 0:
+            continue
+        worse, better, chosen = int(values["worse"][count - 1]), int(values["better"][count - 1]), thresholds[count - 1]
+        out.append(CertifiedPoint(number, trial.user_attrs[RECORD]["cascade"], tuple(float(t) for t in chosen),
+                                  guarantee.alpha_pct, delta, n, 100.0 * (worse - better) / n,
+                                  100.0 * loss_upper_bound(worse, better, n, delta),
+                                  float(values["energy_pj"][count - 1]) * PJ,
+                                  problem.metrics(stages, chosen, "test", accelerator, reuse)))
+    return out
 
 
 def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
@@ -173,27 +275,34 @@ def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
 
 
 def trial_results(study: optuna.Study) -> list[TrialResult]:
-    """Every completed trial as a typed result, in trial order.
+    """Every recorded point of every completed trial as a typed result, in (trial, point) order, with the union
+    front flagged: the feasible points no other feasible point dominates on the calibration objectives.
 
-    Trials whose calibration objectives tie with an earlier Pareto trial (e.g. two thresholds between the same pair
-    of margins) are not flagged Pareto again, so the front lists each distinct point once.
+    A point whose objective values tie with an earlier front point (e.g. the same cascade in two trials) is not
+    flagged again, so the front lists each distinct point once.
     """
-    trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    seen: set[tuple[float, ...]] = set()
-    pareto: set[int] = set()
-    for trial in sorted(study.best_trials, key=lambda t: t.number):
-        if tuple(trial.values) not in seen:
-            seen.add(tuple(trial.values))
-            pareto.add(trial.number)
-    results = []
-    for trial in trials:
+    spec_objectives = study.user_attrs.get("objectives", ["energy", "accuracy_loss"])
+    limit, z = study.user_attrs.get("max_accuracy_loss_pct"), study.user_attrs.get("loss_confidence_z", 0.0)
+    points = []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         record = trial.user_attrs.get(RECORD)
-        if record is None:
+        for index, point in enumerate(record["points"] if record else []):
+            calib = Metrics.from_row(point, "calib")
+            feasible = limit is None or loss_excess(calib, limit, z) <= 0
+            points.append(TrialResult(trial.number, record["cascade"], tuple(point["thresholds"]), dict(trial.params),
+                                      calib, Metrics.from_row(point, "test"), feasible, index))
+    values = np.array([objective_values(p.calib, spec_objectives) for p in points]).reshape(len(points), -1)
+    front, seen = [], set()
+    order = sorted(range(len(points)), key=lambda i: tuple(values[i]))
+    for i in order:  # sorted by the first objective: a point is dominated only by points before it
+        if not points[i].feasible or tuple(values[i]) in seen:
             continue
-        results.append(TrialResult(trial.number, record["cascade"], tuple(record["thresholds"]), dict(trial.params),
-                                   Metrics.from_row(record, "calib"), Metrics.from_row(record, "test"),
-                                   is_feasible(trial), trial.number in pareto))
-    return results
+        if any(np.all(values[j] <= values[i]) for j in front):
+            continue
+        front.append(i)
+        seen.add(tuple(values[i]))
+    flagged = set(front)
+    return [dataclasses.replace(p, pareto=i in flagged) for i, p in enumerate(points)]
 
 
 def study_results(study: optuna.Study) -> StudyResults:
@@ -201,7 +310,8 @@ def study_results(study: optuna.Study) -> StudyResults:
     attrs = study.user_attrs
     return StudyResults(study.study_name, attrs.get("big", "?"), attrs.get("max_accuracy_loss_pct"),
                         trial_results(study), [Baseline.from_json(b) for b in attrs.get("baselines", [])],
-                        [MarginCurve(**c) for c in attrs.get("smrc", [])], [Panel(**p) for p in attrs.get("panels", [])])
+                        [MarginCurve(**c) for c in attrs.get("smrc", [])], [Panel(**p) for p in attrs.get("panels", [])],
+                        [CertifiedPoint.from_json(p) for p in attrs.get("certified", [])])
 
 
 def search_study(problem: CascadeProblem, spec: StudySpec, n_trials: int) -> optuna.Study:
@@ -213,7 +323,7 @@ def search_study(problem: CascadeProblem, spec: StudySpec, n_trials: int) -> opt
 
 
 def best_feasible(study: optuna.Study, problem: CascadeProblem) -> tuple[list[int], float]:
-    """The least-calibration-energy feasible two-stage trial as (stages, its threshold)."""
+    """The least-calibration-energy feasible two-stage point as (stages, its threshold)."""
     feasible = [t for t in trial_results(study) if t.feasible]
     if not feasible:
         raise SpecError(f"study '{study.study_name}': no feasible trial")

@@ -1,8 +1,7 @@
 """Big/little DNN (Park et al. 2015): a little net runs first; the big net runs when the little's score margin is low.
 
-Section [little]: the candidate little nets, optional bit-widths they may run at, and the range of Park's lambda
-trade-off (Eq. 4) for the exact static threshold. Brings the threshold mode "lambda", the little-only baselines and
-the paper's lambda-sweep choice per little net (`dse.papers.park2015`).
+Section [little]: the candidate little nets and optional bit-widths they may run at. Brings the little-only baselines
+and the paper's own static method (the lambda-sweep threshold at the loss limit) per little net (`dse.papers.park2015`).
 """
 
 from __future__ import annotations
@@ -12,11 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 import optuna
 
-from dse.core.mechanism import Cascade, Mechanism, ThresholdRule
+from dse.core.mechanism import Cascade, Mechanism
 from dse.core.problem import CascadeProblem
 from dse.core.results import Baseline
 from dse.core.spec import StudySpec, check
-from dse.papers.park2015 import paper_static_choice, static_threshold
+from dse.papers.park2015 import paper_static_choice
 from nets import Variant, architecture_names
 
 NONE = "none"  # no little net: the other mechanisms' stages only
@@ -24,12 +23,11 @@ NONE = "none"  # no little net: the other mechanisms' stages only
 
 @dataclass(frozen=True)
 class LittleSpec:
-    """[little]: little-net candidates (off when empty), their optional bit-widths, Park's lambda range."""
+    """[little]: little-net candidates (off when empty) and the bit-widths they may also run at."""
 
     nets: tuple[str, ...] = ()
     bits: tuple[int, ...] = ()
     rounding: str = "nearest"
-    lambda_range: tuple[float, ...] = (0.01, 100.0)
 
 
 class BigLittle(Mechanism):
@@ -54,10 +52,6 @@ class BigLittle(Mechanism):
               f"must be strictly increasing integers in 2..32, got {list(config.bits)}")
         check(config.rounding in ("nearest", "stochastic"), f"{src}: little.rounding",
               f"must be nearest or stochastic, got '{config.rounding}'")
-        low_high = config.lambda_range
-        check(len(low_high) == 2 and all(isinstance(v, (int, float)) for v in low_high) and 0 < low_high[0] < low_high[1],
-              f"{src}: little.lambda_range",
-              f"must be [low, high] with 0 < low < high (lambda >= 0, sampled on a log scale), got {list(low_high)}")
 
     def variants(self, spec: StudySpec, config: LittleSpec) -> list[Variant]:
         return [Variant(net) for net in config.nets] + [Variant(net, bits=b, rounding=config.rounding)
@@ -71,14 +65,6 @@ class BigLittle(Mechanism):
         bits = trial.suggest_categorical("little_bits", ["float", *map(str, config.bits)]) if config.bits else "float"
         first = Variant(little) if bits == "float" else Variant(little, bits=int(bits), rounding=config.rounding)
         return Cascade((first, *cascade.stages), cascade.reuse)
-
-    def threshold_modes(self, spec: StudySpec, config: LittleSpec) -> dict[str, ThresholdRule]:
-        def lambda_rule(trial: optuna.Trial, problem: CascadeProblem, stages: list[int]) -> float:
-            lam = trial.suggest_float("lambda", *config.lambda_range, log=True)
-            correct = problem.correct["calib"]
-            return static_threshold(problem.margin["calib"][stages[0]], correct[stages[0]], correct[stages[1]],
-                                    lam).threshold
-        return {"lambda": lambda_rule}
 
     def baseline_kind(self, spec: StudySpec, config: LittleSpec, variant: Variant) -> str | None:
         return "little only" if variant.net in config.nets and variant.bits is None else None

@@ -32,8 +32,7 @@ def toml_value(value: object) -> str:
 def contract_spec(name: str, sections: dict[str, dict]) -> str:
     """A small study on the embedded digits (LeNet big, one epoch, random sampler) with `sections` switched on."""
     text = (f'version = 2\nname = "{name}"\n[data]\ndataset = "mnist5k"\n[training]\nepochs = 1\nbatch_size = 128\n'
-            f'[nets]\nbig = "lenet"\n[search]\nsampler = "random"\nmax_accuracy_loss_pct = 5.0\n'
-            f'threshold_modes = ["threshold", "loss_budget"]\n')
+            f'[nets]\nbig = "lenet"\n[search]\nsampler = "random"\nmax_accuracy_loss_pct = 5.0\nenumerate_limit = 0\n')
     for section, keys in sections.items():
         text += f"[{section}]\n" + "".join(f"{key} = {toml_value(value)}\n" for key, value in keys.items())
     return text

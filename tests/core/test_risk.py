@@ -135,14 +135,14 @@ def test_allowed_loss_reads_alpha_as_a_decimal() -> None:
 
 
 def synthetic(rng: np.random.Generator, n: int, worse_rate: float, better_rate: float,
-              little_energy_pj: float = 1.0, name: str = "s") -> Structure:
+              first_energy_pj: float = 1.0, name: str = "s") -> Structure:
     """Margins uniform on [0, 1]; a sample with margin m is worse with probability worse_rate (1 - m) and better
     with probability better_rate (1 - m), so the true risk at threshold t is true_risk(t) below."""
     margin = rng.random(n)
     u = rng.random(n) / (1 - margin)
     worse, better = u < worse_rate, (u >= worse_rate) & (u < worse_rate + better_rate)
     both_wrong = ~worse & ~better & (rng.random(n) < 0.01)
-    return Structure(name, margin, ~worse & ~both_wrong, ~better & ~both_wrong, little_energy_pj, 10.0)
+    return Structure(name, margin, ~worse & ~both_wrong, ~better & ~both_wrong, first_energy_pj, 10.0)
 
 
 def true_risk(threshold: float, worse_rate: float, better_rate: float) -> float:
@@ -153,7 +153,7 @@ def true_risk(threshold: float, worse_rate: float, better_rate: float) -> float:
 
 def plain_choice(structure: Structure) -> float:
     """The correction removed: the most aggressive candidate whose calibration loss is <= alpha (in order)."""
-    worse, better = loss_counts(structure.margin, structure.little_correct, structure.big_correct, GRID)
+    worse, better = loss_counts(structure.margin, structure.first_correct, structure.reference_correct, GRID)
     within = worse - better <= allowed_loss(ALPHA_PCT, structure.rows)
     passed = len(within) if within.all() else int(np.argmin(within))
     return float(GRID[passed - 1]) if passed else math.inf
