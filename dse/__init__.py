@@ -11,7 +11,7 @@ from dse.core.mechanism import Cascade, Mechanism, register, registry, unregiste
 from dse.core.output import StudyNotFound, export_tables, load_existing_study, pareto_frame, trials_frame
 from dse.core.problem import CascadeProblem, load_problem, make_accelerator
 from dse.core.results import Baseline, MarginCurve, Metrics, Panel, StudyResults, TrialResult
-from dse.core.space import CascadeSpace
+from dse.core.space import CascadeSpace, enumerate_structures, replay_structure
 from dse.core.sweep import accept_sweep
 from dse.core.spec import SpecError, StudySpec, builtin_specs, check, load_spec, parse_spec
 from dse.core.storage import open_storage, sqlite_url
@@ -20,7 +20,7 @@ from dse.core.study import best_feasible, open_study, run_search, search_study, 
 __all__ = [
     "Baseline", "Cascade", "CascadeProblem", "CascadeResult", "CascadeSpace", "MarginCurve",
     "Mechanism", "Metrics", "Panel", "SpecError", "StudyNotFound", "StudyResults", "StudySpec", "TrialResult",
-    "UserError", "accept_sweep", "best_feasible", "builtin_specs", "check", "evaluate_cascade", "exit_stages", "export_tables",
+    "UserError", "accept_sweep", "best_feasible", "enumerate_structures", "replay_structure", "builtin_specs", "check", "evaluate_cascade", "exit_stages", "export_tables",
     "load_existing_study", "load_problem", "load_spec", "make_accelerator", "mechanisms", "open_storage",
     "open_study", "papers", "pareto_frame", "parse_spec", "reference_cascade", "register", "registry",
     "run_search", "search_study", "sqlite_url", "study_results", "trials_frame", "unregister",

@@ -318,7 +318,12 @@ def search_study(problem: CascadeProblem, spec: StudySpec, n_trials: int) -> opt
     """An in-memory study of `n_trials` on `problem` (for protocols that repeat the search many times)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(directions=["minimize"] * len(spec.search.objectives), sampler=make_sampler(spec))
-    study.optimize(CascadeObjective(problem, spec), n_trials=n_trials)
+    for key, value in (("objectives", list(spec.search.objectives)),
+                       ("max_accuracy_loss_pct", spec.search.max_accuracy_loss_pct),
+                       ("loss_confidence_z", spec.search.loss_confidence_z)):
+        study.set_user_attr(key, value)
+    objective = CascadeObjective(problem, spec)
+    study.optimize(objective, n_trials=enqueue_structures(study, objective.space, spec, n_trials))
     return study
 
 
