@@ -6,7 +6,8 @@ three buffers. A mapping is then two choices:
 - the order of the tile loops, outer to inner, over m (output-channel tiles), s (spatial tiles) and n (input-channel
   tiles), each buffer holding one tile of its operand. An operand is fetched from DRAM again whenever a loop outside
   its innermost stepping relevant loop steps (input: s, n; weights: m, n; outputs: m, s). An output tile left before
-  its last input-channel tile is written to DRAM as partial sums and read back on its next visit.
+  its last input-channel tile is written to DRAM as partial sums and read back on its next visit. A buffer that can
+  hold its operand's whole data (of the group tile) keeps it: fetched once, outputs written once, in every order.
 - the stationarity inside a tile: which operand a register at the array's port keeps while the inner loops run.
   output_stationary: the tm accumulators keep their sums over the tile's input channels and kernel (one partial-sum
   write per output per tile); weights and inputs are read every cycle. weight_stationary: the tm x tn weights stay in
@@ -16,7 +17,8 @@ three buffers. A mapping is then two choices:
   output-channel tile); partial sums as for weight_stationary.
 
 "diannao" is output_stationary restricted to the two orders that keep n innermost, picking the one with fewer DRAM
-elements whatever the rule: the first version of this model, kept so its figures are reproduced exactly.
+elements whatever the rule, with no whole-operand residency: the first version of this model, kept so its figures
+are reproduced exactly.
 Counts are in elements; input reads cover every position the array visits (padding included, as in `macs`).
 """
 
@@ -43,6 +45,10 @@ class TileLoops(NamedTuple):
     m_blocks: np.ndarray  # tm-lane passes over all output channels (each tile padded to whole lanes)
     n_blocks: np.ndarray  # tn-lane passes over all input channels
     sweep: np.ndarray  # input elements one pass over the spatial tiles reads from DRAM (all input channels)
+    whole_input: np.ndarray  # input elements of the whole map (all input channels), halos counted once
+    input_resident: np.ndarray  # the buffer holds a group tile's whole operand: fetched once, whatever the order
+    weight_resident: np.ndarray
+    output_resident: np.ndarray
 
 
 class Accesses(NamedTuple):
@@ -81,7 +87,7 @@ def accesses(layer: LayerShape, loops: TileLoops, stationarities: tuple[str, ...
         """(1, O, T) fetch counts of an operand with these relevant loops."""
         return np.stack([np.broadcast_to(fetches(o, relevant, trips), np.shape(loops.ns)) for o in orders])[None]
 
-    visits = per_order(_RELEVANT["output"])
+    visits = np.where(loops.output_resident, 1, per_order(_RELEVANT["output"]))
 
     def per_stationarity(values: dict[str, np.ndarray | int]) -> np.ndarray:
         """(S, 1, T) counts that depend on the stationarity only."""
@@ -90,10 +96,11 @@ def accesses(layer: LayerShape, loops: TileLoops, stationarities: tuple[str, ...
     ws, os_, is_ = STATIONARITIES
     psum_passes = outputs * loops.n_blocks * k2
     return Accesses(
-        in_fills=g * loops.sweep * per_order(_RELEVANT["input"]),
+        in_fills=g * np.where(loops.input_resident, loops.whole_input, loops.sweep * per_order(_RELEVANT["input"])),
         in_reads=g * per_stationarity({ws: loops.m_blocks, os_: loops.m_blocks, is_: loops.nm}) * n_all * positions
         * k2,
-        w_fills=layer.weight_count * per_order(_RELEVANT["weight"]) + layer.bias_count,
+        w_fills=layer.weight_count * np.where(loops.weight_resident, 1, per_order(_RELEVANT["weight"]))
+        + layer.bias_count,
         w_reads=per_stationarity({ws: layer.weight_count * loops.ns, os_: layer.macs, is_: layer.macs}),
         out_accesses=per_stationarity({ws: psum_passes, os_: outputs * loops.nn, is_: psum_passes})
         + outputs * (visits - 1),

@@ -146,8 +146,12 @@ def _input_sweep(layer: LayerShape, channels: np.ndarray | int, n_rows: np.ndarr
     return channels * rows * cols
 
 
-def _group_tilings(layer: LayerShape, acc: Accelerator, caps: tuple[int, int, int]) -> _Tilings | None:
-    """Tilings computing one group at a time: Tm x Tn channel tiles of the group on the tm x tn array."""
+def _group_tilings(layer: LayerShape, acc: Accelerator, caps: tuple[int, int, int],
+                   keep_whole: bool = True) -> _Tilings | None:
+    """Tilings computing one group at a time: Tm x Tn channel tiles of the group on the tm x tn array.
+
+    keep_whole: a buffer that can hold its operand's whole data for the group keeps it (see `costmodel._mapping`).
+    """
     g = layer.groups
     m_all, n_all, k2 = layer.out_channels // g, layer.in_channels // g, layer.kernel_h * layer.kernel_w
     tm, tn, tc = (a.ravel() for a in np.meshgrid(_tile_sizes(m_all, acc.tm), _tile_sizes(n_all, acc.tn),
@@ -159,9 +163,21 @@ def _group_tilings(layer: LayerShape, acc: Accelerator, caps: tuple[int, int, in
     tm, tn, tc, tr, n_rows, n_cols = (a[fits] for a in (tm, tn, tc, tr, n_rows, n_cols))
     m_blocks, n_blocks = _lane_blocks(m_all, tm, acc.tm), _lane_blocks(n_all, tn, acc.tn)
     loops = TileLoops(nm=_ceil_div(m_all, tm), nn=_ceil_div(n_all, tn), ns=n_rows * n_cols, m_blocks=m_blocks,
-                      n_blocks=n_blocks, sweep=_input_sweep(layer, n_all, n_rows, n_cols))
+                      n_blocks=n_blocks, sweep=_input_sweep(layer, n_all, n_rows, n_cols),
+                      **_residency(layer, caps, 1, keep_whole))
     cycles = g * m_blocks * n_blocks * layer.out_h * layer.out_w * k2
     return _Tilings(np.stack([tm, tn, tr, tc], axis=1), cycles, loops)
+
+
+def _residency(layer: LayerShape, caps: tuple[int, int, int], groups: np.ndarray | int,
+               keep_whole: bool) -> dict[str, np.ndarray]:
+    """TileLoops fields saying which buffers hold their operand's whole data for `groups` groups at a time."""
+    g = layer.groups
+    m_all, n_all, k2 = layer.out_channels // g, layer.in_channels // g, layer.kernel_h * layer.kernel_w
+    whole_input = _input_sweep(layer, n_all, 1, 1)
+    sizes = (groups * whole_input, groups * m_all * n_all * k2, groups * m_all * layer.out_h * layer.out_w)
+    kept = (np.asarray(size <= cap) & keep_whole for size, cap in zip(sizes, caps))
+    return dict(zip(("input_resident", "weight_resident", "output_resident"), kept), whole_input=whole_input)
 
 
 def _packed_tilings(layer: LayerShape, acc: Accelerator, caps: tuple[int, int, int]) -> _Tilings | None:
@@ -183,7 +199,7 @@ def _packed_tilings(layer: LayerShape, acc: Accelerator, caps: tuple[int, int, i
     tg, tc, tr, n_rows, n_cols = (a[fits] for a in (tg, tc, tr, n_rows, n_cols))
     one = np.ones_like(tg)
     loops = TileLoops(nm=one, nn=one, ns=n_rows * n_cols, m_blocks=one, n_blocks=one,
-                      sweep=_input_sweep(layer, n_all, n_rows, n_cols))
+                      sweep=_input_sweep(layer, n_all, n_rows, n_cols), **_residency(layer, caps, tg, True))
     cycles = _lane_blocks(g, tg, packed) * layer.out_h * layer.out_w * k2
     return _Tilings(np.stack([tg * m_all, tg * n_all, tr, tc], axis=1), cycles, loops)
 
@@ -210,7 +226,7 @@ def _weighted(layer: LayerShape, acc: Accelerator, caps: tuple[int, int, int]) -
 
 def _diannao(layer: LayerShape, acc: Accelerator, caps: tuple[int, int, int]) -> _Candidates | None:
     """The first version's candidates: one group at a time, output-stationary, n innermost, fewer DRAM elements."""
-    tilings = _group_tilings(layer, acc, caps)
+    tilings = _group_tilings(layer, acc, caps, keep_whole=False)
     if tilings is None:
         return None
     ms, sm = (accesses(layer, tilings.loops, ("output_stationary",), (order,)) for order in DIANNAO_ORDERS)

@@ -2,7 +2,8 @@
 
 The slow, obvious reference for `costmodel._mapping.accesses`. Each buffer holds one tile of its operand; a tile is
 fetched from DRAM when the next tile step needs a different one (input windows clipped to the unpadded map), and an
-output tile left unfinished is drained to DRAM and reloaded on its next visit. Inside a tile, every array cycle is
+output tile left unfinished is drained to DRAM and reloaded on its next visit; a buffer large enough for its
+operand's whole data (of the groups in the tile) loads it on first use and keeps it. Inside a tile, every array cycle is
 enumerated: the stationary operand sits in a per-lane register and is read only when the lane needs another value;
 the others are read every cycle (output_stationary: per-lane accumulators, written back when the lane moves on).
 """
@@ -40,8 +41,12 @@ def _chunks(start: int, stop: int, size: int) -> list[range]:
     return [range(lo, min(lo + size, stop)) for lo in range(start, stop, size)]
 
 
-def simulate(layer: LayerShape, array: tuple[int, int], tiling: Tiling, stationarity: str, order: str) -> Counter:
-    """Access counts (elements) of `layer` on a tm x tn `array` under one tiling, stationarity and tile-loop order."""
+def simulate(layer: LayerShape, array: tuple[int, int], tiling: Tiling, stationarity: str, order: str,
+             caps: tuple[int, int, int] | None = None) -> Counter:
+    """Access counts (elements) of `layer` on a tm x tn `array` under one tiling, stationarity and tile-loop order.
+
+    caps: buffer capacities (input, weight, output) in elements; None never keeps a whole operand.
+    """
     lanes_m, lanes_n = array
     g, s, pad = layer.groups, layer.stride, layer.pad
     m_g, n_g = layer.out_channels // g, layer.in_channels // g
@@ -67,21 +72,30 @@ def simulate(layer: LayerShape, array: tuple[int, int], tiling: Tiling, stationa
 
     tile_outputs: list = []
     loop_names = order.split(">")
+    all_rows = range(-pad, (layer.out_h - 1) * s - pad + layer.kernel_h)
+    all_cols = range(-pad, (layer.out_w - 1) * s - pad + layer.kernel_w)
+    whole = (tiling.groups * n_g * valid(all_rows, layer.in_h) * valid(all_cols, layer.in_w),
+             tiling.groups * m_g * n_g * len(kernel), tiling.groups * m_g * layer.out_h * layer.out_w)
+    kept = {name: caps is not None and size <= cap for name, size, cap in zip(resident, whole, caps or (0, 0, 0))}
     for groups in _chunks(0, g, tiling.groups):
         for steps in itertools.product(*(range(len(trips[name])) for name in loop_names)):
             idx = dict(zip(loop_names, steps))
             ms, (rows, cols), ns = trips["m"][idx["m"]], trips["s"][idx["s"]], trips["n"][idx["n"]]
             keys = {"input": (groups, idx["n"], idx["s"]), "weight": (groups, idx["m"], idx["n"]),
                     "output": (groups, idx["m"], idx["s"])}
+            keys = {name: (groups,) if kept[name] else key for name, key in keys.items()}
             if keys["input"] != resident["input"]:
-                in_rows = range(rows[0] * s - pad, (rows[-1]) * s - pad + layer.kernel_h)
-                in_cols = range(cols[0] * s - pad, (cols[-1]) * s - pad + layer.kernel_w)
-                count["in_fills"] += len(groups) * len(ns) * valid(in_rows, layer.in_h) * valid(in_cols, layer.in_w)
+                in_rows = all_rows if kept["input"] else range(rows[0] * s - pad, rows[-1] * s - pad + layer.kernel_h)
+                in_cols = all_cols if kept["input"] else range(cols[0] * s - pad, cols[-1] * s - pad + layer.kernel_w)
+                channels = n_g if kept["input"] else len(ns)
+                count["in_fills"] += len(groups) * channels * valid(in_rows, layer.in_h) * valid(in_cols, layer.in_w)
             if keys["weight"] != resident["weight"]:
-                count["w_fills"] += len(groups) * len(ms) * len(ns) * len(kernel)
+                count["w_fills"] += len(groups) * (m_g * n_g if kept["weight"] else len(ms) * len(ns)) * len(kernel)
             if keys["output"] != resident["output"]:
                 drain(tile_outputs)
-                tile_outputs = [(gr, m, y, x) for gr in groups for m in ms for y in rows for x in cols]
+                out_m, out_rows, out_cols = ((range(m_g), range(layer.out_h), range(layer.out_w)) if kept["output"]
+                                             else (ms, rows, cols))
+                tile_outputs = [(gr, m, y, x) for gr in groups for m in out_m for y in out_rows for x in out_cols]
                 for out in tile_outputs:
                     if out in drained:
                         count["out_dram"] += 1  # partial sum read back

@@ -24,14 +24,15 @@ ARRAY = (2, 2)
 ACCELERATORS = [(40, 18, 12), (120, 36, 40)]
 
 
-def _tilings(layer: LayerShape, buffers: tuple[int, int, int]) -> list[tuple[Tiling, object, int]]:
-    """Every candidate tiling of the cost model as (simulator tiling, its TileLoops, index in them)."""
+def _tilings(layer: LayerShape, buffers: tuple[int, int, int], keep_whole: bool) -> list[tuple[Tiling, object, int]]:
+    """Every candidate tiling of the cost model as (simulator tiling, its tilings, index in them)."""
     total = sum(buffers)
     acc = Accelerator(tm=ARRAY[0], tn=ARRAY[1], bits=8, sram_bytes=total, partition=tuple(b / total for b in buffers))
     assert acc.buffer_bytes == buffers
     out = []
     m_g, n_g = layer.out_channels // layer.groups, layer.in_channels // layer.groups
-    group, packed = _group_tilings(layer, acc, buffers), _packed_tilings(layer, acc, buffers)
+    group = _group_tilings(layer, acc, buffers, keep_whole)
+    packed = _packed_tilings(layer, acc, buffers) if keep_whole else None
     for family, is_packed in ((group, False), (packed, True)):
         if family is None:
             continue
@@ -45,10 +46,13 @@ def _tilings(layer: LayerShape, buffers: tuple[int, int, int]) -> list[tuple[Til
     return out
 
 
+@pytest.mark.parametrize("keep_whole", [True, False], ids=["keep_whole", "diannao_buffers"])
 @pytest.mark.parametrize("buffers", ACCELERATORS)
 @pytest.mark.parametrize("layer", TINY, ids=lambda layer: layer.name)
-def test_every_mapping_matches_the_loop_nest(layer: LayerShape, buffers: tuple[int, int, int]) -> None:
-    tilings = _tilings(layer, buffers)
+def test_every_mapping_matches_the_loop_nest(layer: LayerShape, buffers: tuple[int, int, int],
+                                             keep_whole: bool) -> None:
+    # keep_whole=False: buffers hold one tile only, as in the "diannao" dataflow (output_stationary, n innermost).
+    tilings = _tilings(layer, buffers, keep_whole)
     assert tilings, "the test needs at least one fitting tiling"
     rng = np.random.default_rng(len(layer.name))
     chosen = rng.choice(len(tilings), size=min(6, len(tilings)), replace=False)
@@ -58,7 +62,7 @@ def test_every_mapping_matches_the_loop_nest(layer: LayerShape, buffers: tuple[i
         shape = (len(STATIONARITIES), len(TILE_ORDERS), len(family.cycles))
         for si, stationarity in enumerate(STATIONARITIES):
             for oi, order in enumerate(TILE_ORDERS):
-                sim = simulate(layer, ARRAY, tiling, stationarity, order)
+                sim = simulate(layer, ARRAY, tiling, stationarity, order, buffers if keep_whole else None)
                 mine = {name: int(np.broadcast_to(value, shape)[si, oi, i]) for name, value in counts._asdict().items()}
                 where = f"{layer.name} {tiling} {stationarity} {order}"
                 assert sim["macs"] == layer.macs, where
