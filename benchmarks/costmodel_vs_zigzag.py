@@ -46,15 +46,15 @@ from pathlib import Path
 
 from costmodel import Accelerator, LayerShape, load_technology, network_cost
 
-LAYERS = [
+LAYERS = [  # cheapest for ZigZag's search first: each layer's rows print as soon as it is done
     LayerShape("lenet_conv1", "conv", 1, 28, 28, 20, 24, 24, 5, 5),
     LayerShape("lenet_conv2", "conv", 20, 12, 12, 50, 8, 8, 5, 5),
-    LayerShape("vgg_conv3_2", "conv", 256, 56, 56, 256, 56, 56, 3, 3, 1, 1),
+    LayerShape("lenet_fc1", "fc", 800, 1, 1, 500, 1, 1),
+    LayerShape("alexnet_fc6", "fc", 9216, 1, 1, 4096, 1, 1),
     LayerShape("pointwise", "conv", 128, 28, 28, 256, 28, 28),
     LayerShape("depthwise", "conv", 128, 56, 56, 128, 56, 56, 3, 3, 1, 1, 128),
     LayerShape("alexnet_conv1", "conv", 3, 227, 227, 96, 55, 55, 11, 11, 4),
-    LayerShape("lenet_fc1", "fc", 800, 1, 1, 500, 1, 1),
-    LayerShape("alexnet_fc6", "fc", 9216, 1, 1, 4096, 1, 1),
+    LayerShape("vgg_conv3_2", "conv", 256, 56, 56, 256, 56, 56, 3, 3, 1, 1),
 ]
 BITS, ARRAY = 8, 16
 BUFFERS = {"nbin": 2048, "sb": 32768, "nbout": 2048}  # bytes
@@ -182,14 +182,14 @@ def zigzag_inputs(layers: list[LayerShape]) -> tuple[dict, list, list]:
     return hardware, workload, mapping
 
 
-def zigzag_costs(layers: list[LayerShape], lpf_limit: int) -> list[dict]:
-    """Per layer: MACs, SRAM energy per buffer, DRAM bytes and energies of ZigZag's least-energy mapping."""
+def zigzag_cost(layer: LayerShape, lpf_limit: int) -> dict:
+    """MACs, SRAM energy per buffer, DRAM bytes and energies of ZigZag's least-energy mapping of one layer."""
     import yaml
     from zigzag.api import get_hardware_performance_zigzag
     from zigzag.hardware.architecture.memory_port import DataDirection
 
     logging.disable(logging.CRITICAL)
-    hardware, workload, mapping = zigzag_inputs(layers)
+    hardware, workload, mapping = zigzag_inputs([layer])
     with tempfile.TemporaryDirectory() as tmp:
         paths = {}
         for name, data in (("hardware", hardware), ("workload", workload), ("mapping", mapping)):
@@ -200,22 +200,20 @@ def zigzag_costs(layers: list[LayerShape], lpf_limit: int) -> list[dict]:
             dump_folder=str(Path(tmp) / "out"), loma_show_progress_bar=False, lpf_limit=lpf_limit,
             nb_spatial_mappings_generated=1,
         )
-    rows = []
-    for cme, _ in cmes[0][1]:
-        operands = {str(op): op for op in cme.memory_word_access}
-        words = {name: sum(cme.memory_word_access[op][-1].get(d) for d in DataDirection)
-                 for name, op in operands.items()}
-        dram_bytes = {name: count * DRAM_WORD_BITS // 8 for name, count in words.items()}
-        sram = {name: sum(cme.mem_energy_breakdown[op][:-1]) for name, op in operands.items()}
-        dram_pj = sum(levels[-1] for levels in cme.mem_energy_breakdown.values())
-        rows.append({
-            "macs": cme.layer.total_mac_count, "energy_pj": cme.energy_total, "mac_pj": cme.mac_energy,
-            "dram_pj": dram_pj, "sram_pj": sum(sram.values()), "sram_i_w_o_pj": (sram["I"], sram["W"], sram["O"]),
-            "dram_bytes": sum(dram_bytes.values()),
-            "dram_i_w_o_bytes": (dram_bytes["I"], dram_bytes["W"], dram_bytes["O"]),
-            "mapping": str(cme.temporal_mapping).replace("\n", " ")[:160],
-        })
-    return rows
+    ((cme, _),) = cmes[0][1]
+    operands = {str(op): op for op in cme.memory_word_access}
+    words = {name: sum(cme.memory_word_access[op][-1].get(d) for d in DataDirection)
+             for name, op in operands.items()}
+    dram_bytes = {name: count * DRAM_WORD_BITS // 8 for name, count in words.items()}
+    sram = {name: sum(cme.mem_energy_breakdown[op][:-1]) for name, op in operands.items()}
+    dram_pj = sum(levels[-1] for levels in cme.mem_energy_breakdown.values())
+    return {
+        "macs": cme.layer.total_mac_count, "energy_pj": cme.energy_total, "mac_pj": cme.mac_energy,
+        "dram_pj": dram_pj, "sram_pj": sum(sram.values()), "sram_i_w_o_pj": (sram["I"], sram["W"], sram["O"]),
+        "dram_bytes": sum(dram_bytes.values()),
+        "dram_i_w_o_bytes": (dram_bytes["I"], dram_bytes["W"], dram_bytes["O"]),
+        "mapping": str(cme.temporal_mapping).replace("\n", " ")[:160],
+    }
 
 
 def _cell(value: object) -> str:
@@ -238,16 +236,16 @@ def main() -> None:
         sys.exit(2)
     wanted = [name for name in args.layers.split(",") if name]
     layers = [layer for layer in LAYERS if not wanted or layer.name in wanted]
-    ours, theirs = our_costs(layers), zigzag_costs(layers, args.lpf_limit)
     ratios: dict[str, list] = {"mac_ratio": [], "sram_ratio": [], "dram_ratio": [], "energy_ratio": [], "layers": []}
-    print(f"{'layer':<14} {'quantity':<16} {'ours':>30} {'zigzag':>30} {'ratio':>7}")
-    for layer, mine, peer in zip(layers, ours, theirs):
+    print(f"{'layer':<14} {'quantity':<16} {'ours':>30} {'zigzag':>30} {'ratio':>7}", flush=True)
+    for layer, mine in zip(layers, our_costs(layers)):
+        peer = zigzag_cost(layer, args.lpf_limit)
         for key in ("macs", "energy_pj", "mac_pj", "sram_pj", "sram_i_w_o_pj", "dram_pj", "dram_bytes",
                     "dram_i_w_o_bytes"):
             ratio = f"{mine[key] / peer[key]:>7.3f}" if not isinstance(mine[key], tuple) and peer[key] else ""
             print(f"{layer.name:<14} {key:<16} {_cell(mine[key]):>30} {_cell(peer[key]):>30} {ratio}")
         print(f"{layer.name:<14} mapping ours    {mine['mapping']}")
-        print(f"{layer.name:<14} mapping zigzag  {peer['mapping']}")
+        print(f"{layer.name:<14} mapping zigzag  {peer['mapping']}", flush=True)
         for key, label in (("macs", "mac"), ("sram_pj", "sram"), ("dram_bytes", "dram"), ("energy_pj", "energy")):
             ratios[f"{label}_ratio"].append(round(mine[key] / peer[key], 4))
         ratios["layers"].append(layer.name)
