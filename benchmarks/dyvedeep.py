@@ -151,7 +151,7 @@ def main() -> None:
     test_images = dataset.split("test")[0]
     efforts = net.resolve(chosen.knobs)
     _, counts = effort_forward(net, efforts, test_images)
-    acc = costmodel.Accelerator()
+    acc = costmodel.Accelerator(dataflow="diannao")  # as the reproduction was first measured
     full = costmodel.network_cost(net.architecture.layer_shapes(), acc)
     priced = per_sample_cost(full, counts.macs, counts.extra_ops, acc, skipped_weights=counts.skipped_weights)
     print(f"energy on the default accelerator (16 KiB, 16-bit): {priced.energy_pj.mean() / 1e6:.1f} uJ vs "

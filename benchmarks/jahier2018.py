@@ -58,7 +58,7 @@ class Row:
 def tile_pricing() -> Pricing:
     """The tile accelerator (default Accelerator and technology) at each bit-width."""
     layers = nets.architecture(NET).layer_shapes()
-    return lambda bits: costmodel.network_cost(layers, costmodel.Accelerator(bits=bits)).energy_pj
+    return lambda bits: costmodel.network_cost(layers, costmodel.Accelerator(bits=bits, dataflow="diannao")).energy_pj
 
 
 def envision_pricing() -> Pricing:

@@ -50,12 +50,13 @@ def load_pool(spec: dict, dataset_name: str, data: str, epochs: int | None) -> P
     config = TrainingConfig(epochs=epochs or t["epochs"], batch_size=t["batch_size"],
                             learning_rate=t["learning_rate"], seed=t["seed"])
     dataset = load_dataset(dataset_name, data, spec["data"]["seed"])
-    names = [spec["nets"]["big"], *spec["nets"]["little"]]
+    names = [spec["nets"]["big"], *spec["little"]["nets"]]
     scores = build_scores(dataset, [Variant(name) for name in names], config, ScoreCache(), n_jobs=1)
     rows = [scores[Variant(name)].splits for name in names]
     accelerator = costmodel.Accelerator(tm=a["tm"], tn=a["tn"], clock_hz=a["clock_hz"],
                                         sram_bytes=costmodel.parse_bytes(a["sram"]), partition=tuple(a["partition"]),
-                                        bits=a["bits"], tiling_rule=a["tiling_rule"])
+                                        bits=a["bits"], tiling_rule=a["tiling_rule"],
+                                        dataflow=a.get("dataflow", "auto"))
     technology = costmodel.load_technology()
     if a["priced_layers"] != "conv":
         raise SystemExit(f"{SPEC}: accelerator.priced_layers: expected 'conv' (Park 2015), got {a['priced_layers']!r}")

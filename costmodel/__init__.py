@@ -3,7 +3,7 @@
 Import-light: numpy only (pandas for `sram_sweep`); never torch or plotly.
 """
 
-from costmodel._accelerator import Accelerator, TilingRule, parse_bytes
+from costmodel._accelerator import Accelerator, Dataflow, TilingRule, parse_bytes
 from costmodel._cost import LayerCost, NetworkCost
 from costmodel._effort import SampleCosts, per_sample_cost
 from costmodel._errors import CostModelError, UserError
@@ -14,6 +14,7 @@ from costmodel._technology import Technology, load_technology
 __all__ = [
     "Accelerator",
     "CostModelError",
+    "Dataflow",
     "LayerCost",
     "LayerShape",
     "NetworkCost",

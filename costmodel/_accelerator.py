@@ -11,6 +11,7 @@ from typing import Literal, get_args
 from costmodel._errors import CostModelError
 
 TilingRule = Literal["fastest", "energy", "dram"]
+Dataflow = Literal["auto", "weight_stationary", "output_stationary", "input_stationary", "diannao"]
 
 _BUFFERS = ("input", "weight", "output")
 
@@ -23,7 +24,9 @@ class Accelerator:
     `sram_bytes` into the input, weight and output buffers. `bits` is the datapath and storage width of activations
     and weights. `tiling_rule` picks each layer's tiling: "fastest" = fewest compute cycles, then fewest DRAM bytes
     (Park 2015's rule); "energy" = least energy; "dram" = fewest DRAM bytes, then fewest cycles (Zhang 2015's
-    communication-minimising choice).
+    communication-minimising choice). `dataflow` is the mapping of conv/FC layers (see `costmodel._mapping`): one
+    stationarity for every layer, "auto" = the rule's best per layer, or "diannao" = the fixed DianNao order of the
+    first version of this model (the Park 2015 reproduction's figures).
     """
 
     tm: int = 16
@@ -33,6 +36,7 @@ class Accelerator:
     partition: tuple[float, float, float] = (0.25, 0.5, 0.25)
     bits: int = 16
     tiling_rule: TilingRule = "fastest"
+    dataflow: Dataflow = "auto"
 
     def __post_init__(self) -> None:
         """Validate every field; store the partition as a tuple of floats."""
@@ -51,6 +55,8 @@ class Accelerator:
             raise CostModelError(
                 f"Accelerator: tiling_rule must be one of {get_args(TilingRule)}, got {self.tiling_rule!r}"
             )
+        if self.dataflow not in get_args(Dataflow):
+            raise CostModelError(f"Accelerator: dataflow must be one of {get_args(Dataflow)}, got {self.dataflow!r}")
         try:
             partition = tuple(float(p) for p in self.partition)
         except (TypeError, ValueError):

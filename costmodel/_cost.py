@@ -48,16 +48,19 @@ class _Cost:
 class LayerCost(_Cost):
     """One layer priced under its chosen tiling.
 
-    `tile` is (output channels, input channels, output rows, output columns) per tile step; pooling layers have
-    tile (channels, channels, rows, columns). `loop_order` names the tile loops outer to inner: "m>s>n" keeps the
-    weight tile resident across spatial tiles, "s>m>n" keeps the input tile resident across output-channel tiles;
-    "c>s" is pooling. `dram_*_bytes` are the burst-rounded DRAM reads (input, weights and biases) and writes (output,
+    `tile` is (output channels, input channels, output rows, output columns) per tile step; pooling and add layers
+    have tile (channels, channels, rows, columns). `mapping` is the stationarity inside a tile ("weight_stationary",
+    "output_stationary", "input_stationary"), "diannao" (the first version's fixed order) or "streaming" (pooling,
+    add); `loop_order` names the tile loops outer to inner over m (output-channel tiles), s (spatial tiles) and
+    n (input-channel tiles), e.g. "m>s>n" (see `costmodel._mapping`); "c>s" is pooling and add, "c>k" a global pool
+    streamed in row chunks. `dram_*_bytes` are the burst-rounded DRAM reads (input, weights and biases) and writes (output,
     plus partial-sum reads for an incremental stage).
     """
 
     name: str
     kind: str
     tile: tuple[int, int, int, int]
+    mapping: str
     loop_order: str
     dram_input_bytes: float
     dram_weight_bytes: float

@@ -13,7 +13,9 @@ class LayerShape:
     """One layer's geometry after width scaling, in elements (not bytes).
 
     A fully connected layer is a 1x1 convolution on a 1x1 map whose `in_channels` is the
-    flattened input size. Pooling layers have no weights; `out_channels == in_channels`.
+    flattened input size. Pooling layers have no weights; `out_channels == in_channels`; a global pool has the kernel
+    of its input's size. "add" is an element-wise residual add of two C x H x W tensors into one:
+    `LayerShape(name, "add", C, H, W, C, H, W)`.
     """
 
     name: str
@@ -62,7 +64,7 @@ class LayerShape:
 
     @property
     def pool_ops(self) -> int:
-        """Comparisons/additions of a pooling layer (0 for weighted layers)."""
+        """Comparisons/additions of a pooling or element-wise add layer (0 for weighted layers)."""
         if self.has_weights:
             return 0
         return self.output_count * self.kernel_h * self.kernel_w

@@ -1,20 +1,21 @@
-"""Per-layer tiling (Zhang et al., FPGA 2015) and pricing on the tile accelerator.
+"""Per-layer tiling (Zhang et al., FPGA 2015), mapping and pricing on the tile accelerator.
 
-Every candidate tiling of a layer is evaluated at once with numpy: buffer fit, DRAM traffic under two loop orders,
-compute cycles, SRAM accesses, energy and roofline latency; the accelerator's rule then picks one.
+Every candidate tiling and mapping of a layer is evaluated at once with numpy: buffer fit, DRAM traffic, compute
+cycles, SRAM accesses (`costmodel._mapping`), energy and roofline latency; the accelerator's rule then picks one.
 """
 
 from __future__ import annotations
 
 from functools import cache, lru_cache
-from typing import NamedTuple
+from typing import NamedTuple, get_args
 
 import numpy as np
 
 from costmodel._accelerator import Accelerator
 from costmodel._cost import LayerCost
 from costmodel._errors import CostModelError
-from costmodel._layers import LayerShape
+from costmodel._layers import LayerKind, LayerShape
+from costmodel._mapping import DIANNAO_ORDERS, STATIONARITIES, TILE_ORDERS, Accesses, TileLoops, accesses
 from costmodel._technology import Technology
 
 _MAX_SPLIT = 16  # balanced splits of a loop into 1.._MAX_SPLIT tiles are candidates
@@ -66,7 +67,8 @@ def layer_cost(layer: LayerShape, acc: Accelerator, tech: Technology, reads_part
     """
     _check_layer(layer)
     caps = tuple(b * 8 // acc.bits for b in acc.buffer_bytes)  # buffer capacities in elements
-    candidates = _weighted(layer, acc, caps) if layer.has_weights else _pooling(layer, acc, caps)
+    tilings = _weighted if layer.has_weights else _eltwise if layer.kind == "add" else _pooling
+    candidates = tilings(layer, acc, caps)
     if candidates is None:
         raise TilingError(
             f"layer {layer.name} ({layer.kind} {layer.in_channels}x{layer.in_h}x{layer.in_w} -> "
@@ -85,7 +87,7 @@ def _check_layer(layer: LayerShape) -> None:
             raise CostModelError(f"layer {layer.name}: {name} must be a positive integer, got {value!r}")
     if layer.pad < 0:
         raise CostModelError(f"layer {layer.name}: pad must be non-negative, got {layer.pad}")
-    if layer.kind not in ("conv", "fc", "maxpool", "avgpool"):
+    if layer.kind not in get_args(LayerKind):
         raise CostModelError(f"layer {layer.name}: unknown kind {layer.kind!r}")
     if layer.in_channels % layer.groups or layer.out_channels % layer.groups:
         raise CostModelError(
@@ -94,21 +96,34 @@ def _check_layer(layer: LayerShape) -> None:
         )
     if not layer.has_weights and layer.out_channels != layer.in_channels:
         raise CostModelError(
-            f"layer {layer.name}: pooling must keep channels, got {layer.in_channels} -> {layer.out_channels}"
+            f"layer {layer.name}: {layer.kind} must keep channels, got {layer.in_channels} -> {layer.out_channels}"
+        )
+    same_map = (layer.in_h, layer.in_w, layer.kernel_h, layer.kernel_w, layer.stride, layer.pad) == (
+        layer.out_h, layer.out_w, 1, 1, 1, 0)
+    if layer.kind == "add" and not same_map:
+        raise CostModelError(
+            f"layer {layer.name}: add must map C x H x W to C x H x W with a 1x1 kernel, stride 1, no padding, got "
+            f"{layer.in_h}x{layer.in_w} -> {layer.out_h}x{layer.out_w}, kernel {layer.kernel_h}x{layer.kernel_w}, "
+            f"stride {layer.stride}, pad {layer.pad}"
         )
 
 
 class _Candidates(NamedTuple):
-    """Fitting tilings of one layer, one entry per candidate (scalars broadcast)."""
+    """Fitting tilings (T) of one layer under S stationarities and O tile-loop orders; counts broadcast to (S, O, T)."""
 
-    tiles: np.ndarray  # (n, 4): output channels, input channels, output rows, output columns per tile
-    order_sm: np.ndarray | None  # True: loop order s>m>n, False: m>s>n, None: pooling
+    tiles: np.ndarray  # (T, 4): output channels, input channels, output rows, output columns per tile
+    cycles: np.ndarray  # (T,)
+    counts: Accesses
+    mappings: tuple[str, ...]  # (S,) stationarity names, ("diannao",) or ("streaming",) (pooling, element-wise add)
+    loop_orders: np.ndarray  # loop-order names broadcastable to (O, T)
+
+
+class _Tilings(NamedTuple):
+    """Fitting tilings of a conv/FC layer before a mapping is chosen."""
+
+    tiles: np.ndarray
     cycles: np.ndarray
-    in_elems: np.ndarray  # DRAM reads into the input buffer (= its fills)
-    w_elems: np.ndarray | int  # DRAM reads into the weight buffer, biases included
-    in_reads: np.ndarray | int  # input-buffer reads by the array
-    w_reads: int  # weight-buffer reads by the array
-    out_accesses: np.ndarray | int  # output-buffer writes, and as many reads (partial sums, final drain)
+    loops: TileLoops
 
 
 def _spatial_fit(layer: LayerShape, caps: tuple[int, int, int], chan_in: np.ndarray, chan_out: np.ndarray,
@@ -123,7 +138,7 @@ def _spatial_fit(layer: LayerShape, caps: tuple[int, int, int], chan_in: np.ndar
     return fits, _ceil_div(layer.out_h, n_rows), n_rows, _ceil_div(layer.out_w, cols)
 
 
-def _input_sweep(layer: LayerShape, channels: int, n_rows: np.ndarray, n_cols: np.ndarray) -> np.ndarray:
+def _input_sweep(layer: LayerShape, channels: np.ndarray | int, n_rows: np.ndarray, n_cols: np.ndarray) -> np.ndarray:
     """Input elements read from DRAM by one sweep over all spatial tiles."""
     s, p = layer.stride, layer.pad
     rows = _span(n_rows, layer.out_h, layer.in_h, layer.kernel_h, s, p)
@@ -131,42 +146,112 @@ def _input_sweep(layer: LayerShape, channels: int, n_rows: np.ndarray, n_cols: n
     return channels * rows * cols
 
 
-def _weighted(layer: LayerShape, acc: Accelerator, caps: tuple[int, int, int]) -> _Candidates | None:
-    """Conv/FC candidates per group; loops: m (output-channel tiles), s (spatial tiles), n (input-channel tiles)."""
+def _group_tilings(layer: LayerShape, acc: Accelerator, caps: tuple[int, int, int],
+                   keep_whole: bool = True) -> _Tilings | None:
+    """Tilings computing one group at a time: Tm x Tn channel tiles of the group on the tm x tn array.
+
+    keep_whole: a buffer that can hold its operand's whole data for the group keeps it (see `costmodel._mapping`).
+    """
     g = layer.groups
     m_all, n_all, k2 = layer.out_channels // g, layer.in_channels // g, layer.kernel_h * layer.kernel_w
-    r, c = layer.out_h, layer.out_w
     tm, tn, tc = (a.ravel() for a in np.meshgrid(_tile_sizes(m_all, acc.tm), _tile_sizes(n_all, acc.tn),
-                                                 _tile_sizes(c, 1), indexing="ij"))
+                                                 _tile_sizes(layer.out_w, 1), indexing="ij"))
     fits, tr, n_rows, n_cols = _spatial_fit(layer, caps, tn, tm, tc)
     fits &= tm * tn * k2 <= caps[1]
     if not fits.any():
         return None
     tm, tn, tc, tr, n_rows, n_cols = (a[fits] for a in (tm, tn, tc, tr, n_rows, n_cols))
-    nm, nn, ns = _ceil_div(m_all, tm), _ceil_div(n_all, tn), n_rows * n_cols
-    sweep, weights = _input_sweep(layer, n_all, n_rows, n_cols), m_all * n_all * k2
-    one_n = nn == 1
-    # m>s>n: the weight tile stays resident across spatial tiles if a single input-channel tile exists; the input
-    # stays resident across output-channel tiles only if it is a single tile altogether.
-    in_ms = np.where(one_n & (ns == 1), sweep, sweep * nm)
-    w_ms = np.where(one_n, weights, weights * ns)
-    # s>m>n: the input tile stays resident across output-channel tiles if a single input-channel tile exists.
-    in_sm = np.where(one_n, sweep, sweep * nm)
-    w_sm = np.where(one_n & (nm == 1), weights, weights * ns)
-    order_sm = in_sm + w_sm < in_ms + w_ms
-    in_elems = g * np.where(order_sm, in_sm, in_ms)
-    w_elems = g * np.where(order_sm, w_sm, w_ms) + layer.bias_count
-    m_blocks = _lane_blocks(m_all, tm, acc.tm)
-    cycles = g * m_blocks * _lane_blocks(n_all, tn, acc.tn) * r * c * k2
-    in_reads = g * m_blocks * n_all * r * c * k2  # each input read once per pass of tm output lanes
-    out_accesses = layer.output_count * nn  # one partial-sum write (and read, or final drain) per input-channel tile
-    return _Candidates(np.stack([tm, tn, tr, tc], axis=1), order_sm, cycles, in_elems, w_elems, in_reads, layer.macs,
-                       out_accesses)
+    m_blocks, n_blocks = _lane_blocks(m_all, tm, acc.tm), _lane_blocks(n_all, tn, acc.tn)
+    loops = TileLoops(nm=_ceil_div(m_all, tm), nn=_ceil_div(n_all, tn), ns=n_rows * n_cols, m_blocks=m_blocks,
+                      n_blocks=n_blocks, sweep=_input_sweep(layer, n_all, n_rows, n_cols),
+                      **_residency(layer, caps, 1, keep_whole))
+    cycles = g * m_blocks * n_blocks * layer.out_h * layer.out_w * k2
+    return _Tilings(np.stack([tm, tn, tr, tc], axis=1), cycles, loops)
+
+
+def _residency(layer: LayerShape, caps: tuple[int, int, int], groups: np.ndarray | int,
+               keep_whole: bool) -> dict[str, np.ndarray]:
+    """TileLoops fields saying which buffers hold their operand's whole data for `groups` groups at a time."""
+    g = layer.groups
+    m_all, n_all, k2 = layer.out_channels // g, layer.in_channels // g, layer.kernel_h * layer.kernel_w
+    whole_input = _input_sweep(layer, n_all, 1, 1)
+    sizes = (groups * whole_input, groups * m_all * n_all * k2, groups * m_all * layer.out_h * layer.out_w)
+    kept = (np.asarray(size <= cap) & keep_whole for size, cap in zip(sizes, caps))
+    return dict(zip(("input_resident", "weight_resident", "output_resident"), kept), whole_input=whole_input)
+
+
+def _packed_tilings(layer: LayerShape, acc: Accelerator, caps: tuple[int, int, int]) -> _Tilings | None:
+    """Tilings of small groups (e.g. depthwise) packed side by side on the array's diagonal, whole groups per tile.
+
+    p groups run at once when p x (group output channels) <= tm and p x (group input channels) <= tn; each input
+    still feeds only its own group's output channels. None when fewer than two groups fit the array.
+    """
+    g = layer.groups
+    m_all, n_all, k2 = layer.out_channels // g, layer.in_channels // g, layer.kernel_h * layer.kernel_w
+    packed = min(acc.tm // m_all, acc.tn // n_all) if m_all <= acc.tm and n_all <= acc.tn else 1
+    if packed < 2 or g < 2:
+        return None
+    tg, tc = (a.ravel() for a in np.meshgrid(_tile_sizes(g, packed), _tile_sizes(layer.out_w, 1), indexing="ij"))
+    fits, tr, n_rows, n_cols = _spatial_fit(layer, caps, tg * n_all, tg * m_all, tc)
+    fits &= tg * m_all * n_all * k2 <= caps[1]
+    if not fits.any():
+        return None
+    tg, tc, tr, n_rows, n_cols = (a[fits] for a in (tg, tc, tr, n_rows, n_cols))
+    one = np.ones_like(tg)
+    loops = TileLoops(nm=one, nn=one, ns=n_rows * n_cols, m_blocks=one, n_blocks=one,
+                      sweep=_input_sweep(layer, n_all, n_rows, n_cols), **_residency(layer, caps, tg, True))
+    cycles = _lane_blocks(g, tg, packed) * layer.out_h * layer.out_w * k2
+    return _Tilings(np.stack([tg * m_all, tg * n_all, tr, tc], axis=1), cycles, loops)
+
+
+def _weighted(layer: LayerShape, acc: Accelerator, caps: tuple[int, int, int]) -> _Candidates | None:
+    """Conv/FC candidates: every fitting tiling under every mapping the accelerator's dataflow allows."""
+    if acc.dataflow == "diannao":
+        return _diannao(layer, acc, caps)
+    families = [t for t in (_group_tilings(layer, acc, caps), _packed_tilings(layer, acc, caps)) if t is not None]
+    if not families:
+        return None
+    sizes = [len(f.cycles) for f in families]
+
+    def cat(values: list[np.ndarray]) -> np.ndarray:
+        """Concatenate per-family values, each broadcast to its family's tilings."""
+        return np.concatenate([np.broadcast_to(v, (n,) + np.shape(v)[1:]) for v, n in zip(values, sizes)])
+
+    loops = TileLoops(*(cat(list(values)) for values in zip(*(f.loops for f in families))))
+    stationarities = STATIONARITIES if acc.dataflow == "auto" else (acc.dataflow,)
+    counts = accesses(layer, loops, stationarities, TILE_ORDERS)
+    return _Candidates(cat([f.tiles for f in families]), cat([f.cycles for f in families]), counts, stationarities,
+                       np.array(TILE_ORDERS)[:, None])
+
+
+def _diannao(layer: LayerShape, acc: Accelerator, caps: tuple[int, int, int]) -> _Candidates | None:
+    """The first version's candidates: one group at a time, output-stationary, n innermost, fewer DRAM elements."""
+    tilings = _group_tilings(layer, acc, caps, keep_whole=False)
+    if tilings is None:
+        return None
+    ms, sm = (accesses(layer, tilings.loops, ("output_stationary",), (order,)) for order in DIANNAO_ORDERS)
+    order_sm = sm.in_fills + sm.w_fills < ms.in_fills + ms.w_fills
+    counts = Accesses(*(np.where(order_sm, b, a) for a, b in zip(ms, sm)))
+    return _Candidates(tilings.tiles, tilings.cycles, counts, ("diannao",),
+                       np.where(order_sm, DIANNAO_ORDERS[1], DIANNAO_ORDERS[0]).reshape(1, -1))
+
+
+def _streamed(tiles: np.ndarray, cycles: np.ndarray, loop_order: str, counts: Accesses) -> _Candidates:
+    """Candidates of a layer without weights: one "streaming" mapping, one loop order."""
+    return _Candidates(tiles, cycles, counts, ("streaming",), np.full((1, len(cycles)), loop_order))
+
+
+def _streaming(layer: LayerShape, in_fills: np.ndarray | int, in_reads: int, out_accesses: np.ndarray | int) -> Accesses:
+    """Counts of a layer without weights: no weight buffer traffic, outputs written to DRAM once."""
+    return Accesses(in_fills=in_fills, in_reads=in_reads, w_fills=0, w_reads=0, out_accesses=out_accesses,
+                    out_dram=layer.output_count)
 
 
 def _pooling(layer: LayerShape, acc: Accelerator, caps: tuple[int, int, int]) -> _Candidates | None:
     """Pooling candidates: channel tiles over the tm output lanes, spatial tiles; each input read once per window."""
     channels, k2 = layer.in_channels, layer.kernel_h * layer.kernel_w
+    if (layer.kernel_h, layer.kernel_w, layer.pad) == (layer.in_h, layer.in_w, 0):
+        return _global_chunks(layer, acc, caps)
     tch, tc = (a.ravel() for a in np.meshgrid(_tile_sizes(channels, acc.tm), _tile_sizes(layer.out_w, 1), indexing="ij"))
     fits, tr, n_rows, n_cols = _spatial_fit(layer, caps, tch, tch, tc)
     if not fits.any():
@@ -174,30 +259,63 @@ def _pooling(layer: LayerShape, acc: Accelerator, caps: tuple[int, int, int]) ->
     tch, tc, tr, n_rows, n_cols = (a[fits] for a in (tch, tc, tr, n_rows, n_cols))
     in_elems = _input_sweep(layer, channels, n_rows, n_cols)
     cycles = _lane_blocks(channels, tch, acc.tm) * layer.out_h * layer.out_w * k2
-    return _Candidates(np.stack([tch, tch, tr, tc], axis=1), None, cycles, in_elems, 0, layer.pool_ops, 0,
-                       layer.output_count)
+    return _streamed(np.stack([tch, tch, tr, tc], axis=1), cycles, "c>s",
+                     _streaming(layer, in_elems, layer.pool_ops, layer.output_count))
+
+
+def _global_chunks(layer: LayerShape, acc: Accelerator, caps: tuple[int, int, int]) -> _Candidates | None:
+    """Global pool (kernel = input size): channel tiles x chunks of input rows streamed through the input buffer.
+
+    The running max/sum of each output stays in the output buffer: one write and one read per output per chunk, so
+    any buffer holding one input row of one channel fits; a single chunk is the whole window.
+    """
+    channels = layer.in_channels
+    tch, rows = (a.ravel() for a in np.meshgrid(_tile_sizes(channels, acc.tm), _tile_sizes(layer.in_h, 1),
+                                                indexing="ij"))
+    fits = (tch * rows * layer.in_w <= caps[0]) & (tch <= caps[2])
+    if not fits.any():
+        return None
+    tch, rows = tch[fits], rows[fits]
+    chunks = _ceil_div(layer.in_h, rows)
+    cycles = _lane_blocks(channels, tch, acc.tm) * layer.kernel_h * layer.kernel_w
+    counts = _streaming(layer, channels * layer.in_h * layer.in_w, layer.pool_ops, layer.output_count * chunks)
+    return _streamed(np.stack([tch, tch, rows, np.ones_like(rows)], axis=1), cycles, "c>k", counts)
+
+
+def _eltwise(layer: LayerShape, acc: Accelerator, caps: tuple[int, int, int]) -> _Candidates | None:
+    """Element-wise add candidates: both operands' channel tiles share the input buffer; one add per output."""
+    channels = layer.in_channels
+    tch, tc = (a.ravel() for a in np.meshgrid(_tile_sizes(channels, acc.tm), _tile_sizes(layer.out_w, 1), indexing="ij"))
+    fits, tr, _, _ = _spatial_fit(layer, caps, 2 * tch, tch, tc)
+    if not fits.any():
+        return None
+    tch, tc, tr = tch[fits], tc[fits], tr[fits]
+    cycles = _lane_blocks(channels, tch, acc.tm) * layer.out_h * layer.out_w
+    return _streamed(np.stack([tch, tch, tr, tc], axis=1), cycles, "c>s",
+                     _streaming(layer, 2 * layer.output_count, 2 * layer.output_count, layer.output_count))
 
 
 def _select(layer: LayerShape, acc: Accelerator, tech: Technology, reads_partial_sums: bool,
             cand: _Candidates) -> LayerCost:
     """Price every candidate and keep the one the accelerator's tiling rule prefers."""
     bits, burst, outputs = acc.bits, tech.dram_burst_bytes, layer.output_count
-    cycles, in_elems, w_elems, in_reads, out_accesses = np.broadcast_arrays(
-        cand.cycles, cand.in_elems, cand.w_elems, cand.in_reads, cand.out_accesses + outputs * reads_partial_sums
-    )
+    counts, shape = cand.counts, (len(cand.mappings), len(cand.loop_orders), len(cand.cycles))
+    cycles, in_elems, w_elems, in_reads, w_reads, out_accesses, out_elems = (np.broadcast_to(a, shape).ravel() for a in (
+        cand.cycles, counts.in_fills, counts.w_fills, counts.in_reads, counts.w_reads,
+        counts.out_accesses + outputs * reads_partial_sums, counts.out_dram + outputs * reads_partial_sums,
+    ))
 
     def dram_bytes(elems: np.ndarray | int) -> np.ndarray:
         """Bytes moved for `elems` elements, rounded up to whole DRAM bursts."""
         return _ceil_div(_ceil_div(elems * bits, 8), burst) * burst
 
-    in_bytes, w_bytes = dram_bytes(in_elems), dram_bytes(w_elems)
-    out_bytes = int(dram_bytes(outputs * (1 + reads_partial_sums)))
+    in_bytes, w_bytes, out_bytes = dram_bytes(in_elems), dram_bytes(w_elems), dram_bytes(out_elems)
     total_bytes = in_bytes + w_bytes + out_bytes
     (in_r, in_w, in_leak), (w_r, w_w, w_leak), (out_r, out_w, out_leak) = (
         tech.sram_pj_per_bit(size) for size in acc.buffer_bytes
     )
     sram_in = bits * (in_reads * in_r + in_elems * in_w)
-    sram_w = bits * (cand.w_reads * w_r + w_elems * w_w)
+    sram_w = bits * (w_reads * w_r + w_elems * w_w)
     sram_out = bits * out_accesses * (out_r + out_w)
     if layer.has_weights:
         arith = layer.macs * tech.mac_energy_pj(bits)
@@ -213,15 +331,13 @@ def _select(layer: LayerShape, acc: Accelerator, tech: Technology, reads_partial
         "dram": (energy, cycles, total_bytes),
     }[acc.tiling_rule]
     best = int(np.lexsort(keys)[0])
-    if cand.order_sm is None:
-        loop_order = "c>s"
-    else:
-        loop_order = "s>m>n" if cand.order_sm[best] else "m>s>n"
+    stationarity, order, tiling = np.unravel_index(best, shape)
     return LayerCost(
         name=layer.name,
         kind=layer.kind,
-        tile=tuple(int(t) for t in cand.tiles[best]),
-        loop_order=loop_order,
+        tile=tuple(int(t) for t in cand.tiles[tiling]),
+        mapping=cand.mappings[stationarity],
+        loop_order=str(np.broadcast_to(cand.loop_orders, shape[1:])[order, tiling]),
         mac_pj=float(arith),
         sram_input_pj=float(sram_in[best]),
         sram_weight_pj=float(sram_w[best]),
@@ -233,7 +349,7 @@ def _select(layer: LayerShape, acc: Accelerator, tech: Technology, reads_partial
         dram_bytes=int(total_bytes[best]),
         dram_input_bytes=int(in_bytes[best]),
         dram_weight_bytes=int(w_bytes[best]),
-        dram_output_bytes=out_bytes,
+        dram_output_bytes=int(out_bytes[best]),
         weight_bytes=-(-(layer.weight_count + layer.bias_count) * bits // 8),
         macs=layer.macs,
     )

@@ -32,6 +32,17 @@ class Rule(str, Enum):
     dram = "dram"
 
 
+class Dataflow(str, Enum):
+    """Mapping of conv/FC layers (see `costmodel.Accelerator`)."""
+
+    auto = "auto"
+    weight_stationary = "weight_stationary"
+    output_stationary = "output_stationary"
+    input_stationary = "input_stationary"
+    diannao = "diannao"
+
+
+_DATAFLOW_HELP = "Conv/FC mapping: the rule's best per layer (auto), one stationarity, or the first version's (diannao)"
 _RULE_HELP = "Tiling: fewest cycles then fewest DRAM bytes; least energy; or fewest DRAM bytes then fewest cycles"
 
 
@@ -44,17 +55,18 @@ def cost(
     tm: Annotated[int, typer.Option(help="Output neurons of the MAC array")] = 16,
     tn: Annotated[int, typer.Option(help="Synapses per neuron of the MAC array")] = 16,
     rule: Annotated[Rule, typer.Option(help=_RULE_HELP)] = Rule.fastest,
+    dataflow: Annotated[Dataflow, typer.Option(help=_DATAFLOW_HELP)] = Dataflow.auto,
     tech: Annotated[Optional[Path], typer.Option(help="TOML file overriding keys of the shipped technology")] = None,
     sweep_sram: Annotated[Optional[str], typer.Option(
         help="Print energy vs SRAM size for powers of two in LO..HI, e.g. 4KiB..512KiB")] = None,
 ) -> None:
-    """Print the per-layer tiling and energy breakdown of one inference, or energy vs SRAM size."""
+    """Print the per-layer mapping, tiling and energy breakdown of one inference, or energy vs SRAM size."""
     import nets
 
     layers = nets.architecture(net).layer_shapes(width)
     technology = load_technology(tech)
     acc = Accelerator(tm=tm, tn=tn, sram_bytes=parse_bytes(sram), partition=_fractions(partition), bits=bits,
-                      tiling_rule=rule.value)
+                      tiling_rule=rule.value, dataflow=dataflow.value)
     if sweep_sram is None:
         _print_network(net, width, acc, network_cost(layers, acc, technology))
     else:
@@ -86,7 +98,7 @@ def _header(net: str, width: float, acc: Accelerator, swept: bool = False) -> st
     unit = "" if swept else " B"
     size = "SRAM swept" if swept else f"SRAM {acc.sram_bytes} B"
     return (f"{net} at width {width:g}: {acc.tm}x{acc.tn} array, {acc.bits}-bit, {size} = input {i:g} + weight {w:g} "
-            f"+ output {o:g}{unit}, rule {acc.tiling_rule}")
+            f"+ output {o:g}{unit}, rule {acc.tiling_rule}, dataflow {acc.dataflow}")
 
 
 def _print_network(net: str, width: float, acc: Accelerator, result: NetworkCost) -> None:
@@ -97,7 +109,7 @@ def _print_network(net: str, width: float, acc: Accelerator, result: NetworkCost
     table["latency_us"] = table["latency_s"] * 1e6
     table["dram_KiB"] = table["dram_bytes"] / 1024
     table["energy_uJ"] = table["energy_pj"] * _UJ
-    columns = ["name", "kind", "tile", "loop_order", "macs", "cycles", "latency_us", "dram_KiB", "energy_uJ"]
+    columns = ["name", "kind", "mapping", "tile", "loop_order", "macs", "cycles", "latency_us", "dram_KiB", "energy_uJ"]
     total = result.energy_pj
     breakdown = pd.DataFrame(
         {

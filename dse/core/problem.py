@@ -28,7 +28,7 @@ def make_accelerator(spec: StudySpec) -> tuple[costmodel.Accelerator, costmodel.
         technology = costmodel.load_technology(a.technology or None)
         accelerator = costmodel.Accelerator(
             tm=a.tm, tn=a.tn, clock_hz=a.clock_hz, sram_bytes=costmodel.parse_bytes(a.sram),
-            partition=tuple(a.partition), bits=a.bits, tiling_rule=a.tiling_rule)
+            partition=tuple(a.partition), bits=a.bits, tiling_rule=a.tiling_rule, dataflow=a.dataflow)
     except costmodel.CostModelError as exc:
         raise SpecError(f"{spec.source}: accelerator: {exc}") from None
     for i, size in enumerate(spec.search.sram_choices):

@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, get_args
 
-from costmodel import TilingRule, UserError
+from costmodel import Dataflow, TilingRule, UserError
 from dse.core.mechanism import registry
 from nets import TrainingConfig
 
@@ -56,6 +56,7 @@ class AcceleratorSpec:
     partition: tuple[float, ...] = (0.25, 0.5, 0.25)
     bits: int = 16
     tiling_rule: str = "fastest"
+    dataflow: str = "auto"  # conv/FC mapping: best per layer, one stationarity, or "diannao" (the first version's)
     technology: str = ""
     priced_layers: str = "all"
 
@@ -222,6 +223,8 @@ def validate(spec: StudySpec) -> StudySpec:
     check(len(s.objectives) >= 1 and set(s.objectives) <= set(OBJECTIVES), f"{src}: search.objectives",
            f"must be a non-empty subset of {', '.join(OBJECTIVES)}, got {list(s.objectives)}")
     a = spec.accelerator
+    flows = get_args(Dataflow)
+    check(a.dataflow in flows, f"{src}: accelerator.dataflow", f"must be one of {', '.join(flows)}, got '{a.dataflow}'")
     rules = get_args(TilingRule)
     check(a.tiling_rule in rules, f"{src}: accelerator.tiling_rule", f"must be one of {', '.join(rules)}, got '{a.tiling_rule}'")
     check(a.priced_layers in PRICED_LAYERS, f"{src}: accelerator.priced_layers",

@@ -34,3 +34,19 @@ def test_cost_errors_are_one_line() -> None:
         result = runner.invoke(app, args)
         assert result.exit_code == 2
         assert text in result.output and "Traceback" not in result.output
+
+
+def test_cost_prints_the_chosen_mapping_per_layer() -> None:
+    result = runner.invoke(app, ["cost", "lenet", "--dataflow", "weight_stationary", "--rule", "energy"])
+    assert result.exit_code == 0, result.output
+    assert "dataflow weight_stationary" in result.output
+    rows = [line.split() for line in result.output.splitlines() if line.split()[:2] in (["conv1", "conv"], ["fc1", "fc"])]
+    assert [row[2] for row in rows] == ["weight_stationary", "weight_stationary"]
+    diannao = runner.invoke(app, ["cost", "lenet", "--dataflow", "diannao"])
+    assert diannao.exit_code == 0 and "total 294.072 uJ" in diannao.output  # the first version's LeNet price
+
+
+def test_cost_rejects_an_unknown_dataflow() -> None:
+    result = runner.invoke(app, ["cost", "lenet", "--dataflow", "row_stationary"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--dataflow'" in result.output

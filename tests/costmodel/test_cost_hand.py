@@ -10,9 +10,10 @@ from costmodel import Accelerator, LayerShape, Technology, load_technology, netw
 
 
 def _acc(input_b: int, weight_b: int, output_b: int, **kw: object) -> Accelerator:
-    """An 8-bit accelerator whose three buffers have exactly these byte sizes."""
+    """An 8-bit accelerator with the first version's dataflow (derived below) and exactly these buffer sizes."""
     total = input_b + weight_b + output_b
-    acc = Accelerator(sram_bytes=total, partition=(input_b / total, weight_b / total, output_b / total), bits=8, **kw)
+    acc = Accelerator(sram_bytes=total, partition=(input_b / total, weight_b / total, output_b / total), bits=8,
+                      dataflow="diannao", **kw)
     assert acc.buffer_bytes == (input_b, weight_b, output_b)
     return acc
 
