@@ -29,6 +29,8 @@ def spec_digest(spec: StudySpec) -> str:
     """Fingerprint of what defines the study's space and values (not the trial budget)."""
     payload = {name: dataclasses.asdict(section) for name, section in spec.sections().items()}
     payload["search"] = {k: v for k, v in payload["search"].items() if k not in ("n_trials", "seed")}
+    if spec.models:  # by content: the same files elsewhere resume the study, one changed byte does not
+        payload["models"] = {name: model.fingerprint() for name, model in spec.models.items()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
