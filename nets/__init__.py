@@ -15,7 +15,7 @@ from nets._imported import (ImportedArrays, ImportedModelError, file_digest, imp
                             split_scores)
 from nets._increments import IncrementalError, check_increments
 from nets._loaders import labels_dataset, load_dataset
-from nets._models import Model, declared_models, use_models, user_model
+from nets._models import Model, declared_models, takes_transforms, use_models, user_model
 from nets._onnx import OnnxModel, check_class_count, check_output_size, load_onnx, onnx_logits
 from nets._variant import SplitScores, TrainingConfig, Variant, VariantScores, scores_from_logits
 from nets._zoo import UnknownArchitecture, architecture, architecture_names
@@ -28,6 +28,6 @@ __all__ = [
     "atomic_write_text", "build_scores", "cached_golden", "check_class_count", "check_increments", "check_output_size",
     "check_variant", "declared_models", "labels_dataset", "content_digest",
     "default_cache_dir", "file_digest", "imported_scores", "load_dataset", "load_labels", "load_logits", "load_onnx",
-    "onnx_logits", "resolve_knobs", "scores_from_logits", "split_scores", "stratified_split", "use_models", "user_model", "variant_key",
+    "onnx_logits", "resolve_knobs", "scores_from_logits", "split_scores", "stratified_split", "takes_transforms", "use_models", "user_model", "variant_key",
     "weights_key",
 ]

@@ -78,3 +78,10 @@ def declared_models() -> dict[str, Model]:
 def user_model(name: str) -> Model | None:
     """The declared model called `name`, or None for a zoo name."""
     return _MODELS.get(name)
+
+
+def takes_transforms(name: str) -> bool:
+    """True for a net that can be scored and priced at another width, bits or knobs: a shipped net, or a declared
+    layer list priced by the cost model."""
+    model = _MODELS.get(name)
+    return model is None or model.takes_transforms

@@ -133,6 +133,9 @@ def test_onnx_errors_in_a_study(onnx_study: Path) -> None:
     with pytest.raises(SpecError, match=r"models\.blocks: model 'blocks' cannot run as blocks@8b: it is scored by "
                                         r"onnxruntime as exported, so it cannot take bits, rounding"):
         load_problem(bits, "cache", log=lambda _: None)
+    effort = parse_spec(SPEC + "[effort]\nmechanisms = [\"layer\"]\n", "s.toml")
+    with pytest.raises(SpecError, match=r"s\.toml: effort\.nets: 'blocks' is scored or priced as given"):
+        load_problem(effort, "cache", log=lambda _: None)
     widths = parse_spec(SPEC.replace('big = "blocks"', 'big = "separable"').replace(
         'nets = ["separable"]', 'nets = ["blocks"]') + "[incremental]\nwidths = [0.5]\n", "s.toml")
     load_problem(widths, "cache", n_jobs=1, log=lambda _: None)  # a layer-list model takes widths

@@ -259,10 +259,10 @@ def spec_variants(spec: StudySpec) -> list[Variant]:
 
 def check_spec_nets(spec: StudySpec) -> list[Variant]:
     """The spec's up-front variants, after every check that needs the architectures (before any data is read)."""
-    for name in spec.enabled():
-        registry()[name].check_nets(spec, spec.section(name))
     variants = spec_variants(spec)
     check_models(spec, variants)
+    for name in spec.enabled():
+        registry()[name].check_nets(spec, spec.section(name))
     for variant in variants:
         model = nets.user_model(variant.net)
         if model is not None and model.architecture is None:

@@ -1,7 +1,8 @@
 """Study specs: TOML files parsed once into frozen dataclasses, with one-line errors naming file and key.
 
 The core sections are [data], [training], [nets], [accelerator] and [search]; every registered mechanism adds its
-own section (see `dse.mechanisms`), parsed into the mechanism's frozen dataclass and validated by it.
+own section (see `dse.mechanisms`), parsed into the mechanism's frozen dataclass and validated by it. [models.NAME]
+tables declare the user's own networks (`dse.core.models`).
 """
 
 from __future__ import annotations

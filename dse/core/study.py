@@ -18,6 +18,7 @@ from dse.core.results import PJ, Baseline, MarginCurve, Metrics, Panel, StudyRes
 from dse.core.smrc import smrc
 from dse.core.space import CascadeSpace
 from dse.core.spec import SpecError, StudySpec
+from nets import file_digest
 
 OBJECTIVE_COLUMNS = {"energy": "energy_pj", "accuracy_loss": "accuracy_loss_pct", "latency": "latency_s",
                      "storage": "storage_bytes"}
@@ -31,6 +32,12 @@ def spec_digest(spec: StudySpec) -> str:
     payload["search"] = {k: v for k, v in payload["search"].items() if k not in ("n_trials", "seed")}
     if spec.models:  # by content: the same files elsewhere resume the study, one changed byte does not
         payload["models"] = {name: model.fingerprint() for name, model in spec.models.items()}
+    if spec.accelerator.technology:  # so is a technology file (its path is already in the accelerator section)
+        try:
+            payload["technology_sha256"] = file_digest(spec.accelerator.technology)
+        except OSError as exc:
+            raise SpecError(f"{spec.source}: accelerator.technology: cannot read {spec.accelerator.technology} "
+                            f"({exc.strerror})") from None
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
