@@ -78,7 +78,8 @@ def test_an_onnx_model_with_batch_norm_a_residual_add_and_a_depthwise_block_is_a
         onnx_study: Path) -> None:
     result = CliRunner().invoke(app, ["run", "study.toml", "--cache-dir", "cache", "--no-progress", "--jobs", "2"])
     assert result.exit_code == 0, result.output
-    assert "0 -> 10 trials" in result.output and "1 to train" in result.output  # only the layer-list model trains
+    assert re.search(r"0 -> [1-9]\d* trials", result.output)
+    assert "1 to train" in result.output  # only the layer-list model trains
     spec = parse_spec((onnx_study / "study.toml").read_text(), "study.toml")
     arch = spec.models["blocks"].architecture
     kinds = {type(layer).__name__ for layer in arch.layers}
