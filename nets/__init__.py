@@ -7,25 +7,27 @@ from costmodel import UserError
 from nets._arch import (FC, Add, Architecture, ArchitectureError, BatchNorm, Conv, Flatten, GlobalPool, Pool, ReLU,
                         architecture_from_table)
 from nets._atomic import atomic_write_bytes, atomic_write_text
-from nets._build import build_scores, cached_golden
+from nets._build import build_scores, cached_golden, check_variant
 from nets._cache import CacheCorrupted, ScoreCache, default_cache_dir, variant_key, weights_key
 from nets._data import Dataset, DatasetError, content_digest, stratified_split
 from nets._effort import KNOBS, EffortError, resolve_knobs
 from nets._imported import (ImportedArrays, ImportedModelError, file_digest, imported_scores, load_labels, load_logits,
                             split_scores)
 from nets._increments import IncrementalError, check_increments
-from nets._loaders import load_dataset
-from nets._onnx import OnnxModel, check_class_count, load_onnx, onnx_logits
+from nets._loaders import labels_dataset, load_dataset
+from nets._models import Model, declared_models, takes_transforms, use_models, user_model
+from nets._onnx import OnnxModel, check_class_count, check_output_size, load_onnx, onnx_logits
 from nets._variant import SplitScores, TrainingConfig, Variant, VariantScores, scores_from_logits
 from nets._zoo import UnknownArchitecture, architecture, architecture_names
 
 __all__ = [
-    "FC", "KNOBS", "Add", "Architecture", "ArchitectureError", "BatchNorm", "CacheCorrupted", "Conv", "Dataset",
+    "FC", "KNOBS", "Model", "Add", "Architecture", "ArchitectureError", "BatchNorm", "CacheCorrupted", "Conv", "Dataset",
     "DatasetError", "EffortError", "Flatten", "GlobalPool", "ImportedArrays", "ImportedModelError", "IncrementalError",
     "OnnxModel", "Pool", "ReLU", "ScoreCache", "SplitScores", "TrainingConfig", "UnknownArchitecture", "UserError",
     "Variant", "VariantScores", "architecture", "architecture_from_table", "architecture_names", "atomic_write_bytes",
-    "atomic_write_text", "build_scores", "cached_golden", "check_class_count", "check_increments", "content_digest",
+    "atomic_write_text", "build_scores", "cached_golden", "check_class_count", "check_increments", "check_output_size",
+    "check_variant", "declared_models", "labels_dataset", "content_digest",
     "default_cache_dir", "file_digest", "imported_scores", "load_dataset", "load_labels", "load_logits", "load_onnx",
-    "onnx_logits", "resolve_knobs", "scores_from_logits", "split_scores", "stratified_split", "variant_key",
+    "onnx_logits", "resolve_knobs", "scores_from_logits", "split_scores", "stratified_split", "takes_transforms", "use_models", "user_model", "variant_key",
     "weights_key",
 ]

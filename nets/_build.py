@@ -1,4 +1,5 @@
-"""Building a variant's scores: train its weights once per training key, score the calib and test splits.
+"""Building a variant's scores: train its weights once per training key, score the calib and test splits; a
+declared model that is not trained is scored from its logits file or by onnxruntime.
 
 Scoring applies every transform the variant carries (width or increments, bits, knobs) and records which it
 applied, so that a study can check that what it scores is what it prices.
@@ -6,14 +7,21 @@ applied, so that a study can check that what it scores is what it prices.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import time
 from typing import Callable, Sequence
 
 from nets._cache import SCORED_SPLITS, CacheCorrupted, ScoreCache, variant_key, weights_key
 from nets._data import Dataset
+from nets._imported import ImportedModelError, split_scores
+from nets._models import Model, declared_models, use_models, user_model
+from nets._onnx import check_output_size, onnx_logits
 from nets._variant import SplitScores, TrainingConfig, Variant, VariantScores, scores_from_logits
+
+MODEL_CODE_VERSION = "1"
 
 
 def train_weights(dataset: Dataset, variant: Variant, config: TrainingConfig, key: str, root: str) -> str:
@@ -104,6 +112,53 @@ def score_variant(dataset: Dataset, variant: Variant, config: TrainingConfig, ke
                         "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
 
 
+def check_variant(variant: Variant) -> None:
+    """Refuse a variant that transforms a model scored or priced as given (ONNX, logits, measured price)."""
+    model = user_model(variant.net)
+    if model is None or model.takes_transforms or not variant.transforms:
+        return
+    why = {"logits": "its scores come from a logits file", "onnx": "it is scored by onnxruntime as exported"}.get(
+        model.scored_by, "its price is measured (energy_j)")
+    raise ImportedModelError(f"model '{model.name}' cannot run as {variant.name}: {why}, so it cannot take "
+                             f"{', '.join(variant.transforms)} (only a layer-list model priced by the cost model can)")
+
+
+def model_key(dataset: Dataset, model: Model) -> str:
+    """Cache key of a model's scores: the dataset's content id, the model files' SHA-256 and the input scaling."""
+    payload = {"dataset": dataset.dataset_id, "splits": {name: len(labels) for name, labels in dataset.labels.items()},
+               "scored_by": model.scored_by, "digest": model.digest, "input_mean": model.input_mean,
+               "input_std": model.input_std, "code_version": MODEL_CODE_VERSION}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def imported_scores_of(dataset: Dataset, variant: Variant, model: Model, cache: ScoreCache) -> VariantScores:
+    """Scores of a model that is not trained: read from its logits file, or run by onnxruntime (and cached)."""
+    key = model_key(dataset, model)
+    if model.logits is not None:
+        labels = {split: dataset.labels[split] for split in SCORED_SPLITS}
+        return VariantScores(variant, key, split_scores(model.logits.splits, labels, model.logits.source,
+                                                        dataset.source or dataset.dataset_id,
+                                                        dataset.num_classes if dataset.images else None))
+    assert model.onnx is not None
+    try:
+        return cache.load(key, variant, dataset)
+    except (FileNotFoundError, CacheCorrupted):
+        pass
+    check_output_size(model.onnx.architecture, dataset.num_classes, model.onnx.path)
+    splits = {split: scores_from_logits(onnx_logits(model.onnx, dataset.images[split], model.input_mean,
+                                                    model.input_std), dataset.labels[split])
+              for split in SCORED_SPLITS}
+    return cache.store(key, variant, splits, (), {"onnx_sha256": model.onnx.digest,
+                                                  "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+
+
+def _with_models(models: dict[str, Model], function: Callable, *args: object) -> object:
+    """Run `function` in a worker process after declaring the study's trained models there (workers start without
+    them; the others are not trained, so their files never travel to the workers)."""
+    use_models({**declared_models(), **models}.values())  # in the main process (one job): the same models
+    return function(*args)
+
+
 def _parallel(jobs: list, n_jobs: int):  # type: ignore[no-untyped-def]
     """Run joblib jobs, yielding results as they finish."""
     from joblib import Parallel
@@ -124,7 +179,13 @@ def build_scores(dataset: Dataset, variants: Sequence[Variant], config: Training
 
     results: dict[Variant, VariantScores] = {}
     to_score: list[tuple[Variant, str]] = []
+    models = {name: model for name, model in declared_models().items() if model.scored_by == "training"}
     for variant in dict.fromkeys(variants):
+        check_variant(variant)
+        model = user_model(variant.net)
+        if model is not None and model.scored_by != "training":
+            results[variant] = imported_scores_of(dataset, variant, model, cache)
+            continue
         key = variant_key(dataset, variant, config)
         try:
             results[variant] = cache.load(key, variant, dataset)
@@ -149,11 +210,13 @@ def build_scores(dataset: Dataset, variants: Sequence[Variant], config: Training
     start = time.perf_counter()
     # ordinary weights first: incremental training starts from the golden models they may include
     for phase in ([k for k, v in to_train.items() if not v.increments], [k for k, v in to_train.items() if v.increments]):
-        jobs = [delayed(train_weights)(dataset, to_train[key], config, key, str(cache.root)) for key in phase]
+        jobs = [delayed(_with_models)(models, train_weights, dataset, to_train[key], config, key, str(cache.root))
+                for key in phase]
         for key in _parallel(jobs, n_jobs) if jobs else ():
             log(f"  trained {to_train[key].name} ({time.perf_counter() - start:.0f}s)")
     if to_score:
-        jobs = [delayed(score_variant)(dataset, v, config, key, str(cache.root)) for v, key in to_score]
+        jobs = [delayed(_with_models)(models, score_variant, dataset, v, config, key, str(cache.root))
+                for v, key in to_score]
         for scores in _parallel(jobs, n_jobs):
             results[scores.variant] = scores
             log(f"  {scores.variant.name:>12}: calib acc {scores.splits['calib'].accuracy:.2%}, "

@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import importlib.util
 import struct
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,7 @@ class Dataset:
     images: dict[str, np.ndarray]
     labels: dict[str, np.ndarray]
     num_classes: int
+    source: str = ""  # the file the labels came from, for messages ("" when the id says enough)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -164,7 +166,7 @@ def load_npz(path: str | Path, seed: int = 0, fractions: tuple[float, float, flo
     try:
         with np.load(path) as archive:
             images, labels = archive["images"], archive["labels"]
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise DatasetError(f"{path}: needs arrays 'images' and 'labels' ({exc})") from None
     if images.ndim == 3:
         images = images[:, None]

@@ -65,9 +65,14 @@ def load_onnx(path: str | Path, name: str | None = None) -> OnnxModel:
 
 def check_class_count(model: OnnxModel, num_classes: int) -> None:
     """Fail in one line unless the model outputs exactly one value per class."""
-    if model.architecture.output_size != num_classes:
-        raise ImportedModelError(f"{model.path}: the model outputs {model.architecture.output_size} values per "
-                                 f"sample but the data has {num_classes} classes")
+    check_output_size(model.architecture, num_classes, model.path)
+
+
+def check_output_size(architecture: Architecture, num_classes: int, where: str) -> None:
+    """Fail in one line (naming `where`) unless the network outputs exactly one value per class."""
+    if architecture.output_size != num_classes:
+        raise ImportedModelError(f"{where}: the model outputs {architecture.output_size} values per sample but the "
+                                 f"data has {num_classes} classes")
 
 
 def onnx_logits(model: OnnxModel, images: np.ndarray, input_mean: float | Sequence[float] | None = None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from costmodel import UserError
 from nets._arch import FC, Architecture, Conv, Layer, Pool, ReLU
+from nets._models import declared_models, user_model
 
 MNIST_INPUT = (1, 28, 28)
 CIFAR_INPUT = (3, 32, 32)
@@ -87,13 +88,19 @@ class UnknownArchitecture(UserError):
 
 
 def architecture(name: str) -> Architecture:
-    """The shipped architecture called `name` (case-insensitive)."""
+    """The architecture of a model the loaded spec declares, else the shipped one called `name` (case-insensitive)."""
+    model = user_model(name)
+    if model is not None:
+        if model.architecture is None:
+            raise UnknownArchitecture(f"model '{name}' has no layer list (its scores come from logits and its price "
+                                      f"is measured)")
+        return model.architecture
     try:
         return ZOO[name.lower()]
     except KeyError:
-        raise UnknownArchitecture(f"unknown network '{name}'; known: {', '.join(ZOO)}") from None
+        raise UnknownArchitecture(f"unknown network '{name}'; known: {', '.join(architecture_names())}") from None
 
 
 def architecture_names() -> list[str]:
-    """Names of all shipped architectures."""
-    return list(ZOO)
+    """Names of all shipped architectures, then of the models the loaded spec declares."""
+    return [*ZOO, *declared_models()]

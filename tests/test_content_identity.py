@@ -69,3 +69,21 @@ def test_one_changed_byte_changes_the_key(tmp_path: Path) -> None:
     np.savez(tmp_path / "same-as-b.npz", images=images, labels=labels)
     ids = [load_dataset("npz", tmp_path / name).dataset_id for name in ("a.npz", "b.npz", "same-as-b.npz")]
     assert ids[0] != ids[1] and ids[1] == ids[2]
+
+
+def test_a_technology_file_is_part_of_the_study_fingerprint_by_content(tmp_path: Path) -> None:
+    import pytest
+
+    from dse import SpecError, parse_spec
+    from dse.core.study import spec_digest
+
+    tech = tmp_path / "tech.toml"
+    tech.write_text("")
+    text = f'version = 2\nname = "t"\n[accelerator]\ntechnology = "{tech}"\n[little]\nnets = ["mini7"]\n'
+    before = spec_digest(parse_spec(text, "t.toml"))
+    assert spec_digest(parse_spec(text, "t.toml")) == before
+    tech.write_text("# one changed byte\n")
+    assert spec_digest(parse_spec(text, "t.toml")) != before
+    tech.unlink()
+    with pytest.raises(SpecError, match=r"t\.toml: accelerator\.technology: cannot read .*tech\.toml"):
+        spec_digest(parse_spec(text, "t.toml"))

@@ -67,6 +67,16 @@ class Graph:
         return path
 
 
+def depthwise_separable(g: Graph) -> None:
+    """A depthwise 3x3 (8 groups) with batch norm and ReLU6, then a pointwise 1x1 to 16 channels with batch norm."""
+    g.conv("dw", 8, 8, 3, groups=8, pad=1)
+    g.bn("dw_bn", 8)
+    g.node("Clip", "dw_relu6", g.const("zero", np.array(0.0)), g.const("six", np.array(6.0)))
+    g.conv("pw", 16, 8, 1)
+    g.bn("pw_bn", 16)
+    g.node("Relu", "pw_relu")
+
+
 def blocks_graph() -> Graph:
     """Stem, a ResNet-style basic block (identity shortcut), a depthwise-separable block, pools and a Gemm."""
     g = Graph()
@@ -80,12 +90,7 @@ def blocks_graph() -> Graph:
     g.bn("res_bn2", 8)
     g.node("Add", "res_add", inputs=[stem, g.current])
     g.node("Relu", "res_relu2")
-    g.conv("dw", 8, 8, 3, groups=8, pad=1)
-    g.bn("dw_bn", 8)
-    g.node("Clip", "dw_relu6", g.const("zero", np.array(0.0)), g.const("six", np.array(6.0)))
-    g.conv("pw", 16, 8, 1)
-    g.bn("pw_bn", 16)
-    g.node("Relu", "pw_relu")
+    depthwise_separable(g)
     g.node("MaxPool", "pool", kernel_shape=[2, 2], strides=[2, 2])
     g.node("GlobalAveragePool", "gap")
     g.node("Flatten", "flat", axis=1)

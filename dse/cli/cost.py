@@ -13,6 +13,8 @@ from costmodel import Accelerator, CostModelError, NetworkCost, load_technology,
 if TYPE_CHECKING:
     import pandas as pd
 
+    import nets
+
 _UJ = 1e-6  # pJ -> uJ
 _COMPONENTS = {
     "mac_pj": "MAC / pooling",
@@ -47,7 +49,9 @@ _RULE_HELP = "Tiling: fewest cycles then fewest DRAM bytes; least energy; or few
 
 
 def cost(
-    net: Annotated[str, typer.Argument(help="Network name, e.g. lenet, mini1..mini8, verydeep19, vgg_f, caffenet")],
+    net: Annotated[str, typer.Argument(help="A shipped network (lenet, mini1..mini8, vgg_f, ...), a model of --spec, "
+                                            "or an .onnx file")],
+    spec: Annotated[Optional[Path], typer.Option("--spec", help="Study spec whose [models.NAME] NET may name")] = None,
     sram: Annotated[str, typer.Option(help="Total on-chip SRAM: B, KiB, MiB (binary) or KB, MB (SI)")] = "16KiB",
     partition: Annotated[str, typer.Option(help="Input,weight,output buffer fractions of the SRAM")] = "0.25,0.5,0.25",
     bits: Annotated[int, typer.Option(help="Bit-width of activations, weights and datapath")] = 16,
@@ -61,9 +65,7 @@ def cost(
         help="Print energy vs SRAM size for powers of two in LO..HI, e.g. 4KiB..512KiB")] = None,
 ) -> None:
     """Print the per-layer mapping, tiling and energy breakdown of one inference, or energy vs SRAM size."""
-    import nets
-
-    layers = nets.architecture(net).layer_shapes(width)
+    layers = _architecture(net, spec).layer_shapes(width)
     technology = load_technology(tech)
     acc = Accelerator(tm=tm, tn=tn, sram_bytes=parse_bytes(sram), partition=_fractions(partition), bits=bits,
                       tiling_rule=rule.value, dataflow=dataflow.value)
@@ -71,6 +73,22 @@ def cost(
         _print_network(net, width, acc, network_cost(layers, acc, technology))
     else:
         _print_sweep(net, width, acc, sram_sweep(layers, acc, _sweep_sizes(sweep_sram), technology))
+
+
+def _architecture(net: str, spec: Path | None) -> "nets.Architecture":
+    """The layer list of an .onnx file, else of a model the spec declares, else of a shipped network."""
+    import nets
+
+    if net.endswith(".onnx"):
+        return nets.load_onnx(net).architecture
+    nets.use_models(())  # without --spec, only shipped names
+    if spec is not None:
+        from dse.core.spec import load_spec
+
+        loaded = load_spec(spec)
+        if net in loaded.models and loaded.models[net].measured:
+            typer.echo(f"note: in studies, {net} is priced by its measured energy_j; below is the cost model's price")
+    return nets.architecture(net)
 
 
 def _fractions(text: str) -> tuple[float, ...]:

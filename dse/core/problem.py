@@ -10,9 +10,11 @@ from typing import Callable
 import numpy as np
 
 import costmodel
+import nets
 from dse.core._exact import front
 from dse.core.evaluate import evaluate_cascade
 from dse.core.mechanism import registry
+from dse.core.models import check_models
 from dse.core.results import PJ, Metrics
 from dse.core.spec import SpecError, StudySpec
 from nets import ArchitectureError, Dataset, ScoreCache, SplitScores, Variant, VariantScores, build_scores, load_dataset
@@ -56,6 +58,7 @@ class CascadeProblem:
     rows: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)  # split -> (scored split, its rows) if carved
     work: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)  # split -> variant -> executed fraction (N,)
     scoring_s: float = 0.0  # time spent scoring variants on demand (`ensure`)
+    measured: dict[str, tuple[float, float | None]] = field(default_factory=dict)  # net -> (energy_j, latency_s)
 
     @classmethod
     def from_scores(cls, scores: list[VariantScores], big: int, accelerator: costmodel.Accelerator,
@@ -152,6 +155,8 @@ class CascadeProblem:
         """One stage's cost at the variant's own bits; when it widens stage `after` of the same net (more channels,
         same everything else), only the new channels' work (the cost model's reuse mode)."""
         variant = self.variants[index]
+        if variant.net in self.measured:
+            return _measured_cost(*self.measured[variant.net])
         acc = accelerator or self.accelerator
         if variant.bits is not None:
             acc = dataclasses.replace(acc, bits=variant.bits)
@@ -163,6 +168,8 @@ class CascadeProblem:
         """The transforms `price` applies to variant `index`, read off what it prices: the layer shapes' width, the
         accelerator's bits, per-sample work (knobs), increments in reuse mode."""
         variant = self.variants[index]
+        if variant.net in self.measured:
+            return ()  # as measured: such a model takes no transforms (`nets.check_variant`)
         full = variant.architecture.layer_shapes(1.0)
         applied = []
         if [s.out_channels for s in self.layers[index]] != [s.out_channels for s in _filter(full, self.priced_layers)]:
@@ -275,8 +282,20 @@ def _filter(shapes: list[costmodel.LayerShape], priced_layers: str) -> list[cost
 
 
 def _priced_shapes(variant: Variant, priced_layers: str) -> list[costmodel.LayerShape]:
-    """Layer shapes the cost model prices for `variant`, at its width."""
+    """Layer shapes the cost model prices for `variant`, at its width (none for a model known only by its logits)."""
+    model = nets.user_model(variant.net)
+    if model is not None and model.architecture is None:
+        return []
     return _filter(variant.architecture.layer_shapes(variant.width), priced_layers)
+
+
+def _measured_cost(energy_j: float, latency_s: float | None) -> costmodel.NetworkCost:
+    """A measured price per inference: its energy and latency replace the cost model's; the rest is not known (NaN:
+    a model priced so cannot be asked for its storage or, without latency_s, its latency)."""
+    unknown = float("nan")
+    return dataclasses.replace(costmodel.NetworkCost.from_layers((), extra_pj=energy_j / PJ),
+                               latency_s=unknown if latency_s is None else latency_s, weight_bytes=unknown,
+                               cycles=unknown, dram_bytes=unknown, macs=unknown)
 
 
 def _widens(previous: Variant, variant: Variant) -> bool:
@@ -295,10 +314,14 @@ def spec_variants(spec: StudySpec) -> list[Variant]:
 
 def check_spec_nets(spec: StudySpec) -> list[Variant]:
     """The spec's up-front variants, after every check that needs the architectures (before any data is read)."""
+    variants = spec_variants(spec)
+    check_models(spec, variants)
     for name in spec.enabled():
         registry()[name].check_nets(spec, spec.section(name))
-    variants = spec_variants(spec)
     for variant in variants:
+        model = nets.user_model(variant.net)
+        if model is not None and model.architecture is None:
+            continue
         try:
             variant.architecture.layer_shapes(variant.width)
         except ArchitectureError as exc:
@@ -309,17 +332,24 @@ def check_spec_nets(spec: StudySpec) -> list[Variant]:
 def load_problem(spec: StudySpec, cache_dir: str | None = None, n_jobs: int = -1,
                  log: Callable[[str], None] = print) -> tuple[CascadeProblem, Dataset]:
     """Load data, build or load every variant's scores, and set up pricing."""
+    nets.use_models(spec.models.values())  # this spec's models, whichever spec was loaded last
     accelerator, technology = make_accelerator(spec)
     variants = check_spec_nets(spec)
     dataset = load_dataset(spec.data.dataset, spec.data.path or None, spec.data.seed)
-    for variant in variants:
+    for variant in variants if dataset.images else ():  # a labels dataset: every net brings its logits
         if variant.architecture.input_shape != dataset.input_shape:
             raise SpecError(f"{spec.source}: nets: '{variant.net}' expects input {variant.architecture.input_shape}, "
                             f"dataset {spec.data.dataset} has {dataset.input_shape}")
+        try:
+            nets.check_output_size(variant.architecture, dataset.num_classes, f"{spec.source}: nets: '{variant.net}'")
+        except nets.UserError as exc:
+            raise SpecError(str(exc)) from None
     cache = ScoreCache(cache_dir)
     scores = build_scores(dataset, variants, spec.training, cache, n_jobs=n_jobs, log=log)
     problem = CascadeProblem.from_scores([scores[v] for v in variants], 0, accelerator, technology,
                                          spec.accelerator.priced_layers)
+    problem.measured = {name: (model.energy_j, model.latency_s) for name, model in spec.models.items()
+                        if model.measured}
 
     def builder(extra: list[Variant]) -> list[VariantScores]:
         built = build_scores(dataset, extra, spec.training, cache, n_jobs=1, log=lambda _: None)

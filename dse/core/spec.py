@@ -1,7 +1,8 @@
 """Study specs: TOML files parsed once into frozen dataclasses, with one-line errors naming file and key.
 
 The core sections are [data], [training], [nets], [accelerator] and [search]; every registered mechanism adds its
-own section (see `dse.mechanisms`), parsed into the mechanism's frozen dataclass and validated by it.
+own section (see `dse.mechanisms`), parsed into the mechanism's frozen dataclass and validated by it. [models.NAME]
+tables declare the user's own networks (`dse.core.models`).
 """
 
 from __future__ import annotations
@@ -13,20 +14,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, get_args
 
-from costmodel import Dataflow, TilingRule, UserError
+from costmodel import Dataflow, TilingRule
+from dse.core.errors import SpecError, check
 from dse.core.mechanism import registry
-from nets import TrainingConfig
+from dse.core.models import parse_models
+from nets import TrainingConfig, use_models
 
 SPEC_VERSION = 2
 OBJECTIVES = ("energy", "accuracy_loss", "latency", "storage")
 SAMPLERS = ("tpe", "nsga2", "random")
 THRESHOLDS = ("exact", "sampled")
 PRICED_LAYERS = ("all", "conv")
-DATASETS = ("mnist5k", "mnist", "npz", "cifar10")
-
-
-class SpecError(UserError):
-    """A study spec that cannot be used; the message names the file and key."""
+DATASETS = ("mnist5k", "mnist", "npz", "cifar10", "labels")
 
 
 @dataclass(frozen=True)
@@ -102,6 +101,7 @@ class StudySpec:
     accelerator: AcceleratorSpec = field(default_factory=AcceleratorSpec)
     search: SearchSpec = field(default_factory=SearchSpec)
     mechanisms: dict[str, Any] = field(default_factory=dict)  # section name -> the mechanism's parsed section
+    models: dict[str, Any] = field(default_factory=dict)  # [models.NAME] -> nets.Model, usable as net names
 
     def with_overrides(self, **sections: dict[str, Any]) -> "StudySpec":
         """A copy with some section fields replaced, e.g. with_overrides(search={"n_trials": 5})."""
@@ -164,12 +164,6 @@ def _section(table: Any, cls: type, where: str) -> Any:
     if unknown:
         raise SpecError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(defaults)})")
     return cls(**{key: _coerce(value, defaults[key], f"{where}.{key}") for key, value in table.items()})
-
-
-def check(ok: bool, where: str, message: str) -> None:
-    """Raise SpecError(f"{where}: {message}") unless `ok`: the one shape of every spec error."""
-    if not ok:
-        raise SpecError(f"{where}: {message}")
 
 
 def validate(spec: StudySpec) -> StudySpec:
@@ -249,7 +243,7 @@ def parse_spec(text: str, source: str) -> StudySpec:
         raise SpecError(f"{source}: version: version 1 specs are no longer read; version 2 gives every mechanism its "
                         f"own section and [nets] keeps only `big` (see the README's 'Study specs')")
     mechanism_sections = {name: mechanism.Section for name, mechanism in registry().items()}
-    top = {"name", "description", "version"}
+    top = {"name", "description", "version", "models"}
     known = top | set(SECTIONS) | set(mechanism_sections)
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -260,7 +254,10 @@ def parse_spec(text: str, source: str) -> StudySpec:
     mechanisms = {key: _section(raw.get(key, {}), cls, f"{source}: {key}") for key, cls in mechanism_sections.items()}
     head = {key: _coerce(raw[key], default, f"{source}: {key}")
             for key, default in (("name", ""), ("description", ""), ("version", 0)) if key in raw}
-    return validate(StudySpec(source=source, **head, **sections, mechanisms=mechanisms))
+    use_models(())
+    models = parse_models(raw.get("models", {}), source)
+    use_models(models.values())  # the spec's model names now resolve like zoo names
+    return validate(StudySpec(source=source, **head, **sections, mechanisms=mechanisms, models=models))
 
 
 def builtin_specs() -> dict[str, Path]:

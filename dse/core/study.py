@@ -20,6 +20,7 @@ from dse.core._exact import allowed_extra_errors
 from dse.core._risk import fixed_sequence, loss_upper_bound
 from dse.core.space import CascadeSpace, enumerate_structures, replay_structure
 from dse.core.spec import SpecError, StudySpec
+from nets import file_digest
 
 OBJECTIVE_COLUMNS = {"energy": "energy_pj", "accuracy_loss": "accuracy_loss_pct", "latency": "latency_s",
                      "storage": "storage_bytes"}
@@ -31,6 +32,14 @@ def spec_digest(spec: StudySpec) -> str:
     """Fingerprint of what defines the study's space and values (not the trial budget)."""
     payload = {name: dataclasses.asdict(section) for name, section in spec.sections().items()}
     payload["search"] = {k: v for k, v in payload["search"].items() if k not in ("n_trials", "seed")}
+    if spec.models:  # by content: the same files elsewhere resume the study, one changed byte does not
+        payload["models"] = {name: model.fingerprint() for name, model in spec.models.items()}
+    if spec.accelerator.technology:  # so is a technology file (its path is already in the accelerator section)
+        try:
+            payload["technology_sha256"] = file_digest(spec.accelerator.technology)
+        except OSError as exc:
+            raise SpecError(f"{spec.source}: accelerator.technology: cannot read {spec.accelerator.technology} "
+                            f"({exc.strerror})") from None
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -20,7 +20,7 @@ import optuna
 from dse.core.mechanism import Cascade, Mechanism
 from dse.core.problem import spec_variants
 from dse.core.spec import SpecError, StudySpec, check
-from nets import KNOBS, EffortError, architecture, resolve_knobs
+from nets import KNOBS, Architecture, EffortError, architecture, resolve_knobs, takes_transforms
 
 MECHANISM_KNOBS: dict[str, tuple[str, ...]] = {  # primary knob first
     mechanism: tuple(name for name, knob in KNOBS.items() if knob.mechanism == mechanism)
@@ -71,15 +71,21 @@ def suggest_knobs(trial: optuna.Trial, mechanisms: Sequence[str], scopes: Sequen
     return tuple(sorted(knobs))
 
 
-@functools.cache
 def applicable_knobs(net: str, mechanisms: tuple[str, ...], scopes: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
     """Per knob scope, the knob mechanisms that can act on `net` there (e.g. no feature-level knob on FC layers)."""
+    return _applicable_knobs(architecture(net), mechanisms, scopes)
+
+
+@functools.cache
+def _applicable_knobs(arch: Architecture, mechanisms: tuple[str, ...],
+                      scopes: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
+    """`applicable_knobs`, cached by the architecture itself (a spec's model may reuse a name with other layers)."""
     plan = []
     for scope in scopes:
         usable = []
         for mechanism in mechanisms:
             try:
-                resolve_knobs(architecture(net), 1.0, mechanism_grid(mechanism, scope)[0])
+                resolve_knobs(arch, 1.0, mechanism_grid(mechanism, scope)[0])
                 usable.append(mechanism)
             except EffortError:
                 continue
@@ -122,6 +128,8 @@ class Effort(Mechanism):
         others = [v.net for v in spec_variants(spec) if v.net != spec.nets.big]
         nets = ([spec.nets.big] if "big" in config.nets else []) + (others if "little" in config.nets else [])
         for net in dict.fromkeys(nets):
+            check(takes_transforms(net), f"{spec.source}: effort.nets", f"'{net}' is scored or priced as given (an "
+                  "ONNX, logits or measured model), so it cannot take effort knobs")
             for scope, usable in applicable_knobs(net, config.mechanisms, config.scopes):
                 if not usable:
                     raise SpecError(f"{spec.source}: effort.scopes: no mechanism of {list(config.mechanisms)} can act "
