@@ -8,6 +8,7 @@ import json
 import time
 import warnings
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 import optuna
@@ -22,7 +23,8 @@ from dse.core.spec import SpecError, StudySpec
 OBJECTIVE_COLUMNS = {"energy": "energy_pj", "accuracy_loss": "accuracy_loss_pct", "latency": "latency_s",
                      "storage": "storage_bytes"}
 SPLITS = ("calib", "test")
-RECORD = "record"  # the trial user attribute holding the cascade, its thresholds and all calib/test metrics
+REPORT_PREFIX = "dse:"  # study system attributes holding the report's baselines, margin curves and panels
+DASHBOARD_CONSTRAINTS = "constraints"  # the system attribute optuna-dashboard 0.21 reads constraints from
 
 
 def spec_digest(spec: StudySpec) -> str:
@@ -54,6 +56,9 @@ def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.
     if digest is None:
         study.set_user_attr("spec_digest", spec_digest(spec))
         study.set_user_attr("objectives", list(spec.search.objectives))
+        with warnings.catch_warnings():  # experimental since 3.2, and what the dashboard and exports read
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([OBJECTIVE_COLUMNS[name] for name in spec.search.objectives])
     elif digest != spec_digest(spec):
         raise SpecError(f"{spec.source}: the study '{spec.name}' in this storage was made from a different spec; "
                         f"use another --out/--storage or restore the spec")
@@ -125,11 +130,19 @@ class CascadeObjective:
         metrics = {split: self.problem.metrics(point.stages, point.thresholds, split, point.accelerator, point.reuse)
                    for split in SPLITS}
         self.evaluate_s += time.perf_counter() - start
-        trial.set_user_attr(RECORD, {"cascade": point.cascade(self.problem.names),  # one storage write, not ~20
-                                     "thresholds": [float(t) for t in point.thresholds],
-                                     **metrics["calib"].flat("calib"), **metrics["test"].flat("test")})
+        result = TrialResult(
+            trial.number, point.cascade(self.problem.names), tuple(float(t) for t in point.thresholds), {},
+            metrics["calib"], metrics["test"], True,
+            stage_bits=tuple(self.problem.variants[s].bits or point.accelerator.bits for s in point.stages),
+            sram_bytes=point.accelerator.sram_bytes, partition=tuple(point.accelerator.partition),
+            breakdown={split: self.problem.breakdown(point.stages, point.thresholds, split, point.accelerator,
+                                                     point.reuse) for split in SPLITS})
+        for key, value in result.user_attrs().items():  # one attribute per metric: what optuna-dashboard lists
+            trial.set_user_attr(key, value)
         if self.spec.search.max_accuracy_loss_pct is not None:
-            trial.set_constraint("accuracy_loss", constraint_value(metrics["calib"], self.spec))
+            value = constraint_value(metrics["calib"], self.spec)
+            trial.set_constraint("accuracy_loss", value)
+            trial.storage.set_trial_system_attr(trial._trial_id, DASHBOARD_CONSTRAINTS, [value])
         values = {"energy": metrics["calib"].energy_j / PJ, "accuracy_loss": metrics["calib"].accuracy_loss_pct,
                   "latency": metrics["calib"].latency_s, "storage": metrics["calib"].storage_bytes}
         return [float(values[name]) for name in self.spec.search.objectives]
@@ -153,17 +166,21 @@ def constraint_value(calib: Metrics, spec: StudySpec) -> float:
 
 
 def run_search(study: optuna.Study, problem: CascadeProblem, spec: StudySpec, n_trials: int,
-               progress: bool = True) -> SearchTiming:
-    """Record baselines, margin curves and panels on the study, then add `n_trials` trials to it."""
-    study.set_user_attr("baselines", [b.to_json() for b in baselines(problem, spec)])
-    study.set_user_attr("smrc", [dataclasses.asdict(c) for c in margin_curves(problem)])
-    study.set_user_attr("panels", [p.to_json() for p in panels(problem, spec)])
+               progress: bool = True, callbacks: list[Callable[..., None]] | None = None) -> SearchTiming:
+    """Record baselines, margin curves, panels and settings on the study, then add `n_trials` trials to it
+    (`callbacks`: Optuna's, called after each trial)."""
+    report_data = {"baselines": [b.to_json() for b in baselines(problem, spec)],
+                   "smrc": [dataclasses.asdict(c) for c in margin_curves(problem)],
+                   "panels": [p.to_json() for p in panels(problem, spec)]}
+    for key, value in report_data.items():  # large: kept out of the user attributes optuna-dashboard lists
+        study._storage.set_study_system_attr(study._study_id, f"{REPORT_PREFIX}{key}", value)
     study.set_user_attr("big", problem.names[problem.big])
     study.set_user_attr("max_accuracy_loss_pct", spec.search.max_accuracy_loss_pct)
+    study.set_user_attr("settings", accelerator_settings(problem))
     objective = CascadeObjective(problem, spec)
     scoring_before = problem.scoring_s
     start = time.perf_counter()
-    study.optimize(objective, n_trials=n_trials, show_progress_bar=progress and n_trials > 0)
+    study.optimize(objective, n_trials=n_trials, show_progress_bar=progress and n_trials > 0, callbacks=callbacks)
     return SearchTiming(n_trials, time.perf_counter() - start, problem.scoring_s - scoring_before, objective.evaluate_s)
 
 
@@ -185,23 +202,35 @@ def trial_results(study: optuna.Study) -> list[TrialResult]:
         if tuple(trial.values) not in seen:
             seen.add(tuple(trial.values))
             pareto.add(trial.number)
-    results = []
-    for trial in trials:
-        record = trial.user_attrs.get(RECORD)
-        if record is None:
-            continue
-        results.append(TrialResult(trial.number, record["cascade"], tuple(record["thresholds"]), dict(trial.params),
-                                   Metrics.from_row(record, "calib"), Metrics.from_row(record, "test"),
-                                   is_feasible(trial), trial.number in pareto))
-    return results
+    return [TrialResult.from_user_attrs(trial.number, trial.params, trial.user_attrs, is_feasible(trial),
+                                        trial.number in pareto) for trial in trials if "cascade" in trial.user_attrs]
 
 
 def study_results(study: optuna.Study) -> StudyResults:
     """The typed results of a study: what the report, the exports and `dse pareto` read."""
     attrs = study.user_attrs
+    data = report_data(study)
     return StudyResults(study.study_name, attrs.get("big", "?"), attrs.get("max_accuracy_loss_pct"),
-                        trial_results(study), [Baseline.from_json(b) for b in attrs.get("baselines", [])],
-                        [MarginCurve(**c) for c in attrs.get("smrc", [])], [Panel(**p) for p in attrs.get("panels", [])])
+                        trial_results(study), [Baseline.from_json(b) for b in data.get("baselines", [])],
+                        [MarginCurve(**c) for c in data.get("smrc", [])], [Panel(**p) for p in data.get("panels", [])],
+                        dict(attrs.get("settings", {})))
+
+
+def report_data(study: optuna.Study) -> dict[str, Any]:
+    """The baselines, margin curves and panels `run_search` stored on the study (as study system attributes)."""
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    return {key[len(REPORT_PREFIX):]: value for key, value in attrs.items() if key.startswith(REPORT_PREFIX)}
+
+
+def accelerator_settings(problem: CascadeProblem) -> dict[str, Any]:
+    """The accelerator and technology the study prices on, in SI units with the unit in each key."""
+    a, t = problem.accelerator, problem.technology
+    return {"array_tm": a.tm, "array_tn": a.tn, "clock_hz": a.clock_hz, "sram_bytes": a.sram_bytes,
+            "partition_input_weight_output": list(a.partition), "bits": a.bits, "tiling_rule": a.tiling_rule,
+            "priced_layers": problem.priced_layers, "technology_file": t.source, "mac_preset": t.mac_preset,
+            "sram_preset": t.sram_preset, "dram_preset": t.dram_preset,
+            "dram_energy_j_per_bit": t.dram_energy_pj_per_bit * PJ, "dram_background_w": t.dram_background_mw / 1e3,
+            "dram_bandwidth_bytes_per_s": t.dram_bandwidth_bytes_per_s}
 
 
 def search_study(problem: CascadeProblem, spec: StudySpec, n_trials: int) -> optuna.Study:
