@@ -1,99 +1,251 @@
-"""What the report shows, computed from a study's typed results before anything is drawn (testable without plotly)."""
+"""What the report shows, computed from a study's typed results before anything is drawn (testable without plotly).
+
+Values stay in SI units (J, s, bytes) in every dataclass here; `reports._units` picks one prefix per axis or column
+when rendering.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from typing import Any
 
-import pandas as pd
-
-from dse.core.results import Baseline, MarginCurve, Panel, StudyResults, TrialResult
+from dse.core.results import ENERGY_PARTS, Headline, MarginCurve, Panel, StudyResults, TrialResult, headline
+from reports._search import SearchData
+from reports._units import scale_for
 
 BIG_ONLY = "big only"
 
 
 @dataclass(frozen=True)
 class Series:
-    """One scatter series: x = accuracy loss (pp), y = energy (nJ), hover labels."""
+    """One scatter series on a front: x = accuracy loss (pp), y = energy per inference (J), one label per point."""
 
     name: str
     loss_pct: list[float]
-    energy_nj: list[float]
+    energy_j: list[float]
     labels: list[str]
 
 
 @dataclass(frozen=True)
+class Front:
+    """The front on one split: the calibration-chosen Pareto points (flagged where they break the limit on this
+    split, with their generalisation gap), the other trials and the baselines."""
+
+    split: str
+    front: Series
+    over_limit: list[bool]  # per front point: accuracy loss on this split above the budget
+    gap_pct: list[float]  # per front point: this split's loss minus the calibration loss (pp)
+    others: Series
+    baselines: list[Series]
+    max_accuracy_loss_pct: float | None
+
+
+@dataclass(frozen=True)
+class Table:
+    """A rendered table: headers carry the unit of their column, cells are already scaled and formatted."""
+
+    title: str
+    caption: str
+    columns: list[str]
+    rows: list[list[Any]]
+
+
+@dataclass(frozen=True)
+class EnergyBreakdown:
+    """Per Pareto point (test split): expected energy per component (J) and the fraction reaching each stage."""
+
+    points: list[str]
+    energy_j: dict[str, list[float]]  # component -> one value per point
+    stage_reach: list[tuple[float, ...]]
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The least calibration energy among feasible trials for each value of one searched choice."""
+
+    name: str
+    x: list[Any]
+    energy_j: list[float]
+    loss_pct: list[float]
+    trials: list[int]
+
+
+@dataclass(frozen=True)
 class ReportData:
-    """Everything the HTML report draws: title, front, baselines, other trials, tables, margin curves, panels."""
+    """Everything the HTML report draws, section by section; an empty section is left out."""
 
     title: str
     subtitle: str
-    front: Series
-    baselines: list[Series]
-    others: Series
-    table: pd.DataFrame
-    baseline_table: pd.DataFrame
-    smrc: list[MarginCurve]
+    headline: Headline
+    configuration: Table
+    fronts: list[Front]
+    pareto_table: Table
+    baseline_table: Table
+    breakdown: EnergyBreakdown
+    margins: list[MarginCurve]
     panels: list[Panel]
-    certified_table: pd.DataFrame  # points whose held-out loss is certified (empty without a loss guarantee)
+    sweeps: list[Sweep]
+    settings: Table
+    certified: Table  # points whose held-out loss is certified (no rows without a loss guarantee)
+    search: SearchData | None = None
+    sections: list[str] = field(default_factory=list)
 
 
-def _trial_series(name: str, trials: list[TrialResult], split: str) -> Series:
+def _series(name: str, trials: list[TrialResult], split: str) -> Series:
     metrics = [getattr(t, split) for t in trials]
-    return Series(name, [m.accuracy_loss_pct for m in metrics], [m.energy_j * 1e9 for m in metrics],
-                  [f"{t.label}: {t.cascade} θ={'/'.join(f'{x:.4f}' for x in t.thresholds) or '-'}"
-                   for t in trials])
+    return Series(name, [m.accuracy_loss_pct for m in metrics], [m.energy_j for m in metrics],
+                  [f"#{t.number}" for t in trials])
 
 
-def _baseline_series(kind: str, rows: list[Baseline], split: str) -> Series:
-    metrics = [getattr(b, split) for b in rows]
-    return Series(kind, [m.accuracy_loss_pct for m in metrics], [m.energy_j * 1e9 for m in metrics],
-                  [b.label for b in rows])
-
-
-def _metric_columns(metrics, split: str) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    """The readable metric columns of one split, each in the unit its header names."""
-    head = "" if split == "test" else "calib "
-    return {f"{head}energy (nJ)": metrics.energy_j * 1e9, f"{head}energy saving vs big (%)": metrics.energy_saving_pct,
-            f"{head}accuracy (%)": 100 * metrics.accuracy, f"{head}accuracy loss (pp)": metrics.accuracy_loss_pct,
-            f"{head}last stage runs (%)": 100 * metrics.last_stage_fraction, f"{head}latency (µs)": metrics.latency_s * 1e6}
-
-
-def _trial_table(trials: list[TrialResult]) -> pd.DataFrame:
-    rows = [{"trial": t.label, "cascade": t.cascade, "thresholds": "/".join(f"{x:.4g}" for x in t.thresholds),
-             **{k: v for k, v in t.params.items() if k in ("sram", "partition_input", "partition_weight")},
-             **_metric_columns(t.test, "test"), "calib energy (nJ)": t.calib.energy_j * 1e9,
-             "calib loss (pp)": t.calib.accuracy_loss_pct} for t in trials]
-    return pd.DataFrame(rows).round(4)
-
-
-def _baseline_table(baselines: list[Baseline]) -> pd.DataFrame:
-    rows = [{"baseline": b.kind, "net": b.label, **b.params, **_metric_columns(b.test, "test")} for b in baselines]
-    return pd.DataFrame(rows).round(4)
-
-
-def build_report_data(results: StudyResults, split: str = "test") -> ReportData:
-    """Front (calibration-Pareto trials, shown on `split`), baselines by kind, tables, margin curves and panels."""
-    pareto = results.pareto
-    others = [t for t in results.trials if not t.pareto]
+def _front(results: StudyResults, split: str) -> Front:
+    pareto, limit = results.pareto, results.max_accuracy_loss_pct
     kinds = list(dict.fromkeys(b.kind for b in results.baselines))
-    limit = "none" if results.max_accuracy_loss_pct is None else f"{results.max_accuracy_loss_pct:g} pp"
-    subtitle = (f"big net: {results.big} · {len(results.trials)} trials · {len(pareto)} distinct Pareto points chosen "
-                f"on the calibration split, shown on the {split} split · max accuracy loss: {limit}")
-    return ReportData(
-        title=f"adaptive-dse: {results.name}",
-        subtitle=subtitle,
-        front=_trial_series("Pareto front", pareto, split),
-        baselines=[_baseline_series(kind, [b for b in results.baselines if b.kind == kind], split) for kind in kinds],
-        others=_trial_series("other trials", others, split),
-        table=_trial_table(pareto),
-        baseline_table=_baseline_table(results.baselines),
-        smrc=list(results.margins),
-        panels=list(results.panels),
-        certified_table=pd.DataFrame([{"trial": p.number, "cascade": p.cascade,
-                                       "thresholds": "/".join(f"{x:.4g}" for x in p.thresholds),
-                                       "certify-rows loss (pp)": p.certify_loss_pct,
-                                       f"certified bound (pp, δ={p.delta:.3g})": p.upper_bound_pct,
-                                       "test loss (pp)": p.test.accuracy_loss_pct,
-                                       "test energy saving vs big (%)": p.test.energy_saving_pct}
-                                      for p in results.certified]).round(4),
-    )
+    baselines = []
+    for kind in kinds:
+        rows = [b for b in results.baselines if b.kind == kind]
+        metrics = [getattr(b, split) for b in rows]
+        baselines.append(Series(kind, [m.accuracy_loss_pct for m in metrics], [m.energy_j for m in metrics],
+                                [b.label for b in rows]))
+    return Front(split, _series("Pareto front", pareto, split),
+                 [limit is not None and getattr(t, split).accuracy_loss_pct > limit for t in pareto],
+                 [getattr(t, split).accuracy_loss_pct - t.calib.accuracy_loss_pct for t in pareto],
+                 _series("other trials", [t for t in results.trials if not t.pareto], split), baselines, limit)
+
+
+def _format(value: Any) -> Any:
+    return f"{value:.4g}" if isinstance(value, float) else value
+
+
+def metric_table(title: str, caption: str, labels: dict[str, list[Any]], rows: list[tuple[Any, Any]],
+                 limit: float | None = None) -> Table:
+    """Label columns, then per (calib, test) metrics pair: energy, saving, loss, gap, latency, storage, last stage."""
+    calib = [r[0] for r in rows]
+    test = [r[1] for r in rows]
+    energy = scale_for([m.energy_j for m in calib + test], "J")
+    latency = scale_for([m.latency_s for m in test], "s")
+    storage = scale_for([m.storage_bytes for m in test], "B")
+    columns = {
+        **labels,
+        f"calib energy ({energy.unit})": energy.apply([m.energy_j for m in calib]),
+        f"test energy ({energy.unit})": energy.apply([m.energy_j for m in test]),
+        "test saving vs big (%)": [m.energy_saving_pct for m in test],
+        "calib loss (pp)": [m.accuracy_loss_pct for m in calib],
+        "test loss (pp)": [m.accuracy_loss_pct for m in test],
+        "gap test − calib (pp)": [t.accuracy_loss_pct - c.accuracy_loss_pct for c, t in zip(calib, test)],
+        f"test latency ({latency.unit})": latency.apply([m.latency_s for m in test]),
+        f"storage ({storage.unit})": storage.apply([m.storage_bytes for m in test]),
+        "last stage runs, test (%)": [100 * m.last_stage_fraction for m in test],
+    }
+    if limit is not None:
+        columns["over the limit on test"] = ["yes" if m.accuracy_loss_pct > limit else "" for m in test]
+    body = [[_format(columns[c][i]) for c in columns] for i in range(len(rows))]
+    return Table(title, caption, list(columns), body)
+
+
+def _configuration(choice: TrialResult | None) -> Table:
+    """The chosen configuration, one row per stage: variant, bits, exit threshold, reach; SRAM and partition."""
+    if choice is None:
+        return Table("Configuration", "", [], [])
+    reach = choice.breakdown.get("test")
+    sram = scale_for([choice.sram_bytes], "B")
+    partition = "/".join(f"{f:g}" for f in choice.partition)
+    rows = [[i + 1, name, choice.stage_bits[i] if i < len(choice.stage_bits) else "",
+             _format(choice.thresholds[i]) if i < len(choice.thresholds) else "last stage",
+             _format(100 * reach.stage_reach[i]) if reach else "", _format(sram.apply([choice.sram_bytes])[0]),
+             partition] for i, name in enumerate(choice.stages)]
+    return Table("Configuration", f"Trial {choice.number}. A stage answers when its score margin reaches its "
+                 "threshold; otherwise the next stage runs.",
+                 ["stage", "variant", "bits", "exit threshold (margin)", "reached, test (%)", f"SRAM ({sram.unit})",
+                  "partition input/weight/output"], rows)
+
+
+def _breakdown(pareto: list[TrialResult]) -> EnergyBreakdown:
+    points = [t for t in pareto if "test" in t.breakdown]
+    return EnergyBreakdown([f"#{t.number} {t.cascade}" for t in points],
+                           {part: [t.breakdown["test"].energy_j[part] for t in points] for part in ENERGY_PARTS},
+                           [t.breakdown["test"].stage_reach for t in points])
+
+
+def _sweeps(results: StudyResults) -> list[Sweep]:
+    """Per searched discrete choice (SRAM, partition, threshold mode, ...) and the exit threshold of the headline's
+    cascade: the least-energy feasible trial per value."""
+    feasible = [t for t in results.trials if t.feasible]
+    names = [n for n in dict.fromkeys(k for t in feasible for k in t.params)
+             if all(not isinstance(t.params.get(n), float) for t in feasible)]
+    choice = headline(results).choice
+    sweeps = []
+    for name in names + (["threshold"] if choice is not None and choice.thresholds else []):
+        if name == "threshold":
+            groups = {round(t.thresholds[0], 4): t for t in sorted(feasible, key=lambda t: -t.calib.energy_j)
+                      if (t.cascade, t.sram_bytes, t.partition)
+                      == (choice.cascade, choice.sram_bytes, choice.partition)}
+        else:
+            groups = {}
+            for trial in sorted(feasible, key=lambda t: -t.calib.energy_j):
+                if name in trial.params:
+                    groups[trial.params[name]] = trial
+        if len(groups) < 2:
+            continue
+        keys = sorted(groups, key=_natural)
+        title = f"exit threshold of {choice.cascade}" if name == "threshold" else name
+        sweeps.append(Sweep(title, keys, [groups[k].calib.energy_j for k in keys],
+                            [groups[k].calib.accuracy_loss_pct for k in keys], [groups[k].number for k in keys]))
+    return sweeps
+
+
+def _natural(value: Any) -> tuple[Any, ...]:
+    """Sort key that orders "4KiB" before "16KiB" and numbers by value."""
+    if isinstance(value, (int, float)):
+        return (0, value)
+    return (1, *[(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", str(value))])
+
+
+def _settings(settings: dict[str, Any]) -> Table:
+    rows = [[key, ", ".join(map(str, value)) if isinstance(value, list) else _format(value)]
+            for key, value in settings.items()]
+    return Table("Accelerator and technology", "What every design point was priced on (SI units, unit in the name).",
+                 ["setting", "value"], rows)
+
+
+def _certified(results: StudyResults) -> Table:
+    """Per front structure, its most aggressive certified point: loss where certified, certified bound, test loss."""
+    rows = [[p.number, p.cascade, "/".join(f"{x:.4g}" for x in p.thresholds), _format(p.certify_loss_pct),
+             _format(p.upper_bound_pct), f"{p.delta:.3g}", _format(p.test.accuracy_loss_pct),
+             _format(p.test.energy_saving_pct)] for p in results.certified]
+    return Table("Certified loss budget", "Each front structure's most aggressive threshold whose held-out loss is "
+                 "certified within the budget (Learn then Test on calibration rows the search never saw).",
+                 ["trial", "cascade", "thresholds", "loss on the certifying rows (pp)", "certified upper bound (pp)",
+                  "δ tested at", "test loss (pp)", "test saving vs big (%)"], rows)
+
+
+def build_report_data(results: StudyResults, search: SearchData | None = None) -> ReportData:
+    """Every section's data: headline, configuration, fronts on both splits, tables, breakdown, margins, panels,
+    sweeps, settings and (given the study's search data) importances and history."""
+    pareto = results.pareto
+    answer = headline(results)
+    limit = results.max_accuracy_loss_pct
+    subtitle = (f"big net: {results.big} · {len(results.trials)} trials · {len(pareto)} distinct Pareto points "
+                f"chosen on the calibration split · max accuracy loss: {'none' if limit is None else f'{limit:g} pp'}")
+    data = ReportData(
+        title=f"adaptive-dse: {results.name}", subtitle=subtitle, headline=answer,
+        configuration=_configuration(answer.choice),
+        fronts=[_front(results, split) for split in ("calib", "test")] if pareto else [],
+        pareto_table=metric_table("Pareto points", "Chosen on the calibration split; the test split is held out.",
+                                  {"trial": [t.number for t in pareto], "cascade": [t.cascade for t in pareto],
+                                   "thresholds": ["/".join(f"{x:.4g}" for x in t.thresholds) for t in pareto]},
+                                  [(t.calib, t.test) for t in pareto], limit),
+        baseline_table=metric_table("Baselines and the papers' methods", "Each variant alone, and the mechanisms' "
+                                    "own reference points, on the same axes.",
+                                    {"baseline": [b.kind for b in results.baselines],
+                                     "net": [b.label for b in results.baselines]},
+                                    [(b.calib, b.test) for b in results.baselines], limit),
+        breakdown=_breakdown(pareto), margins=list(results.margins), panels=list(results.panels),
+        sweeps=_sweeps(results), settings=_settings(results.settings), certified=_certified(results), search=search)
+    present = {"headline": True, "configuration": bool(data.configuration.rows), "fronts": bool(data.fronts),
+               "pareto_table": bool(data.pareto_table.rows), "baselines": bool(data.baseline_table.rows),
+               "breakdown": bool(data.breakdown.points), "margins": bool(data.margins), "panels": bool(data.panels),
+               "sweeps": bool(data.sweeps), "settings": bool(data.settings.rows), "certified": bool(data.certified.rows),
+               "importances": bool(search and search.importances), "history": bool(search and search.history)}
+    data.sections.extend(name for name, shown in present.items() if shown)
+    return data

@@ -389,4 +389,4 @@ def test_tann_cifar10_spec_runs_on_synthetic_batches(tmp_path: Path) -> None:
     problem, _ = load_problem(spec, str(tmp_path / "cache"), n_jobs=1, log=lambda _: None)
     assert problem.names == ["alexnet-cifar10", "alexnet-cifar10@w0.25"]
     study = search_study(problem, spec, 4)
-    assert {t.user_attrs["record"]["cascade"] for t in study.trials} == {"alexnet-cifar10@w0.25 > alexnet-cifar10"}
+    assert {t.user_attrs["cascade"] for t in study.trials} == {"alexnet-cifar10@w0.25 > alexnet-cifar10"}

@@ -2,45 +2,131 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
-from reports import build_report_data
+from dse import Headline, Metrics, StudyResults, TrialResult, headline
+from dse.cli import app
+from reports import build_report_data, search_data
+from reports._units import scale_for
+
+SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "report.png"
 
 
-def test_report_data_has_front_and_baselines(tiny_study: dict) -> None:
+def _results(tiny_study: dict) -> StudyResults:
     from dse import load_existing_study, study_results
 
     study, _ = load_existing_study("tiny", tiny_study["out"], None)
-    results = study_results(study)
+    return study_results(study)
+
+
+def test_report_data_has_fronts_tables_and_baselines(tiny_study: dict) -> None:
+    results = _results(tiny_study)
     data = build_report_data(results)
     trials = pd.read_csv(tiny_study["out"] / "trials.csv")
-    assert len(data.front.energy_nj) == int(trials["pareto"].sum()) == len(data.table) >= 1
-    assert [s.name for s in data.baselines] == ["big only", "little only", "lambda sweep (Park 2015)"]
+    calib, test = data.fronts
+    assert (calib.split, test.split) == ("calib", "test")
+    assert len(test.front.energy_j) == int(trials["pareto"].sum()) == len(data.pareto_table.rows) >= 1
+    assert [s.name for s in test.baselines] == ["big only", "little only", "lambda sweep (Park 2015)"]
     big = next(b for b in results.baselines if b.kind == "big only")
-    assert data.baselines[0].energy_nj == [big.test.energy_j * 1e9] and big.test.accuracy_loss_pct == 0.0
-    assert len(data.others.energy_nj) == len(trials) - len(data.front.energy_nj)
-    assert list(data.table["calib energy (nJ)"]) == sorted(data.table["calib energy (nJ)"])
+    assert test.baselines[0].energy_j == [big.test.energy_j] and big.test.accuracy_loss_pct == 0.0
+    assert len(test.others.energy_j) == len(trials) - len(test.front.energy_j)
+    assert test.front.labels == [f"#{t.number}" for t in results.pareto]  # trial numbers on the plot, not on hover
+    assert test.gap_pct == pytest.approx([t.test.accuracy_loss_pct - t.calib.accuracy_loss_pct for t in results.pareto])
+    energy_column = next(c for c in data.pareto_table.columns if c.startswith("calib energy ("))
+    values = [float(row[data.pareto_table.columns.index(energy_column)]) for row in data.pareto_table.rows]
+    assert values == sorted(values)
+    assert {"headline", "configuration", "fronts", "pareto_table", "baselines", "breakdown", "margins",
+            "settings"} <= set(data.sections)
+
+
+def _metrics(extra_errors: int, energy_j: float, samples: int = 1000) -> Metrics:
+    errors = 50 + extra_errors
+    return Metrics(1 - errors / samples, errors, extra_errors, samples, 100 * extra_errors / samples, 0.1, energy_j,
+                   100 * (1 - energy_j / 1e-6), 1e-6, 1e3, 0.5)
+
+
+def _trial(number: int, calib: tuple[int, float], test: tuple[int, float], feasible: bool = True) -> TrialResult:
+    return TrialResult(number, "a > big", (0.5,), {}, _metrics(*calib), _metrics(*test), feasible, pareto=feasible)
+
+
+def test_headline_picks_least_energy_feasible_and_flags_test_overshoot() -> None:
+    over = _trial(3, (10, 2e-7), (14, 2.1e-7))  # 1.0 pp on calibration (meets 1 pp), 1.4 pp on test
+    safe = _trial(5, (2, 5e-7), (3, 5.2e-7))
+    results = StudyResults("s", "big", 1.0, [over, safe, _trial(7, (30, 1e-7), (30, 1e-7), False)], [], [], [])
+    answer = headline(results)
+    assert answer.choice is over and answer.over_limit_on_test
+    text = answer.sentence()
+    assert text.startswith("Under an accuracy-loss budget of 1 points, the best configuration is trial 3")
+    assert "It saves 80.0 % energy against the big net alone (79.0 % on the held-out split, loss 1.40 " in text
+    assert "over the budget" in text
+    costly = headline(StudyResults("s", "big", 1.0, [_trial(2, (0, 2e-6), (0, 2e-6))], [], [], [])).sentence()
+    assert "It costs 100.0 % more energy against the big net alone" in costly
+    assert costly.endswith("The big net alone is the better choice until a trial saves energy.")
+    assert Headline(1.0, "big", None).sentence().endswith("no trial is feasible yet: run more trials or relax the "
+                                                          "budget.")
+    flags = build_report_data(results).fronts[1].over_limit
+    assert flags == [t.test.accuracy_loss_pct > 1.0 for t in results.pareto] and any(flags)
+
+
+def test_one_prefix_per_column() -> None:
+    assert scale_for([1.5e-4, 2e-6], "J").unit == "µJ" and scale_for([16384], "B").unit == "KiB"
+    assert scale_for([3e-3, 9e-4], "s").apply([3e-3]) == pytest.approx([3.0])
+    assert scale_for([], "J").unit == "J"
 
 
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.mark.skipif(_chromium() is None, reason="needs Debian's chromium (installed by .ci/run)")
-def test_report_renders_offline_in_headless_chromium(tiny_study: dict, tmp_path) -> None:
-    report = tiny_study["out"] / "report.html"
-    html = report.read_text()
-    assert "<script src=\"http" not in html  # plotly.js is inlined, nothing to fetch
+def _browser(report: Path, profile: Path, *extra: str) -> subprocess.CompletedProcess:
     command = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
-               report.as_uri()]
-    dom = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
-    assert "main-svg" in dom  # plotly drew the figure, so its embedded JS ran
-    for legend in ("Pareto front", "big only", "little only"):
-        assert f">{legend}<" in dom
-    assert dom.count('class="point"') >= len(pd.read_csv(tiny_study["out"] / "trials.csv")) + 3
+               "--enable-logging=stderr", "--v=0", "--hide-scrollbars", f"--user-data-dir={profile}",
+               "--virtual-time-budget=10000", *extra, report.as_uri()]
+    return subprocess.run(command, capture_output=True, text=True, timeout=180, check=True)
+
+
+@pytest.mark.skipif(_chromium() is None, reason="needs Debian's chromium (installed by .ci/run)")
+def test_report_renders_offline_in_headless_chromium(tiny_study: dict, tmp_path: Path) -> None:
+    report = tiny_study["out"] / "report.html"
+    assert "<script src=\"http" not in report.read_text()  # plotly.js is inlined, nothing to fetch
+    run = _browser(report, tmp_path / "profile", "--window-size=1100,900", "--dump-dom")
+    dom = run.stdout
+    assert "Uncaught" not in run.stderr and not re.search(r"CONSOLE\(\d+\)\].*[Ee]rror", run.stderr)
+    check = json.loads(re.search(r'<pre id="report-check">(.*?)</pre>', dom, re.S).group(1))
+    assert check["errors"] == []  # window.onerror and console.error, recorded by the page itself
+    assert check["plots"] and all(points > 0 for points in check["plots"].values()), check["plots"]
+    assert {"front-calib", "front-test", "margins"} <= set(check["plots"])
+    assert check["tables"] and max(check["tables"]) <= check["viewport"]
+    front = json.loads(CliRunner().invoke(app, ["pareto", str(tiny_study["out"]), "--json"]).stdout)["headline"]
+    paragraph = re.search(r'<p class="headline" id="headline">(.*?)</p>', dom, re.S).group(1)
+    assert paragraph == front["sentence"].replace("&", "&amp;").replace(">", "&gt;")
+    assert f"trial {front['trial']}:" in paragraph and f" {abs(front['calib_energy_saving_pct']):.1f} %" in paragraph
+    assert f"({front['test_energy_saving_pct']:.1f} % on the held-out split" in paragraph
+    assert f"loss {front['test_accuracy_loss_pct']:.2f} points" in paragraph
+    shot = SCREENSHOT if os.environ.get("DSE_UPDATE_SCREENSHOT") else tmp_path / "report.png"
+    _browser(report, tmp_path / "profile2", "--window-size=1000,1100", f"--screenshot={shot}")
+    assert shot.stat().st_size > 10_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_search_data_history_and_importances(tiny_study: dict) -> None:
+    from dse import load_existing_study
+
+    study, _ = load_existing_study("tiny", tiny_study["out"], None)
+    search = search_data(study)
+    history = search.history
+    assert history is not None and history.objectives == ["energy_pj", "accuracy_loss_pct"]
+    assert len(history.trials) == len(history.hypervolume) == len(study.trials)
+    assert all(a <= b for a, b in zip(history.hypervolume, history.hypervolume[1:]))  # only grows
+    assert history.hypervolume[-1] > 0
+    for values in search.importances.values():
+        assert sum(values.values()) == pytest.approx(1.0)

@@ -6,7 +6,7 @@ Core commands live in this package (one module per group); each registered mecha
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
 
 import typer
 
@@ -28,14 +28,39 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"adaptive-dse {version('adaptive-dse')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print training lines and timings")] = False,
+    json: Annotated[bool, typer.Option("--json", help="The result as JSON on stdout (messages on stderr)")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit")] = False,
+) -> None:
+    """Design-space exploration of input-adaptive DNN inference, priced by an accelerator energy model."""
+    from dse.cli.console import SETTINGS
+
+    SETTINGS.quiet, SETTINGS.verbose, SETTINGS.json = quiet, verbose, json
+
+
 def _register() -> None:
     """Every command: the core's, then each registered mechanism's, each wrapped by `user_errors`."""
     import dse.mechanisms  # noqa: F401  (registers the built-in mechanisms)
     from dse.cli.cost import cost
+    from dse.cli.dashboard import dashboard
+    from dse.cli.export import trials
     from dse.cli.study import pareto, report, run, studies
     from dse.core.mechanism import registry
 
-    commands = [("run", run), ("report", report), ("pareto", pareto), ("studies", studies), ("cost", cost)]
+    commands = [("run", run), ("report", report), ("pareto", pareto), ("trials", trials), ("dashboard", dashboard),
+                ("studies", studies), ("cost", cost)]
     commands += [command for mechanism in registry().values() for command in mechanism.commands()]
     for name, command in commands:
         app.command(name)(user_errors(command))

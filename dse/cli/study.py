@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+
+from dse.cli.console import SETTINGS, progress_bar, result, say
 
 OutOption = Annotated[Optional[Path], typer.Option("--out", help="Output directory [default: ./dse-out/<study>]")]
 StorageOption = Annotated[Optional[str], typer.Option(
@@ -19,9 +22,35 @@ def write_outputs(study, out_dir: Path) -> Path:  # type: ignore[no-untyped-def]
     from dse.core.output import export_tables
     from dse.core.study import study_results
 
-    results = study_results(study)
-    export_tables(results, out_dir)
-    return reports.write_report(reports.build_report_data(results), out_dir / "report.html")
+    with progress_bar("writing the report") as step:
+        results = study_results(study)
+        export_tables(results, out_dir)
+        step("importances and history")
+        search = reports.search_data(study)
+        step("rendering")
+        return reports.write_report(reports.build_report_data(results, search), out_dir / "report.html")
+
+
+def front_json(results) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """The headline and the front as JSON (`dse pareto --json`, `dse --json run`)."""
+    from dse.core.results import headline
+
+    return {"study": results.name, "headline": headline(results).to_json(), "pareto": [t.row() for t in results.pareto]}
+
+
+def summary(results) -> None:  # type: ignore[no-untyped-def]
+    """The answer first, then the front as a table with units in its headers."""
+    import pandas as pd
+
+    import reports
+    from dse.core.results import headline
+
+    say(headline(results).sentence())
+    front = results.pareto
+    table = reports.metric_table("", "", {"trial": [t.number for t in front], "cascade": [t.cascade for t in front]},
+                                 [(t.calib, t.test) for t in front], results.max_accuracy_loss_pct)
+    if table.rows:
+        say(pd.DataFrame(table.rows, columns=table.columns).to_string(index=False))
 
 
 def run(
@@ -33,7 +62,7 @@ def run(
     cache_dir: Annotated[Optional[Path], typer.Option(
         "--cache-dir", help="Score cache [default: $DSE_CACHE_DIR, $XDG_CACHE_HOME/adaptive-dse, ~/.cache/adaptive-dse]")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Parallel training jobs (-1: all cores)")] = -1,
-    progress: Annotated[bool, typer.Option(help="Show the search progress bar")] = True,
+    progress: Annotated[bool, typer.Option(help="Show progress bars (only ever on a terminal)")] = True,
 ) -> None:
     """Build or load the score cache, run (or resume) the study, and write CSVs and the HTML report."""
     from dse.core.output import out_dir_for, storage_url_for
@@ -44,22 +73,28 @@ def run(
 
     study_spec = load_spec(spec).with_overrides(data={"path": str(data)} if data else {})
     n_trials = study_spec.search.n_trials if trials is None else trials
-    problem, dataset = load_problem(study_spec, str(cache_dir) if cache_dir else None, n_jobs=jobs)
+    with progress_bar("training and caching variants", enabled=progress, echo=True) as step:
+        problem, dataset = load_problem(study_spec, str(cache_dir) if cache_dir else None, n_jobs=jobs, log=step)
     out_dir = out_dir_for(study_spec.name, out)
     url = storage_url_for(out_dir, storage)
     study = open_study(study_spec, open_storage(url))
     before = len(study.trials)
-    timing = run_search(study, problem, study_spec, n_trials, progress=progress)
+    with progress_bar("search", total=n_trials, enabled=progress) as step:
+        timing = run_search(study, problem, study_spec, n_trials, progress=False,
+                            callbacks=[lambda _study, trial: step(f"trial {trial.number}")])
     report_path = write_outputs(study, out_dir)
-    front = len(study_results(study).pareto)
-    typer.echo(f"study '{study.study_name}' in {url}: {before} -> {len(study.trials)} trials; "
-               f"{front} distinct feasible Pareto points (calibration split, {problem.margin['calib'].shape[1]} samples)")
-    typer.echo(f"search: {timing.trials} trials in {timing.wall_s:.1f} s; per trial {timing.overhead_ms_per_trial:.1f} ms "
-               f"Optuna (sampler + storage), {timing.per_trial_ms(timing.evaluate_s):.2f} ms our evaluation; "
-               f"{timing.scoring_s:.1f} s scoring variants first drawn by a trial")
-    aucs = ", ".join(f"{row['net']} {row['auc']:.3f}" for row in study.user_attrs.get("smrc", []))
-    typer.echo(f"score-margin classifier AUC (test split): {aucs}")
-    typer.echo(f"report: {report_path.resolve()}")
+    results = study_results(study)
+    summary(results)
+    say(f"study '{study.study_name}' in {url}: {before} -> {len(study.trials)} trials; {len(results.pareto)} distinct "
+        f"feasible Pareto points (calibration split, {problem.margin['calib'].shape[1]} samples)")
+    say(f"search: {timing.trials} trials in {timing.wall_s:.1f} s; per trial {timing.overhead_ms_per_trial:.1f} ms "
+        f"Optuna (sampler + storage), {timing.per_trial_ms(timing.evaluate_s):.2f} ms our evaluation; "
+        f"{timing.scoring_s:.1f} s scoring variants first drawn by a trial", verbose_only=True)
+    say("score-margin classifier AUC (test split): " + ", ".join(f"{c.net} {c.auc:.3f}" for c in results.margins),
+        verbose_only=True)
+    say(f"report: {report_path.resolve()}")
+    result({**front_json(results), "storage": url, "trials": len(study.trials), "report": str(report_path.resolve()),
+            "search_s": timing.wall_s})
 
 
 def report(
@@ -71,7 +106,9 @@ def report(
     from dse.core.output import load_existing_study
 
     loaded, out_dir = load_existing_study(study, out, storage)
-    typer.echo(f"report: {write_outputs(loaded, out_dir).resolve()}")
+    path = write_outputs(loaded, out_dir).resolve()
+    say(f"report: {path}")
+    result({"report": str(path)})
 
 
 def pareto(
@@ -79,24 +116,22 @@ def pareto(
     out: OutOption = None,
     storage: StorageOption = None,
     csv: Annotated[Optional[Path], typer.Option("--csv", help="Also write the front to this CSV file")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the headline and the front as JSON")] = False,
 ) -> None:
-    """Print the feasible Pareto front (chosen on calibration, with test-split metrics) as a table."""
+    """Print the answer and the feasible Pareto front (chosen on calibration, with test-split metrics)."""
     from dse.core.output import load_existing_study, pareto_frame
     from dse.core.study import study_results
     from nets import atomic_write_text
 
     loaded, _ = load_existing_study(study, out, storage)
-    front = pareto_frame(study_results(loaded))
-    if front.empty:
-        typer.echo("no feasible Pareto points yet")
-        return
-    columns = [c for c in ["trial", "cascade", "threshold_mode", "thresholds", "sram", "calib_energy_j",
-                           "calib_accuracy_loss_pct", "test_energy_j", "test_energy_saving_pct", "test_accuracy",
-                           "test_accuracy_loss_pct"] if c in front]
-    typer.echo(front[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    results = study_results(loaded)
+    if as_json or SETTINGS.json:
+        typer.echo(json.dumps(front_json(results), indent=2, default=float))
+    else:
+        summary(results)
     if csv:
-        atomic_write_text(csv, front.to_csv(index=False))
-        typer.echo(f"wrote {csv}")
+        atomic_write_text(csv, pareto_frame(results).to_csv(index=False))
+        say(f"wrote {csv}")
 
 
 def studies() -> None:

@@ -33,6 +33,10 @@ class StudyNotFound(UserError):
         return str(self.args[0])
 
 
+class MissingExtra(UserError):
+    """An optional dependency a command needs is not installed; the message names the extra to install."""
+
+
 def load_existing_study(name: str, out: Path | None, storage: str | None) -> tuple[optuna.Study, Path]:
     """Load a finished or running study by name (or output directory) for reporting."""
     candidate = Path(name)
@@ -54,6 +58,22 @@ def trials_frame(results: StudyResults) -> pd.DataFrame:
     if frame.empty:
         return frame
     return frame.sort_values(["pareto", "calib_energy_j"], ascending=[False, True]).reset_index(drop=True)
+
+
+def study_frame(study: optuna.Study) -> pd.DataFrame:
+    """Every completed trial: its row (parameters, calibration and test metrics, energy breakdown), the objective
+    values under the study's metric names and each constraint value (<= 0: met), in trial order."""
+    from dse.core.study import study_results
+
+    frame = pd.DataFrame([t.row() for t in study_results(study).trials])
+    if frame.empty:
+        return frame
+    names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
+    extra = pd.DataFrame([{"trial": t.number, **{f"objective_{n}": v for n, v in zip(names, t.values)},
+                           **{f"constraint_{k}": v for k, v in (t.constraints or {}).items()
+                              if not k.isdigit()}}  # "0": the dashboard's copy of the same value
+                          for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))])
+    return frame.merge(extra, on="trial", how="left").sort_values("trial").reset_index(drop=True)
 
 
 def pareto_frame(results: StudyResults) -> pd.DataFrame:

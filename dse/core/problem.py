@@ -12,10 +12,10 @@ import numpy as np
 import costmodel
 import nets
 from dse.core._exact import front
-from dse.core.evaluate import evaluate_cascade
+from dse.core.evaluate import evaluate_cascade, exit_stages
 from dse.core.mechanism import registry
 from dse.core.models import check_models
-from dse.core.results import PJ, Metrics
+from dse.core.results import ENERGY_PARTS, PJ, Breakdown, Metrics
 from dse.core.spec import SpecError, StudySpec
 from nets import ArchitectureError, Dataset, ScoreCache, SplitScores, Variant, VariantScores, build_scores, load_dataset
 
@@ -189,13 +189,19 @@ class CascadeProblem:
         return [self.price(stage, accelerator, stages[i - 1] if i and reuse else None)
                 for i, stage in enumerate(stages)]
 
+    def _per_sample(self, stage: int, cost: costmodel.NetworkCost, split: str,
+                    accelerator: costmodel.Accelerator | None) -> costmodel.SampleCosts:
+        """A stage whose work varies per sample (knobs), priced by the cost model's per-sample rule from its executed
+        fraction of the MACs (the mechanisms' own operations included, priced as MACs)."""
+        work = self.work[split][stage]
+        acc = accelerator or self.accelerator
+        bits = self.variants[stage].bits
+        return costmodel.per_sample_cost(cost, cost.macs * work, np.zeros(work.size),
+                                         dataclasses.replace(acc, bits=bits) if bits else acc, self.technology)
+
     def _stage_arrays(self, stages: list[int], split: str, accelerator: costmodel.Accelerator | None,
                       reuse: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Energy and latency per stage: (S,), or (S, N) when a stage's work varies per sample (knobs).
-
-        A varying stage is priced by the cost model's per-sample rule from its executed fraction of the MACs
-        (the mechanisms' own operations included, priced as MACs).
-        """
+        """Energy and latency per stage: (S,), or (S, N) when a stage's work varies per sample (knobs)."""
         priced = self.stage_costs(stages, accelerator, reuse)
         work = self.work.get(split, {})
         if not any(stage in work for stage in stages):
@@ -204,15 +210,29 @@ class CascadeProblem:
         energy, latency = np.empty((len(stages), n)), np.empty((len(stages), n))
         for row, (stage, cost) in enumerate(zip(stages, priced)):
             if stage in work:
-                acc = accelerator or self.accelerator
-                bits = self.variants[stage].bits
-                per_sample = costmodel.per_sample_cost(cost, cost.macs * work[stage], np.zeros(n),
-                                                       dataclasses.replace(acc, bits=bits) if bits else acc,
-                                                       self.technology)
+                per_sample = self._per_sample(stage, cost, split, accelerator)
                 energy[row], latency[row] = per_sample.energy_pj, per_sample.latency_s
             else:
                 energy[row], latency[row] = cost.energy_pj, cost.latency_s
         return energy, latency
+
+    def breakdown(self, stages: list[int], thresholds: np.ndarray, split: str,
+                  accelerator: costmodel.Accelerator | None = None, reuse: bool = False) -> Breakdown:
+        """Expected energy per inference by component (J) and each stage's reach: the sum over stages of the
+        samples reaching it times its cost components (per sample for stages whose work varies)."""
+        priced = self.stage_costs(stages, accelerator, reuse)
+        exits = exit_stages(self.margin[split][stages], np.atleast_2d(thresholds))[0]  # (N,)
+        reached = exits[None, :] >= np.arange(len(stages))[:, None]  # (S, N)
+        parts = dict.fromkeys(ENERGY_PARTS, 0.0)
+        for row, (stage, cost) in enumerate(zip(stages, priced)):
+            varying = self._per_sample(stage, cost, split, accelerator) if stage in self.work.get(split, {}) else None
+            for part in ENERGY_PARTS:
+                if varying is None:
+                    parts[part] += float(reached[row].mean()) * getattr(cost, f"{part}_pj")
+                else:
+                    parts[part] += float((getattr(varying, f"{part}_pj") * reached[row]).mean())
+        return Breakdown({part: value * PJ for part, value in parts.items()},
+                         tuple(float(r) for r in reached.mean(axis=1)))
 
     def evaluate(self, stages: list[int], thresholds: np.ndarray, split: str,
                  accelerator: costmodel.Accelerator | None = None, reuse: bool = False) -> dict[str, np.ndarray]:

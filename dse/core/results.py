@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 PJ = 1e-12  # the cost model prices in picojoules
+# The energy components of a cost (costmodel's `<part>_pj` fields), in joules once in the results
+ENERGY_PARTS = ("mac", "sram_input", "sram_weight", "sram_output", "dram", "leakage", "extra")
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,29 @@ class Metrics:
 
 
 @dataclass(frozen=True)
+class Breakdown:
+    """Where one design point's expected energy goes on one split: joules per component (summing to its energy) and
+    the fraction of samples that run each stage."""
+
+    energy_j: dict[str, float]  # ENERGY_PARTS -> J per inference
+    stage_reach: tuple[float, ...]
+
+    def flat(self, prefix: str) -> dict[str, Any]:
+        """Flat `<prefix>_energy_<part>_j` and `<prefix>_reach_stage<i>` columns."""
+        return {**{f"{prefix}_energy_{part}_j": value for part, value in self.energy_j.items()},
+                **{f"{prefix}_reach_stage{i}": value for i, value in enumerate(self.stage_reach)}}
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form (one trial user attribute per split)."""
+        return {"energy_j": dict(self.energy_j), "stage_reach": list(self.stage_reach)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Breakdown":
+        """Inverse of `to_json`."""
+        return cls(dict(data["energy_j"]), tuple(data["stage_reach"]))
+
+
+@dataclass(frozen=True)
 class TrialResult:
     """One point of a completed trial (a cascade structure and one threshold vector of its front): what it ran and
     its metrics on the calibration split (searched) and the test split."""
@@ -71,6 +96,15 @@ class TrialResult:
     feasible: bool
     point: int = 0  # index of the point in its trial's threshold front
     pareto: bool = False
+    stage_bits: tuple[int, ...] = ()  # the precision (bits) each stage runs at
+    sram_bytes: int = 0  # the accelerator's SRAM, and its input/weight/output partition, for this trial
+    partition: tuple[float, ...] = ()
+    breakdown: dict[str, Breakdown] = field(default_factory=dict)  # split -> energy breakdown and stage reach
+
+    @property
+    def stages(self) -> list[str]:
+        """The stages' variant names, in order."""
+        return self.cascade.split(" > ")
 
     @property
     def label(self) -> str:
@@ -80,8 +114,29 @@ class TrialResult:
     def row(self) -> dict[str, Any]:
         """A flat row for tables and CSV files."""
         return {"trial": self.number, "point": self.point, "cascade": self.cascade,
-                "thresholds": "/".join(f"{t:.6g}" for t in self.thresholds), **self.params,
-                **self.calib.flat("calib"), **self.test.flat("test"), "feasible": self.feasible, "pareto": self.pareto}
+                "thresholds": "/".join(f"{t:.6g}" for t in self.thresholds),
+                "stage_bits": "/".join(map(str, self.stage_bits)), "sram_bytes": self.sram_bytes,
+                "partition": "/".join(f"{f:g}" for f in self.partition), **self.params,
+                **self.calib.flat("calib"), **self.test.flat("test"),
+                **{k: v for split, b in self.breakdown.items() for k, v in b.flat(split).items()},
+                "feasible": self.feasible, "pareto": self.pareto}
+
+    def user_attrs(self) -> dict[str, Any]:
+        """One Optuna user attribute per metric (what optuna-dashboard lists), plus the configuration."""
+        return {"cascade": self.cascade, "thresholds": list(self.thresholds), "stage_bits": list(self.stage_bits),
+                "sram_bytes": self.sram_bytes, "partition": list(self.partition),
+                **self.calib.flat("calib"), **self.test.flat("test"),
+                **{f"{split}_breakdown": b.to_json() for split, b in self.breakdown.items()}}
+
+    @classmethod
+    def from_user_attrs(cls, number: int, params: dict[str, Any], attrs: dict[str, Any], feasible: bool,
+                        pareto: bool, point: int = 0) -> "TrialResult":
+        """Inverse of `user_attrs` (one point of a trial's front)."""
+        return cls(number, attrs["cascade"], tuple(attrs["thresholds"]), dict(params),
+                   Metrics.from_row(attrs, "calib"), Metrics.from_row(attrs, "test"), feasible, point, pareto,
+                   tuple(attrs["stage_bits"]), int(attrs["sram_bytes"]), tuple(attrs["partition"]),
+                   {split: Breakdown.from_json(attrs[f"{split}_breakdown"]) for split in ("calib", "test")
+                    if f"{split}_breakdown" in attrs})
 
 
 @dataclass(frozen=True)
@@ -197,6 +252,7 @@ class StudyResults:
     def best_certified(self) -> CertifiedPoint | None:
         """The cheapest certified point (on the rows that certified it), if any."""
         return min(self.certified, key=lambda p: p.certify_energy_j) if self.certified else None
+    settings: dict[str, Any] = field(default_factory=dict)  # the accelerator and technology priced on (SI units)
 
     @property
     def pareto(self) -> list[TrialResult]:
@@ -208,6 +264,10 @@ class StudyResults:
         for trial in self.trials:
             for split in ("calib", "test"):
                 getattr(trial, split).check(f"trial {trial.number} {split}")
+            for split, breakdown in trial.breakdown.items():
+                total = sum(breakdown.energy_j.values())
+                if abs(total - getattr(trial, split).energy_j) > 1e-9 * getattr(trial, split).energy_j:
+                    raise ValueError(f"trial {trial.number} {split}: energy breakdown sums to {total}, not the energy")
             if trial.pareto and not trial.feasible:
                 raise ValueError(f"trial {trial.number}: on the front but infeasible")
         for baseline in self.baselines:
@@ -218,3 +278,56 @@ class StudyResults:
             if any(t.calib.energy_j < point.calib.energy_j and t.calib.accuracy_loss_pct < point.calib.accuracy_loss_pct
                    for t in feasible):
                 raise ValueError(f"{point.label}: on the front but dominated on the calibration split")
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The answer a study gives: under the loss budget, the configuration to pick and what it saves on each split."""
+
+    max_accuracy_loss_pct: float | None
+    big: str
+    choice: TrialResult | None  # None: no feasible trial yet
+
+    @property
+    def over_limit_on_test(self) -> bool:
+        """True when the chosen point's held-out loss exceeds the budget it met on calibration."""
+        limit = self.max_accuracy_loss_pct
+        return self.choice is not None and limit is not None and self.choice.test.accuracy_loss_pct > limit
+
+    def sentence(self) -> str:
+        """The paragraph the report and `dse run` open with."""
+        budget = ("With no accuracy-loss budget" if self.max_accuracy_loss_pct is None
+                  else f"Under an accuracy-loss budget of {self.max_accuracy_loss_pct:g} points")
+        if self.choice is None:
+            return f"{budget}, no trial is feasible yet: run more trials or relax the budget."
+        c = self.choice
+        thresholds = "/".join(f"{t:.4g}" for t in c.thresholds) or "none"
+        flag = " — over the budget on the held-out split" if self.over_limit_on_test else ""
+        saves = c.calib.energy_saving_pct > 0
+        verdict = "" if saves else " The big net alone is the better choice until a trial saves energy."
+        return (f"{budget}, the best configuration is {c.label}: {c.cascade} (thresholds {thresholds}). "
+                f"It {'saves' if saves else 'costs'} {abs(c.calib.energy_saving_pct):.1f} % "
+                f"{'' if saves else 'more '}energy against the big net alone "
+                f"({c.test.energy_saving_pct:.1f} % on the held-out split, loss "
+                f"{c.test.accuracy_loss_pct:.2f} points{flag}).{verdict}")
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form (`dse pareto --json`, `dse --json run`)."""
+        c = self.choice
+        return {"max_accuracy_loss_pct": self.max_accuracy_loss_pct, "big": self.big, "sentence": self.sentence(),
+                "trial": None if c is None else c.number, "cascade": None if c is None else c.cascade,
+                "thresholds": None if c is None else list(c.thresholds),
+                "calib_energy_saving_pct": None if c is None else c.calib.energy_saving_pct,
+                "test_energy_saving_pct": None if c is None else c.test.energy_saving_pct,
+                "test_accuracy_loss_pct": None if c is None else c.test.accuracy_loss_pct,
+                "over_limit_on_test": self.over_limit_on_test}
+
+
+def headline(results: StudyResults) -> Headline:
+    """The least-calibration-energy feasible Pareto point; with no budget, the least-energy one losing no accuracy
+    on calibration (else the least lossy)."""
+    front = results.pareto
+    if results.max_accuracy_loss_pct is None and front:
+        lossless = [t for t in front if t.calib.extra_errors <= 0]
+        front = lossless or [min(front, key=lambda t: (t.calib.accuracy_loss_pct, t.calib.energy_j))]
+    return Headline(results.max_accuracy_loss_pct, results.big, front[0] if front else None)

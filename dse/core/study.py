@@ -8,6 +8,7 @@ import json
 import time
 import warnings
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 import optuna
@@ -25,7 +26,9 @@ from nets import file_digest
 OBJECTIVE_COLUMNS = {"energy": "energy_pj", "accuracy_loss": "accuracy_loss_pct", "latency": "latency_s",
                      "storage": "storage_bytes"}
 SPLITS = ("calib", "test")
-RECORD = "record"  # the trial user attribute holding the cascade, its thresholds and all calib/test metrics
+RECORD = "front"  # the trial user attribute holding every recorded point of the trial's threshold front
+REPORT_PREFIX = "dse:"  # study system attributes holding the report's baselines, margin curves and panels
+DASHBOARD_CONSTRAINTS = "constraints"  # the system attribute optuna-dashboard 0.21 reads constraints from
 
 
 def spec_digest(spec: StudySpec) -> str:
@@ -65,6 +68,9 @@ def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.
     if digest is None:
         study.set_user_attr("spec_digest", spec_digest(spec))
         study.set_user_attr("objectives", list(spec.search.objectives))
+        with warnings.catch_warnings():  # experimental since 3.2, and what the dashboard and exports read
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([OBJECTIVE_COLUMNS[name] for name in spec.search.objectives])
     elif digest != spec_digest(spec):
         raise SpecError(f"{spec.source}: the study '{spec.name}' in this storage was made from a different spec; "
                         f"use another --out/--storage or restore the spec")
@@ -161,13 +167,22 @@ class CascadeObjective:
         keep = self._kept(calib)
         test = self.problem.point_metrics(stages, thresholds[keep], "test", accelerator, reuse)
         self.evaluate_s += time.perf_counter() - start
-        points = [{"thresholds": [float(t) for t in thresholds[i]], **calib[i].flat("calib"), **t.flat("test")}
+        cascade = " > ".join(self.problem.names[s] for s in stages)
+        configuration = {"stage_bits": tuple(self.problem.variants[s].bits or accelerator.bits for s in stages),
+                         "sram_bytes": accelerator.sram_bytes, "partition": tuple(accelerator.partition)}
+        points = [TrialResult(trial.number, cascade, tuple(float(t) for t in thresholds[i]), {}, calib[i], t, True, i,
+                              breakdown={split: self.problem.breakdown(stages, thresholds[i], split, accelerator, reuse)
+                                         for split in SPLITS}, **configuration).user_attrs()
                   for i, t in zip(keep, test)]
-        trial.set_user_attr(RECORD, {"cascade": " > ".join(self.problem.names[s] for s in stages), "points": points})
+        trial.set_user_attr(RECORD, points)  # the whole front: one write
         chosen = self._representative([calib[i] for i in keep])
+        for key, value in points[chosen].items():  # the representative point, one attribute per metric (dashboard)
+            trial.set_user_attr(key, value)
         if self.spec.search.max_accuracy_loss_pct is not None:
-            trial.set_constraint("accuracy_loss", constraint_value(chosen, self.spec))
-        return objective_values(chosen, self.spec.search.objectives)
+            value = constraint_value(calib[keep[chosen]], self.spec)
+            trial.set_constraint("accuracy_loss", value)
+            trial.storage.set_trial_system_attr(trial._trial_id, DASHBOARD_CONSTRAINTS, [value])
+        return objective_values(calib[keep[chosen]], self.spec.search.objectives)
 
     def _kept(self, calib: list[Metrics]) -> list[int]:
         """Indices of the points worth recording: all without a loss limit, else the feasible ones and a few beyond."""
@@ -178,15 +193,17 @@ class CascadeObjective:
                         key=lambda i: calib[i].accuracy_loss_pct)[:EXTRA_INFEASIBLE_POINTS]
         return sorted(feasible + beyond)
 
-    def _representative(self, calib: list[Metrics]) -> Metrics:
-        """The least-energy feasible point (no limit: the least-energy point losing nothing), else the least loss."""
+    def _representative(self, calib: list[Metrics]) -> int:
+        """Index of the least-energy feasible point (no limit: the least-energy point losing nothing), else of the
+        least lossy one."""
+        order = range(len(calib))
         if self.spec.search.max_accuracy_loss_pct is not None:
-            feasible = [m for m in calib if constraint_value(m, self.spec) <= 0]
+            feasible = [i for i in order if constraint_value(calib[i], self.spec) <= 0]
         else:
-            feasible = [m for m in calib if m.extra_errors <= 0]
+            feasible = [i for i in order if calib[i].extra_errors <= 0]
         if feasible:
-            return min(feasible, key=lambda m: (m.energy_j, m.accuracy_loss_pct))
-        return min(calib, key=lambda m: (m.accuracy_loss_pct, m.energy_j))
+            return min(feasible, key=lambda i: (calib[i].energy_j, calib[i].accuracy_loss_pct))
+        return min(order, key=lambda i: (calib[i].accuracy_loss_pct, calib[i].energy_j))
 
 
 def constraint_value(calib: Metrics, spec: StudySpec) -> float:
@@ -209,19 +226,23 @@ def loss_excess(calib: Metrics, limit_pct: float, z: float = 0.0) -> float:
 
 
 def run_search(study: optuna.Study, problem: CascadeProblem, spec: StudySpec, n_trials: int,
-               progress: bool = True) -> SearchTiming:
-    """Record baselines, margin curves and panels on the study, then add `n_trials` trials to it."""
-    study.set_user_attr("baselines", [b.to_json() for b in baselines(problem, spec)])
-    study.set_user_attr("smrc", [dataclasses.asdict(c) for c in margin_curves(problem)])
-    study.set_user_attr("panels", [p.to_json() for p in panels(problem, spec)])
+               progress: bool = True, callbacks: list[Callable[..., None]] | None = None) -> SearchTiming:
+    """Record baselines, margin curves, panels and settings on the study, then add `n_trials` trials to it
+    (`callbacks`: Optuna's, called after each trial)."""
+    report_data = {"baselines": [b.to_json() for b in baselines(problem, spec)],
+                   "smrc": [dataclasses.asdict(c) for c in margin_curves(problem)],
+                   "panels": [p.to_json() for p in panels(problem, spec)]}
+    for key, value in report_data.items():  # large: kept out of the user attributes optuna-dashboard lists
+        study._storage.set_study_system_attr(study._study_id, f"{REPORT_PREFIX}{key}", value)
     study.set_user_attr("big", problem.names[problem.big])
     study.set_user_attr("max_accuracy_loss_pct", spec.search.max_accuracy_loss_pct)
     study.set_user_attr("loss_confidence_z", spec.search.loss_confidence_z)
+    study.set_user_attr("settings", accelerator_settings(problem))
     objective = CascadeObjective(problem, spec)
     scoring_before = problem.scoring_s
     start = time.perf_counter()
     n_trials = enqueue_structures(study, objective.space, spec, n_trials)
-    study.optimize(objective, n_trials=n_trials, show_progress_bar=progress and n_trials > 0)
+    study.optimize(objective, n_trials=n_trials, show_progress_bar=progress and n_trials > 0, callbacks=callbacks)
     if spec.search.loss_guarantee is not None:
         study.set_user_attr("certified", [p.to_json() for p in certify(study, problem, spec)])
     return SearchTiming(n_trials, time.perf_counter() - start, problem.scoring_s - scoring_before, objective.evaluate_s)
@@ -263,14 +284,14 @@ def certify(study: optuna.Study, problem: CascadeProblem, spec: StudySpec) -> li
         trial = trials[number]
         structure = replay_structure(space, trial.params)
         stages, accelerator, reuse = space.stages(structure), structure.accelerator, structure.cascade.reuse
-        points = sorted(trial.user_attrs[RECORD]["points"], key=lambda p: -p["calib_energy_j"])
+        points = sorted(trial.user_attrs[RECORD], key=lambda p: -p["calib_energy_j"])
         thresholds = np.array([p["thresholds"] for p in points], dtype=np.float64).reshape(len(points), -1)
         values = problem.evaluate(stages, thresholds, CERTIFY, accelerator, reuse)
         count = fixed_sequence(values["worse"], values["better"], n, guarantee.alpha_pct, delta)
         if count == 0:
             continue
         worse, better, chosen = int(values["worse"][count - 1]), int(values["better"][count - 1]), thresholds[count - 1]
-        out.append(CertifiedPoint(number, trial.user_attrs[RECORD]["cascade"], tuple(float(t) for t in chosen),
+        out.append(CertifiedPoint(number, points[0]["cascade"], tuple(float(t) for t in chosen),
                                   guarantee.alpha_pct, delta, n, 100.0 * (worse - better) / n,
                                   100.0 * loss_upper_bound(worse, better, n, delta),
                                   float(values["energy_pj"][count - 1]) * PJ,
@@ -294,12 +315,10 @@ def trial_results(study: optuna.Study) -> list[TrialResult]:
     limit, z = study.user_attrs.get("max_accuracy_loss_pct"), study.user_attrs.get("loss_confidence_z", 0.0)
     points = []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        record = trial.user_attrs.get(RECORD)
-        for index, point in enumerate(record["points"] if record else []):
+        for index, point in enumerate(trial.user_attrs.get(RECORD, [])):
             calib = Metrics.from_row(point, "calib")
             feasible = limit is None or loss_excess(calib, limit, z) <= 0
-            points.append(TrialResult(trial.number, record["cascade"], tuple(point["thresholds"]), dict(trial.params),
-                                      calib, Metrics.from_row(point, "test"), feasible, index))
+            points.append(TrialResult.from_user_attrs(trial.number, trial.params, point, feasible, False, index))
     values = np.array([objective_values(p.calib, spec_objectives) for p in points]).reshape(len(points), -1)
     front, seen = [], set()
     order = sorted(range(len(points)), key=lambda i: tuple(values[i]))
@@ -317,10 +336,28 @@ def trial_results(study: optuna.Study) -> list[TrialResult]:
 def study_results(study: optuna.Study) -> StudyResults:
     """The typed results of a study: what the report, the exports and `dse pareto` read."""
     attrs = study.user_attrs
+    data = report_data(study)
     return StudyResults(study.study_name, attrs.get("big", "?"), attrs.get("max_accuracy_loss_pct"),
-                        trial_results(study), [Baseline.from_json(b) for b in attrs.get("baselines", [])],
-                        [MarginCurve(**c) for c in attrs.get("smrc", [])], [Panel(**p) for p in attrs.get("panels", [])],
-                        [CertifiedPoint.from_json(p) for p in attrs.get("certified", [])])
+                        trial_results(study), [Baseline.from_json(b) for b in data.get("baselines", [])],
+                        [MarginCurve(**c) for c in data.get("smrc", [])], [Panel(**p) for p in data.get("panels", [])],
+                        [CertifiedPoint.from_json(p) for p in attrs.get("certified", [])], dict(attrs.get("settings", {})))
+
+
+def report_data(study: optuna.Study) -> dict[str, Any]:
+    """The baselines, margin curves and panels `run_search` stored on the study (as study system attributes)."""
+    attrs = study._storage.get_study_system_attrs(study._study_id)
+    return {key[len(REPORT_PREFIX):]: value for key, value in attrs.items() if key.startswith(REPORT_PREFIX)}
+
+
+def accelerator_settings(problem: CascadeProblem) -> dict[str, Any]:
+    """The accelerator and technology the study prices on, in SI units with the unit in each key."""
+    a, t = problem.accelerator, problem.technology
+    return {"array_tm": a.tm, "array_tn": a.tn, "clock_hz": a.clock_hz, "sram_bytes": a.sram_bytes,
+            "partition_input_weight_output": list(a.partition), "bits": a.bits, "tiling_rule": a.tiling_rule,
+            "priced_layers": problem.priced_layers, "technology_file": t.source, "mac_preset": t.mac_preset,
+            "sram_preset": t.sram_preset, "dram_preset": t.dram_preset,
+            "dram_energy_j_per_bit": t.dram_energy_pj_per_bit * PJ, "dram_background_w": t.dram_background_mw / 1e3,
+            "dram_bandwidth_bytes_per_s": t.dram_bandwidth_bytes_per_s}
 
 
 def search_study(problem: CascadeProblem, spec: StudySpec, n_trials: int) -> optuna.Study:

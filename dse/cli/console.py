@@ -1,0 +1,66 @@
+"""What the CLI prints and where: the root flags (--quiet, --verbose, --json) and rich progress that stays quiet
+when not on a terminal. With --json, stdout carries only the JSON result; messages go to stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import typer
+
+
+@dataclass
+class Settings:
+    """The root flags, set once by the root callback."""
+
+    quiet: bool = False
+    verbose: bool = False
+    json: bool = False
+
+
+SETTINGS = Settings()
+
+
+def say(text: str, verbose_only: bool = False) -> None:
+    """A message for people: nothing with --quiet; on stderr with --json; `verbose_only` needs --verbose."""
+    if SETTINGS.quiet or (verbose_only and not SETTINGS.verbose):
+        return
+    typer.echo(text, err=SETTINGS.json)
+
+
+def result(data: dict[str, Any]) -> None:
+    """The machine-readable result on stdout (only with --json)."""
+    if SETTINGS.json:
+        typer.echo(json.dumps(data, indent=2, default=float))
+
+
+def _interactive() -> bool:
+    return not SETTINGS.quiet and sys.stderr.isatty()
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None = None, enabled: bool = True,
+             echo: bool = False) -> Iterator[Callable[[str | None], None]]:
+    """A rich progress bar (with `total`) or spinner on stderr; yields `advance(message)`. Off the terminal (or not
+    `enabled`) it draws nothing and `advance` prints each message (with `echo`, else only with --verbose)."""
+    if not (enabled and _interactive()):
+        yield lambda message=None: say(message, verbose_only=not echo) if message else None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn()] if total else [SpinnerColumn(), TextColumn("{task.description}"),
+                                                   TimeElapsedColumn()]
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=total)
+
+        def advance(message: str | None = None) -> None:
+            if total:
+                bar.advance(task)
+            if message:
+                bar.update(task, description=f"{description}: {message}")
+        yield advance
