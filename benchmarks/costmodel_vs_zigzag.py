@@ -1,6 +1,6 @@
 """Cross-check the cost model against ZigZag (zigzag-dse, `pip install -e ".[bench]"`), component by component.
 
-Usage: python benchmarks/costmodel_vs_zigzag.py [--lpf-limit N] [--layers a,b]. Both models price the same
+Usage: python benchmarks/costmodel_vs_zigzag.py [--lpf-limit N] [--engine loma|salsa] [--layers a,b]. Both models price the same
 DianNao-like design on eight layers (LeNet conv1, conv2 and fc1, AlexNet fc6, a 1x1 conv, a depthwise 3x3, AlexNet's
 strided conv1, VGG conv3_2): a 16 x 16 MAC array (16 output channels by 16 input channels), input buffer NBin 2 KB,
 weight buffer SB 32 KB, output buffer NBout 2 KB, DRAM, 8-bit data; MAC 0.25 pJ, SRAM (10/64) * sqrt(size / 8 KB) pJ
@@ -49,9 +49,12 @@ import argparse
 import json
 import logging
 import math
+import random
 import sys
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from costmodel import Accelerator, LayerShape, load_technology, network_cost
 
@@ -191,13 +194,15 @@ def zigzag_inputs(layers: list[LayerShape]) -> tuple[dict, list, list]:
     return hardware, workload, mapping
 
 
-def zigzag_cost(layer: LayerShape, lpf_limit: int) -> dict:
+def zigzag_cost(layer: LayerShape, lpf_limit: int, engine: str) -> dict:
     """MACs, SRAM energy per buffer, DRAM bytes and energies of ZigZag's least-energy mapping of one layer."""
     import yaml
     from zigzag.api import get_hardware_performance_zigzag
     from zigzag.hardware.architecture.memory_port import DataDirection
 
     logging.disable(logging.CRITICAL)
+    random.seed(0)  # SALSA anneals from random orderings drawn with both generators
+    np.random.seed(0)
     hardware, workload, mapping = zigzag_inputs([layer])
     with tempfile.TemporaryDirectory() as tmp:
         paths = {}
@@ -207,7 +212,7 @@ def zigzag_cost(layer: LayerShape, lpf_limit: int) -> dict:
         _, _, cmes = get_hardware_performance_zigzag(
             str(paths["workload"]), str(paths["hardware"]), str(paths["mapping"]), opt="energy",
             dump_folder=str(Path(tmp) / "out"), loma_show_progress_bar=False, lpf_limit=lpf_limit,
-            nb_spatial_mappings_generated=1,
+            nb_spatial_mappings_generated=1, temporal_mapping_search_engine=engine,
         )
     ((cme, _),) = cmes[0][1]
     operands = {str(op): op for op in cme.memory_word_access}
@@ -236,6 +241,8 @@ def main() -> None:
     """Run both models and print the comparison."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lpf-limit", type=int, default=7, help="ZigZag's loop prime factor limit (search depth)")
+    parser.add_argument("--engine", choices=["loma", "salsa"], default="loma",
+                        help="ZigZag's temporal mapping search: exhaustive up to lpf-limit, or simulated annealing")
     parser.add_argument("--layers", default="", help="comma-separated subset of layer names")
     args = parser.parse_args()
     try:
@@ -248,7 +255,7 @@ def main() -> None:
     ratios: dict[str, list] = {"mac_ratio": [], "sram_ratio": [], "dram_ratio": [], "energy_ratio": [], "layers": []}
     print(f"{'layer':<14} {'quantity':<16} {'ours':>30} {'zigzag':>30} {'ratio':>7}", flush=True)
     for layer, mine in zip(layers, our_costs(layers)):
-        peer = zigzag_cost(layer, args.lpf_limit)
+        peer = zigzag_cost(layer, args.lpf_limit, args.engine)
         for key in ("macs", "energy_pj", "mac_pj", "sram_pj", "sram_i_w_o_pj", "dram_pj", "dram_bytes",
                     "dram_i_w_o_bytes"):
             ratio = f"{mine[key] / peer[key]:>7.3f}" if not isinstance(mine[key], tuple) and peer[key] else ""
