@@ -11,7 +11,7 @@ How the comparison is made fair (each point moves ZigZag's answer by up to sever
 - spatial unrolling pinned to the array we model: K 16 x C 16 (depthwise: 16 groups side by side, G 16), and only
   that one spatial mapping, so ZigZag cannot pick an unrolling our array does not have;
 - a temporal search deep enough to settle: SALSA (ZigZag's simulated annealing over whole loop orders, seeded) by
-  default. LOMA, ZigZag's default, enumerates orders of at most `lpf_limit` merged prime factors: at 6 (its
+  default; its answer still varied by up to 0.9 % between two runs (pointwise layer). LOMA, ZigZag's default, enumerates orders of at most `lpf_limit` merged prime factors: at 6 (its
   default) and at 7 (`--engine loma --lpf-limit 7`) it keeps all output rows of AlexNet conv1 and VGG conv3_2 below
   the 2 KB NBin, fetching every input about 16 and 45 times from DRAM, and lands at 2.3x our energy on both (identical
   at 6 and 7); 7 also moved LeNet conv2 by 16 % and the depthwise layer by 35 % from 6. SALSA finds mappings 1.8x
