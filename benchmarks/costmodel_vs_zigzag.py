@@ -1,22 +1,24 @@
 """Cross-check the cost model against ZigZag (zigzag-dse, `pip install -e ".[bench]"`), component by component.
 
-Usage: python benchmarks/costmodel_vs_zigzag.py [--lpf-limit N] [--engine loma|salsa] [--layers a,b]. Both models price the same
-DianNao-like design on eight layers (LeNet conv1, conv2 and fc1, AlexNet fc6, a 1x1 conv, a depthwise 3x3, AlexNet's
-strided conv1, VGG conv3_2): a 16 x 16 MAC array (16 output channels by 16 input channels), input buffer NBin 2 KB,
-weight buffer SB 32 KB, output buffer NBout 2 KB, DRAM, 8-bit data; MAC 0.25 pJ, SRAM (10/64) * sqrt(size / 8 KB) pJ
-per bit read or written, DRAM 20 pJ per bit in 64-bit words (shared/reference-numbers.md), no leakage. Ours:
-`dataflow="auto"`, `tiling_rule="energy"`. ZigZag: its least-energy temporal mapping, one run per layer.
+Usage: python benchmarks/costmodel_vs_zigzag.py [--lpf-limit N] [--engine loma|salsa] [--layers a,b]. Both models
+price the same DianNao-like design on eight layers (LeNet conv1, conv2 and fc1, AlexNet fc6, a 1x1 conv, a depthwise
+3x3, AlexNet's strided conv1, VGG conv3_2): a 16 x 16 MAC array (16 output channels by 16 input channels), input
+buffer NBin 2 KB, weight buffer SB 32 KB, output buffer NBout 2 KB, DRAM, 8-bit data; MAC 0.25 pJ, SRAM (10/64) *
+sqrt(size / 8 KB) pJ per bit read or written, DRAM 20 pJ per bit in 64-bit words (shared/reference-numbers.md), no
+leakage. Ours: `dataflow="auto"`, `tiling_rule="energy"`. ZigZag: its least-energy temporal mapping, one run per
+layer.
 
 How the comparison is made fair (each point moves ZigZag's answer by up to several times):
 - spatial unrolling pinned to the array we model: K 16 x C 16 (depthwise: 16 groups side by side, G 16), and only
   that one spatial mapping, so ZigZag cannot pick an unrolling our array does not have;
 - a temporal search deep enough to settle: SALSA (ZigZag's simulated annealing over whole loop orders, seeded) by
-  default; its answer still varied by up to 0.9 % between two runs (pointwise layer). LOMA, ZigZag's default, enumerates orders of at most `lpf_limit` merged prime factors: at 6 (its
-  default) and at 7 (`--engine loma --lpf-limit 7`) it keeps all output rows of AlexNet conv1 and VGG conv3_2 below
-  the 2 KB NBin, fetching every input about 16 and 45 times from DRAM, and lands at 2.3x our energy on both (identical
-  at 6 and 7); 7 also moved LeNet conv2 by 16 % and the depthwise layer by 35 % from 6. SALSA finds mappings 1.8x
-  (AlexNet) and 2.2x (VGG) cheaper than LOMA's and equals LOMA at 7 within 1 % on the other layers; LOMA at 8 takes
-  hours per large layer on a two-core machine and was not run;
+  default; its answer still varied by up to 0.9 % between two runs (pointwise layer). LOMA, ZigZag's default,
+  enumerates orders of at most `lpf_limit` merged prime factors: at 6 (its default) and at 7 (`--engine loma
+  --lpf-limit 7`) it keeps all output rows of AlexNet conv1 and VGG conv3_2 below the 2 KB NBin, fetching every
+  input about 16 and 45 times from DRAM, and lands at 2.3x our energy on both (identical at 6 and 7); 7 also moved
+  LeNet conv2 by 16 % and the depthwise layer by 35 % from 6. SALSA finds mappings 1.8x (AlexNet) and 2.2x (VGG)
+  cheaper than LOMA's and equals LOMA at 7 within 1 % on the other layers; LOMA at 8 takes hours per large layer on
+  a two-core machine and was not run;
 - every SRAM port charges per bit moved, not per port word: `bandwidth_min` is one 8-bit element and the cost of a
   word is its width times the per-bit energy, as in our model (a whole-word charge overcharges narrow layers,
   e.g. conv1 with one input channel uses 1/16 of NBin's word);
