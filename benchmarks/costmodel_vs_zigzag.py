@@ -17,8 +17,8 @@ How the comparison is made fair (each point moves ZigZag's answer by up to sever
   --lpf-limit 7`) it keeps all output rows of AlexNet conv1 and VGG conv3_2 below the 2 KB NBin, fetching every
   input about 16 and 45 times from DRAM, and lands at 2.3x our energy on both (identical at 6 and 7); 7 also moved
   LeNet conv2 by 16 % and the depthwise layer by 35 % from 6. SALSA finds mappings 1.8x (AlexNet) and 2.2x (VGG)
-  cheaper than LOMA's and equals LOMA at 7 within 1 % on the other layers; LOMA at 8 takes hours per large layer on
-  a two-core machine and was not run;
+  cheaper than LOMA's and equals LOMA at 7 within 1 % on the other layers; LOMA at 8 had not finished LeNet conv1
+  after 6 minutes on this two-core machine and was not run;
 - every SRAM port charges per bit moved, not per port word: `bandwidth_min` is one 8-bit element and the cost of a
   word is its width times the per-bit energy, as in our model (a whole-word charge overcharges narrow layers,
   e.g. conv1 with one input channel uses 1/16 of NBin's word);
