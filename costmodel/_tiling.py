@@ -241,7 +241,14 @@ def _streamed(tiles: np.ndarray, cycles: np.ndarray, loop_order: str, counts: Ac
     return _Candidates(tiles, cycles, counts, ("streaming",), np.full((1, len(cycles)), loop_order))
 
 
-def _streaming(layer: LayerShape, in_fills: np.ndarray | int, in_reads: int, out_accesses: np.ndarray | int) -> Accesses:
+def _channel_column_tiles(layer: LayerShape, acc: Accelerator) -> tuple[np.ndarray, np.ndarray]:
+    """Every (channels over the tm lanes, output columns) tile pair of a layer without weights."""
+    grids = np.meshgrid(_tile_sizes(layer.in_channels, acc.tm), _tile_sizes(layer.out_w, 1), indexing="ij")
+    return grids[0].ravel(), grids[1].ravel()
+
+
+def _streaming(layer: LayerShape, in_fills: np.ndarray | int, in_reads: int,
+               out_accesses: np.ndarray | int) -> Accesses:
     """Counts of a layer without weights: no weight buffer traffic, outputs written to DRAM once."""
     return Accesses(in_fills=in_fills, in_reads=in_reads, w_fills=0, w_reads=0, out_accesses=out_accesses,
                     out_dram=layer.output_count)
@@ -252,7 +259,7 @@ def _pooling(layer: LayerShape, acc: Accelerator, caps: tuple[int, int, int]) ->
     channels, k2 = layer.in_channels, layer.kernel_h * layer.kernel_w
     if (layer.kernel_h, layer.kernel_w, layer.pad) == (layer.in_h, layer.in_w, 0):
         return _global_chunks(layer, acc, caps)
-    tch, tc = (a.ravel() for a in np.meshgrid(_tile_sizes(channels, acc.tm), _tile_sizes(layer.out_w, 1), indexing="ij"))
+    tch, tc = _channel_column_tiles(layer, acc)
     fits, tr, n_rows, n_cols = _spatial_fit(layer, caps, tch, tch, tc)
     if not fits.any():
         return None
@@ -285,7 +292,7 @@ def _global_chunks(layer: LayerShape, acc: Accelerator, caps: tuple[int, int, in
 def _eltwise(layer: LayerShape, acc: Accelerator, caps: tuple[int, int, int]) -> _Candidates | None:
     """Element-wise add candidates: both operands' channel tiles share the input buffer; one add per output."""
     channels = layer.in_channels
-    tch, tc = (a.ravel() for a in np.meshgrid(_tile_sizes(channels, acc.tm), _tile_sizes(layer.out_w, 1), indexing="ij"))
+    tch, tc = _channel_column_tiles(layer, acc)
     fits, tr, _, _ = _spatial_fit(layer, caps, 2 * tch, tch, tc)
     if not fits.any():
         return None
@@ -300,10 +307,10 @@ def _select(layer: LayerShape, acc: Accelerator, tech: Technology, reads_partial
     """Price every candidate and keep the one the accelerator's tiling rule prefers."""
     bits, burst, outputs = acc.bits, tech.dram_burst_bytes, layer.output_count
     counts, shape = cand.counts, (len(cand.mappings), len(cand.loop_orders), len(cand.cycles))
-    cycles, in_elems, w_elems, in_reads, w_reads, out_accesses, out_elems = (np.broadcast_to(a, shape).ravel() for a in (
-        cand.cycles, counts.in_fills, counts.w_fills, counts.in_reads, counts.w_reads,
-        counts.out_accesses + outputs * reads_partial_sums, counts.out_dram + outputs * reads_partial_sums,
-    ))
+    per_candidate = (cand.cycles, counts.in_fills, counts.w_fills, counts.in_reads, counts.w_reads,
+                     counts.out_accesses + outputs * reads_partial_sums, counts.out_dram + outputs * reads_partial_sums)
+    cycles, in_elems, w_elems, in_reads, w_reads, out_accesses, out_elems = (
+        np.broadcast_to(a, shape).ravel() for a in per_candidate)
 
     def dram_bytes(elems: np.ndarray | int) -> np.ndarray:
         """Bytes moved for `elems` elements, rounded up to whole DRAM bursts."""

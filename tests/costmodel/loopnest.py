@@ -51,7 +51,8 @@ def simulate(layer: LayerShape, array: tuple[int, int], tiling: Tiling, stationa
     g, s, pad = layer.groups, layer.stride, layer.pad
     m_g, n_g = layer.out_channels // g, layer.in_channels // g
     kernel = list(itertools.product(range(layer.kernel_h), range(layer.kernel_w)))
-    spatial = [(rows, cols) for rows in _chunks(0, layer.out_h, tiling.tr) for cols in _chunks(0, layer.out_w, tiling.tc)]
+    spatial = [(rows, cols) for rows in _chunks(0, layer.out_h, tiling.tr)
+               for cols in _chunks(0, layer.out_w, tiling.tc)]
     trips = {"m": _chunks(0, m_g, tiling.tm), "s": spatial, "n": _chunks(0, n_g, tiling.tn)}
     count: Counter = Counter(w_fills=layer.bias_count)
     resident: dict[str, tuple | None] = {"input": None, "weight": None, "output": None}
