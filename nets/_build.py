@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 
 from nets._cache import SCORED_SPLITS, CacheCorrupted, ScoreCache, variant_key, weights_key
 from nets._data import Dataset
+from nets._orphan import die_with_parent
 from nets._variant import SplitScores, TrainingConfig, Variant, VariantScores, scores_from_logits
 
 
@@ -105,11 +106,14 @@ def score_variant(dataset: Dataset, variant: Variant, config: TrainingConfig, ke
 
 
 def _parallel(jobs: list, n_jobs: int):  # type: ignore[no-untyped-def]
-    """Run joblib jobs, yielding results as they finish."""
+    """Run joblib jobs, yielding results as they finish; worker processes exit when this process dies."""
     from joblib import Parallel
 
     workers = min(n_jobs if n_jobs > 0 else os.cpu_count() or 1, len(jobs))
-    return Parallel(n_jobs=workers, return_as="generator_unordered")(jobs)
+    if workers == 1:
+        return Parallel(n_jobs=1, return_as="generator_unordered")(jobs)
+    return Parallel(n_jobs=workers, return_as="generator_unordered", initializer=die_with_parent,
+                    initargs=(os.getpid(),))(jobs)
 
 
 def build_scores(dataset: Dataset, variants: Sequence[Variant], config: TrainingConfig,

@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from dse.cli.options import CacheDirOption, DataOption, HeartbeatOption, JobsOption, UntilOption, prepare, stopped
+
 OutOption = Annotated[Optional[Path], typer.Option("--out", help="Output directory [default: ./dse-out/<study>]")]
 StorageOption = Annotated[Optional[str], typer.Option(
     "--storage", help="Optuna storage URL (sqlite:///…, postgresql+psycopg2://…, journal:///file) "
@@ -27,36 +29,52 @@ def write_outputs(study, out_dir: Path) -> Path:  # type: ignore[no-untyped-def]
 def run(
     spec: Annotated[str, typer.Argument(help="Spec file or built-in study name (see `dse studies`)")] = "quickstart",
     trials: Annotated[Optional[int], typer.Option("--trials", "-n", min=0, help="Trials to add [default: spec]")] = None,
-    data: Annotated[Optional[Path], typer.Option("--data", help="Data path (overrides data.path in the spec)")] = None,
+    until: UntilOption = None,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=256,
+                                         help="Worker processes on this machine, sharing the study")] = 1,
+    data: DataOption = None,
     out: OutOption = None,
     storage: StorageOption = None,
-    cache_dir: Annotated[Optional[Path], typer.Option(
-        "--cache-dir", help="Score cache [default: $DSE_CACHE_DIR, $XDG_CACHE_HOME/adaptive-dse, ~/.cache/adaptive-dse]")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Parallel training jobs (-1: all cores)")] = -1,
+    cache_dir: CacheDirOption = None,
+    jobs: JobsOption = -1,
+    heartbeat: HeartbeatOption = 10,
     progress: Annotated[bool, typer.Option(help="Show the search progress bar")] = True,
 ) -> None:
     """Build or load the score cache, run (or resume) the study, and write CSVs and the HTML report."""
     from dse.core.output import out_dir_for, storage_url_for
-    from dse.core.problem import load_problem
     from dse.core.spec import load_spec
     from dse.core.storage import open_storage
-    from dse.core.study import open_study, run_search, study_results
+    from dse.core.study import open_study, record_study_facts, run_search, study_results
+    from dse.core.workers import StopRequest, trial_counts
 
     study_spec = load_spec(spec).with_overrides(data={"path": str(data)} if data else {})
-    n_trials = study_spec.search.n_trials if trials is None else trials
-    problem, dataset = load_problem(study_spec, str(cache_dir) if cache_dir else None, n_jobs=jobs)
     out_dir = out_dir_for(study_spec.name, out)
     url = storage_url_for(out_dir, storage)
-    study = open_study(study_spec, open_storage(url))
+    problem, dataset = prepare(study_spec, data, cache_dir, out_dir, url, jobs)
+    n_trials = study_spec.search.n_trials if trials is None else trials
+    study = open_study(study_spec, open_storage(url, heartbeat))
     before = len(study.trials)
-    timing = run_search(study, problem, study_spec, n_trials, progress=progress)
+    with StopRequest() as stop:
+        if workers == 1:
+            timing = run_search(study, problem, study_spec, n_trials, progress=progress, until=until, stop=stop)
+        else:
+            from dse.cli.worker import run_workers
+
+            record_study_facts(study, problem, study_spec)
+            total = until if until is not None else trial_counts(study)[0] + n_trials
+            timing = run_workers(spec, workers, total, url, data, cache_dir, heartbeat, stop)
+    stopped(stop)
     report_path = write_outputs(study, out_dir)
     front = len(study_results(study).pareto)
     typer.echo(f"study '{study.study_name}' in {url}: {before} -> {len(study.trials)} trials; "
                f"{front} distinct feasible Pareto points (calibration split, {len(dataset.labels['calib'])} samples)")
-    typer.echo(f"search: {timing.trials} trials in {timing.wall_s:.1f} s; per trial {timing.overhead_ms_per_trial:.1f} ms "
-               f"Optuna (sampler + storage), {timing.per_trial_ms(timing.evaluate_s):.2f} ms our evaluation; "
-               f"{timing.scoring_s:.1f} s scoring variants first drawn by a trial")
+    if workers > 1:
+        typer.echo(f"search: {timing.trials} trials by {workers} workers in {timing.wall_s:.1f} s (with their start)")
+    else:
+        typer.echo(f"search: {timing.trials} trials in {timing.wall_s:.1f} s; per trial "
+                   f"{timing.overhead_ms_per_trial:.1f} ms Optuna (sampler + storage), "
+                   f"{timing.per_trial_ms(timing.evaluate_s):.2f} ms our evaluation; "
+                   f"{timing.scoring_s:.1f} s scoring variants first drawn by a trial")
     aucs = ", ".join(f"{row['net']} {row['auc']:.3f}" for row in study.user_attrs.get("smrc", []))
     typer.echo(f"score-margin classifier AUC (test split): {aucs}")
     typer.echo(f"report: {report_path.resolve()}")
@@ -70,7 +88,12 @@ def report(
     """Rewrite the HTML report (and CSVs) of a study from its storage."""
     from dse.core.output import load_existing_study
 
+    from dse.core.output import check_output_dir
+
+    if out is not None:
+        check_output_dir(out, "--out")
     loaded, out_dir = load_existing_study(study, out, storage)
+    check_output_dir(out_dir, "--out")
     typer.echo(f"report: {write_outputs(loaded, out_dir).resolve()}")
 
 
@@ -83,8 +106,11 @@ def pareto(
     """Print the feasible Pareto front (chosen on calibration, with test-split metrics) as a table."""
     from dse.core.output import load_existing_study, pareto_frame
     from dse.core.study import study_results
+    from dse.core.output import check_output_file
     from nets import atomic_write_text
 
+    if csv is not None:
+        check_output_file(csv, "--csv")
     loaded, _ = load_existing_study(study, out, storage)
     front = pareto_frame(study_results(loaded))
     if front.empty:

@@ -18,6 +18,8 @@ from dse.core.results import PJ, Baseline, MarginCurve, Metrics, Panel, StudyRes
 from dse.core.smrc import smrc
 from dse.core.space import CascadeSpace
 from dse.core.spec import SpecError, StudySpec
+from dse.core.storage import open_storage, study_exists
+from dse.core.workers import StopRequest, run_trials
 
 OBJECTIVE_COLUMNS = {"energy": "energy_pj", "accuracy_loss": "accuracy_loss_pct", "latency": "latency_s",
                      "storage": "storage_bytes"}
@@ -32,9 +34,17 @@ def spec_digest(spec: StudySpec) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
-    """The sampler the spec names, seeded."""
-    seed = spec.search.seed
+def sampler_seed(seed: int, stream: tuple[int, ...] = ()) -> int:
+    """The seed of one sampling stream: the spec's seed mixed with e.g. (worker id, trials already in the study),
+    so that no two workers and no restart draw the same points; no stream: the spec's seed itself."""
+    if not stream:
+        return seed
+    return int(np.random.SeedSequence([seed, *stream]).generate_state(1)[0])
+
+
+def make_sampler(spec: StudySpec, stream: tuple[int, ...] = ()) -> optuna.samplers.BaseSampler:
+    """The sampler the spec names, seeded for `stream` (see `sampler_seed`)."""
+    seed = sampler_seed(spec.search.seed, stream)
     if spec.search.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     if spec.search.sampler == "random":
@@ -44,19 +54,32 @@ def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=20)
 
 
-def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.Study:
-    """Create the spec's study, or load it to resume; refuses a study made from a different spec."""
+def check_digest(study: optuna.Study, spec: StudySpec) -> None:
+    """Refuse a study made from a different spec."""
+    digest = study.user_attrs.get("spec_digest")
+    if digest is not None and digest != spec_digest(spec):
+        raise SpecError(f"{spec.source}: the study '{spec.name}' in this storage was made from a different spec; "
+                        f"use another --out/--storage or restore the spec")
+
+
+def check_resumable(spec: StudySpec, url: str) -> None:
+    """Before any work: if `url` already holds the spec's study, it must have been made from this spec (read-only)."""
+    if study_exists(url, spec.name):
+        check_digest(optuna.load_study(study_name=spec.name, storage=open_storage(url, None, create=False)), spec)
+
+
+def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage, worker: int = 0) -> optuna.Study:
+    """Create the spec's study, or load it to resume; refuses a study made from a different spec. The sampler's
+    stream is (worker, trials already in the study): every worker and every restart samples its own points."""
     directions = ["minimize"] * len(spec.search.objectives)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(storage=storage, study_name=spec.name, directions=directions,
                                 sampler=make_sampler(spec), load_if_exists=True)
-    digest = study.user_attrs.get("spec_digest")
-    if digest is None:
+    check_digest(study, spec)
+    if study.user_attrs.get("spec_digest") is None:
         study.set_user_attr("spec_digest", spec_digest(spec))
         study.set_user_attr("objectives", list(spec.search.objectives))
-    elif digest != spec_digest(spec):
-        raise SpecError(f"{spec.source}: the study '{spec.name}' in this storage was made from a different spec; "
-                        f"use another --out/--storage or restore the spec")
+    study.sampler = make_sampler(spec, (worker, len(study.get_trials(deepcopy=False))))
     return study
 
 
@@ -152,19 +175,25 @@ def constraint_value(calib: Metrics, spec: StudySpec) -> float:
     return float(calib.accuracy_loss_pct + z * calib.accuracy_loss_se_pct) - limit
 
 
-def run_search(study: optuna.Study, problem: CascadeProblem, spec: StudySpec, n_trials: int,
-               progress: bool = True) -> SearchTiming:
-    """Record baselines, margin curves and panels on the study, then add `n_trials` trials to it."""
+def record_study_facts(study: optuna.Study, problem: CascadeProblem, spec: StudySpec) -> None:
+    """Record baselines, margin curves, panels, the big net and the loss limit on the study (what reports read)."""
     study.set_user_attr("baselines", [b.to_json() for b in baselines(problem, spec)])
     study.set_user_attr("smrc", [dataclasses.asdict(c) for c in margin_curves(problem)])
     study.set_user_attr("panels", [p.to_json() for p in panels(problem, spec)])
     study.set_user_attr("big", problem.names[problem.big])
     study.set_user_attr("max_accuracy_loss_pct", spec.search.max_accuracy_loss_pct)
+
+
+def run_search(study: optuna.Study, problem: CascadeProblem, spec: StudySpec, n_trials: int | None,
+               progress: bool = True, until: int | None = None, stop: StopRequest | None = None) -> SearchTiming:
+    """Record the study's facts, then add `n_trials` trials, or (with `until`) run until the study holds `until`
+    completed trials whoever ran them; stops after the trial in flight when `stop` is requested."""
+    record_study_facts(study, problem, spec)
     objective = CascadeObjective(problem, spec)
     scoring_before = problem.scoring_s
     start = time.perf_counter()
-    study.optimize(objective, n_trials=n_trials, show_progress_bar=progress and n_trials > 0)
-    return SearchTiming(n_trials, time.perf_counter() - start, problem.scoring_s - scoring_before, objective.evaluate_s)
+    done = run_trials(study, objective, n_trials, until, stop or StopRequest(), progress)
+    return SearchTiming(done, time.perf_counter() - start, problem.scoring_s - scoring_before, objective.evaluate_s)
 
 
 def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
