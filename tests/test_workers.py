@@ -205,7 +205,8 @@ def test_journal_heartbeat_fails_a_stale_trial_and_retries_it(tmp_path: Path) ->
 
     url = f"journal:///{tmp_path / 'study.log'}"
     study = optuna.create_study(storage=open_storage(url, heartbeat_s=1), study_name="s")
-    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})  # its process "dies": no heartbeat
+    with pytest.warns(UserWarning, match="Heartbeat"):  # asked outside optimize: its process "dies", no heartbeat
+        trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
     fail_stale(study)
     assert study.trials[trial.number].state == TrialState.RUNNING  # within the grace period: alive
     time.sleep(3.5)
