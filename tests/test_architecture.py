@@ -103,13 +103,18 @@ def test_one_error_root() -> None:
     import costmodel
     import nets
     import nets._quant  # noqa: F401  (torch-side errors)
+    import nets._transfer
+    from dse.cli.worker import WorkerFailed
     from dse.core._risk import RiskError
+    from dse.core.output import OutputPathError
+    from dse.core.storage import StorageError
     from dse.papers import jahier2018, park2015, tann2016
 
     roots = [costmodel.CostModelError, nets.DatasetError, nets.ArchitectureError, nets.UnknownArchitecture,
              nets.EffortError, nets.IncrementalError, nets.ImportedModelError, nets._quant.QuantizationError,
              dse.SpecError, dse.StudyNotFound, dse.core.output.MissingExtra, jahier2018.BitwidthError,
-             park2015.ThresholdError, tann2016.IncrementSearchError, RiskError]
+             park2015.ThresholdError, tann2016.IncrementSearchError, RiskError, StorageError, OutputPathError,
+             WorkerFailed, nets._transfer.CacheTransferError]
     assert all(issubclass(cls, dse.UserError) for cls in roots)
     exceptions = {node.name for package in PACKAGES for path in (ROOT / package).rglob("*.py")
                   for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.ClassDef)

@@ -17,7 +17,8 @@ app = typer.Typer(help="Design-space exploration of input-adaptive DNN inference
 
 
 def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a UserError into one line on stderr and exit code 2, without a traceback; anything else is a bug."""
+    """Turn a UserError into one line on stderr and exit code 2, Ctrl-C into one line and exit code 130, without a
+    traceback; anything else is a bug."""
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -25,6 +26,9 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except UserError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
     return wrapper
 
 
@@ -53,25 +57,47 @@ def root(
 def _register() -> None:
     """Every command: the core's, then each registered mechanism's, each wrapped by `user_errors`."""
     import dse.mechanisms  # noqa: F401  (registers the built-in mechanisms)
+    from dse.cli import cache
     from dse.cli.cost import cost
     from dse.cli.dashboard import dashboard
     from dse.cli.export import trials
     from dse.cli.study import pareto, report, run, studies
+    from dse.cli.worker import worker
     from dse.core.mechanism import registry
 
-    commands = [("run", run), ("report", report), ("pareto", pareto), ("trials", trials), ("dashboard", dashboard),
-                ("studies", studies), ("cost", cost)]
+    commands = [("run", run), ("worker", worker), ("report", report), ("pareto", pareto), ("trials", trials),
+                ("dashboard", dashboard), ("studies", studies), ("cost", cost)]
     commands += [command for mechanism in registry().values() for command in mechanism.commands()]
     for name, command in commands:
         app.command(name)(user_errors(command))
+    cache_app = typer.Typer(help="Share the score cache between machines.", no_args_is_help=True)
+    cache_app.command("export")(user_errors(cache.export))
+    cache_app.command("import")(user_errors(cache.import_))
+    app.add_typer(cache_app, name="cache")
 
 
 _register()
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: a bad command line is one line naming the option and exit code 2 too."""
+    import sys
+
+    click_error = typer.BadParameter.__mro__[2]  # ClickException, wherever this typer keeps click
+
+    try:
+        code = app(args=argv, prog_name="dse", standalone_mode=False)
+    except click_error as exc:
+        name = getattr(getattr(exc, "param", None), "opts", None)
+        where = f"{name[0]}: " if name and name[0] not in exc.format_message() else ""
+        message = " ".join(exc.format_message().split())
+        if message:  # (`dse cache` alone prints its help, then nothing more)
+            typer.echo(f"error: {where}{message}", err=True)
+        code = exc.exit_code
+    except typer.Abort:
+        typer.echo("interrupted", err=True)
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from dse.cli.console import SETTINGS, progress_bar, result, say
+from dse.cli.options import CacheDirOption, DataOption, HeartbeatOption, JobsOption, UntilOption, prepare, stopped
 
 OutOption = Annotated[Optional[Path], typer.Option("--out", help="Output directory [default: ./dse-out/<study>]")]
 StorageOption = Annotated[Optional[str], typer.Option(
@@ -56,40 +57,56 @@ def summary(results) -> None:  # type: ignore[no-untyped-def]
 def run(
     spec: Annotated[str, typer.Argument(help="Spec file or built-in study name (see `dse studies`)")] = "quickstart",
     trials: Annotated[Optional[int], typer.Option("--trials", "-n", min=0, help="Trials to add [default: spec]")] = None,
-    data: Annotated[Optional[Path], typer.Option("--data", help="Data path (overrides data.path in the spec)")] = None,
+    until: UntilOption = None,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=256,
+                                         help="Worker processes on this machine, sharing the study")] = 1,
+    data: DataOption = None,
     out: OutOption = None,
     storage: StorageOption = None,
-    cache_dir: Annotated[Optional[Path], typer.Option(
-        "--cache-dir", help="Score cache [default: $DSE_CACHE_DIR, $XDG_CACHE_HOME/adaptive-dse, ~/.cache/adaptive-dse]")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Parallel training jobs (-1: all cores)")] = -1,
+    cache_dir: CacheDirOption = None,
+    jobs: JobsOption = -1,
+    heartbeat: HeartbeatOption = 10,
     progress: Annotated[bool, typer.Option(help="Show progress bars (only ever on a terminal)")] = True,
 ) -> None:
     """Build or load the score cache, run (or resume) the study, and write CSVs and the HTML report."""
     from dse.core.output import out_dir_for, storage_url_for
-    from dse.core.problem import load_problem
     from dse.core.spec import load_spec
     from dse.core.storage import open_storage
-    from dse.core.study import open_study, run_search, study_results
+    from dse.core.study import open_study, record_study_facts, run_search, study_results
+    from dse.core.workers import StopRequest, trial_counts
 
     study_spec = load_spec(spec).with_overrides(data={"path": str(data)} if data else {})
-    n_trials = study_spec.search.n_trials if trials is None else trials
-    with progress_bar("training and caching variants", enabled=progress, echo=True) as step:
-        problem, dataset = load_problem(study_spec, str(cache_dir) if cache_dir else None, n_jobs=jobs, log=step)
     out_dir = out_dir_for(study_spec.name, out)
     url = storage_url_for(out_dir, storage)
-    study = open_study(study_spec, open_storage(url))
+    with progress_bar("training and caching variants", enabled=progress, echo=True) as step:
+        problem, dataset = prepare(study_spec, data, cache_dir, out_dir, url, jobs, log=step)
+    n_trials = study_spec.search.n_trials if trials is None else trials
+    study = open_study(study_spec, open_storage(url, heartbeat))
     before = len(study.trials)
-    with progress_bar("search", total=n_trials, enabled=progress) as step:
-        timing = run_search(study, problem, study_spec, n_trials, progress=False,
-                            callbacks=[lambda _study, trial: step(f"trial {trial.number}")])
+    with StopRequest() as stop:
+        if workers == 1:
+            with progress_bar("search", total=until or n_trials, enabled=progress) as step:
+                timing = run_search(study, problem, study_spec, n_trials, progress=False, until=until, stop=stop,
+                                    callbacks=[lambda _study, trial: step(f"trial {trial.number}")])
+        else:
+            from dse.cli.worker import run_workers
+
+            record_study_facts(study, problem, study_spec)
+            total = until if until is not None else trial_counts(study)[0] + n_trials
+            timing = run_workers(spec, workers, total, url, data, cache_dir, heartbeat, stop)
+    stopped(stop)
     report_path = write_outputs(study, out_dir)
     results = study_results(study)
     summary(results)
     say(f"study '{study.study_name}' in {url}: {before} -> {len(study.trials)} trials; {len(results.pareto)} distinct "
         f"feasible Pareto points (calibration split, {problem.margin['calib'].shape[1]} samples)")
-    say(f"search: {timing.trials} trials in {timing.wall_s:.1f} s; per trial {timing.overhead_ms_per_trial:.1f} ms "
-        f"Optuna (sampler + storage), {timing.per_trial_ms(timing.evaluate_s):.2f} ms our evaluation; "
-        f"{timing.scoring_s:.1f} s scoring variants first drawn by a trial", verbose_only=True)
+    if workers > 1:
+        say(f"search: {timing.trials} trials by {workers} workers in {timing.wall_s:.1f} s (with their start)",
+            verbose_only=True)
+    else:
+        say(f"search: {timing.trials} trials in {timing.wall_s:.1f} s; per trial {timing.overhead_ms_per_trial:.1f} ms "
+            f"Optuna (sampler + storage), {timing.per_trial_ms(timing.evaluate_s):.2f} ms our evaluation; "
+            f"{timing.scoring_s:.1f} s scoring variants first drawn by a trial", verbose_only=True)
     say("score-margin classifier AUC (test split): " + ", ".join(f"{c.net} {c.auc:.3f}" for c in results.margins),
         verbose_only=True)
     say(f"report: {report_path.resolve()}")
@@ -105,7 +122,12 @@ def report(
     """Rewrite the HTML report (and CSVs) of a study from its storage."""
     from dse.core.output import load_existing_study
 
+    from dse.core.output import check_output_dir
+
+    if out is not None:
+        check_output_dir(out, "--out")
     loaded, out_dir = load_existing_study(study, out, storage)
+    check_output_dir(out_dir, "--out")
     path = write_outputs(loaded, out_dir).resolve()
     say(f"report: {path}")
     result({"report": str(path)})
@@ -119,10 +141,12 @@ def pareto(
     as_json: Annotated[bool, typer.Option("--json", help="Print the headline and the front as JSON")] = False,
 ) -> None:
     """Print the answer and the feasible Pareto front (chosen on calibration, with test-split metrics)."""
-    from dse.core.output import load_existing_study, pareto_frame
+    from dse.core.output import check_output_file, load_existing_study, pareto_frame
     from dse.core.study import study_results
     from nets import atomic_write_text
 
+    if csv is not None:
+        check_output_file(csv, "--csv")
     loaded, _ = load_existing_study(study, out, storage)
     results = study_results(loaded)
     if as_json or SETTINGS.json:

@@ -26,6 +26,31 @@ def storage_url_for(out_dir: Path, storage: str | None) -> str:
     return storage or sqlite_url(out_dir / DB_NAME)
 
 
+class OutputPathError(UserError):
+    """An output path (--out, --cache-dir, --csv) of the wrong kind; the message names the option."""
+
+
+def _check_parents(path: Path, option: str) -> None:
+    """Every existing ancestor of `path` must be a directory."""
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise OutputPathError(f"{option} {path}: {parent} is a file, not a directory")
+
+
+def check_output_dir(path: Path, option: str) -> None:
+    """Refuse an output directory that is a file or lies under one (before anything is written)."""
+    if path.exists() and not path.is_dir():
+        raise OutputPathError(f"{option} {path}: is a file, not a directory")
+    _check_parents(path, option)
+
+
+def check_output_file(path: Path, option: str) -> None:
+    """Refuse an output file that is a directory or lies under a file (before anything is written)."""
+    if path.is_dir() or str(path).endswith("/"):
+        raise OutputPathError(f"{option} {path}: is a directory, not a file")
+    _check_parents(path, option)
+
+
 class StudyNotFound(UserError):
     """No study of that name in the storage."""
 
@@ -44,7 +69,7 @@ def load_existing_study(name: str, out: Path | None, storage: str | None) -> tup
     url = storage_url_for(out_dir, storage)
     if storage is None and not (out_dir / DB_NAME).is_file():
         raise StudyNotFound(f"no study database at {out_dir / DB_NAME} (run `dse run` first, or pass --out/--storage)")
-    backend = open_storage(url)
+    backend = open_storage(url, heartbeat_s=None, create=False)  # reading never changes the file
     names = [s.study_name for s in optuna.get_all_study_summaries(backend, include_best_trial=False)]
     study_name = name if name in names else (names[0] if len(names) == 1 and candidate == out_dir else None)
     if study_name is None:

@@ -8,6 +8,8 @@ tables declare the user's own networks (`dse.core.models`).
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -129,10 +131,28 @@ SECTIONS = {"data": DataSpec, "training": TrainingConfig, "nets": NetsSpec,
             "accelerator": AcceleratorSpec, "search": SearchSpec}
 
 
+MAX_INT = 2**53  # integers beyond this lose precision as floats: no setting needs them
+MAX_SEED = 2**32  # numpy's legacy seeds (Optuna's samplers) stop here
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a study name is a directory name: no '.', '..', '/', 255+
+
+
+def _finite(value: Any, where: str) -> None:
+    """Refuse inf, NaN and integers too large to be a setting, in a value or inside a list."""
+    for item in value if isinstance(value, (list, tuple)) else [value]:
+        if isinstance(item, float) and not math.isfinite(item):
+            raise SpecError(f"{where}: must be a finite number, got {item}")
+        if isinstance(item, int) and not isinstance(item, bool) and abs(item) >= MAX_INT:
+            raise SpecError(f"{where}: must be below 2**53 in magnitude, got a {len(str(abs(item)))}-digit number")
+        if isinstance(item, str) and len(item) > 1000:
+            raise SpecError(f"{where}: a string of {len(item)} characters is too long")
+
+
 def _coerce(value: Any, default: Any, where: str) -> Any:
-    """Check a TOML value against the type of the field's default (tables of nested sections are parsed as such)."""
+    """Check a TOML value against the type of the field's default (finite, of sane size; tables of nested sections
+    are parsed as such)."""
     if where.endswith(".loss_guarantee"):
         return _section(value, LossGuarantee, where)
+    _finite(value, where)
     if isinstance(default, bool):
         ok = isinstance(value, bool)
     elif isinstance(default, int) and not isinstance(default, bool):
@@ -173,8 +193,11 @@ def validate(spec: StudySpec) -> StudySpec:
     src = spec.source
     known = architecture_names()
     check(spec.version == SPEC_VERSION, f"{src}: version", f"must be {SPEC_VERSION}, got {spec.version}")
-    check(bool(spec.name) and all(c.isalnum() or c in "-_." for c in spec.name), f"{src}: name",
-           f"must be a non-empty word of letters, digits, '-', '_' or '.', got {spec.name!r}")
+    check(NAME.fullmatch(spec.name) is not None, f"{src}: name", "must start with a letter or digit and have at most "
+          f"100 letters, digits, '-', '_' or '.' (it names the output directory), got {spec.name[:120]!r}")
+    for key, seed in (("data.seed", spec.data.seed), ("search.seed", spec.search.seed),
+                      ("training.seed", spec.training.seed)):
+        check(0 <= seed < MAX_SEED, f"{src}: {key}", f"must be in [0, 2**32), got {seed}")
     check(spec.nets.big in known, f"{src}: nets.big", f"unknown network '{spec.nets.big}' (known: {', '.join(known)})")
     enabled = spec.enabled()
     check(bool(enabled), f"{src}: nets", "no mechanism section provides a cascade stage (add one of: "
@@ -186,7 +209,10 @@ def validate(spec: StudySpec) -> StudySpec:
     t = spec.training
     for key in ("epochs", "batch_size"):
         check(getattr(t, key) >= 1, f"{src}: training.{key}", f"must be >= 1, got {getattr(t, key)}")
-    check(t.learning_rate > 0, f"{src}: training.learning_rate", f"must be > 0, got {t.learning_rate}")
+    check(0 <= t.weight_decay <= 1, f"{src}: training.weight_decay", f"must be in [0, 1], got {t.weight_decay}")
+    check(t.epochs <= 10_000 and t.batch_size <= 2**20, f"{src}: training",
+          f"epochs <= 10000 and batch_size <= 2**20 must hold, got {t.epochs} and {t.batch_size}")
+    check(0 < t.learning_rate <= 10, f"{src}: training.learning_rate", f"must be in (0, 10], got {t.learning_rate}")
     s = spec.search
     check(s.n_trials >= 0, f"{src}: search.n_trials", f"must be >= 0, got {s.n_trials}")
     check(s.sampler in SAMPLERS, f"{src}: search.sampler", f"must be one of {', '.join(SAMPLERS)}, got '{s.sampler}'")
@@ -199,8 +225,12 @@ def validate(spec: StudySpec) -> StudySpec:
     check(s.enumerate_limit >= 0, f"{src}: search.enumerate_limit", f"must be >= 0, got {s.enumerate_limit}")
     check(s.partition_step == 0 or (0 < s.partition_step <= 1 / 3 and abs(1 / s.partition_step - round(1 / s.partition_step)) < 1e-9),
            f"{src}: search.partition_step", f"must be 0 (fixed partition) or 1/k for an integer k >= 3, got {s.partition_step}")
-    check(s.max_accuracy_loss_pct is None or s.max_accuracy_loss_pct >= 0, f"{src}: search.max_accuracy_loss_pct",
-           f"must be >= 0, got {s.max_accuracy_loss_pct}")
+    check(s.max_accuracy_loss_pct is None or 0 <= s.max_accuracy_loss_pct <= 100, f"{src}: search.max_accuracy_loss_pct",
+           f"must be in [0, 100], got {s.max_accuracy_loss_pct}")
+    for key in ("objectives", "sram_choices"):
+        values = list(getattr(s, key))
+        repeated = [v for i, v in enumerate(values) if v in values[:i]]
+        check(not repeated, f"{src}: search.{key}", f"lists {repeated[0]!r} twice" if repeated else "")
     check(s.loss_confidence_z >= 0, f"{src}: search.loss_confidence_z", f"must be >= 0, got {s.loss_confidence_z}")
     guarantee = s.loss_guarantee
     if guarantee is not None:

@@ -1,12 +1,41 @@
-"""Optuna storages: SQLite (WAL, long lock timeout) by default, any Optuna storage URL on request."""
+"""Optuna storages: SQLite (WAL, long lock timeout) by default, journal files and PostgreSQL/MySQL on request.
+
+Every storage that can hold several processes gets heartbeats: a trial left RUNNING by a dead process is failed once
+its heartbeat is stale, and its parameters are retried (SQLite and server databases through Optuna's RDB heartbeat,
+journal files through `HeartbeatJournalStorage`). Creating a storage is race-free (a directory lock around SQLite
+creation, retries around table creation on a server), and a file the tool did not create is only ever read.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
+import time
 import warnings
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import optuna
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from costmodel import UserError
+
+HEARTBEAT_S = 10  # default heartbeat interval; a trial is stale after GRACE_FACTOR intervals without one
+GRACE_FACTOR = 3
+MAX_RETRY = 3  # a stale trial's parameters are retried at most this often
+SCHEMES = ("sqlite:///", "journal:///", "postgresql", "mysql")
+OPTUNA_TABLES = {"studies", "trials", "alembic_version"}
+HEARTBEAT_ATTR = "heartbeat_unix_s"  # journal trials: the last heartbeat, seconds since the epoch
+
+
+class StorageError(UserError):
+    """A --storage URL or study file that cannot be used; the message names it."""
 
 
 def sqlite_url(path: Path) -> str:
@@ -14,28 +43,248 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path.resolve()}"
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """An Optuna storage for `url`; SQLite files get WAL journaling, synchronous=NORMAL and a 60 s lock timeout."""
-    if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with sqlite3.connect(path) as connection:  # WAL is a property of the file: set it once
-            connection.execute("PRAGMA journal_mode=WAL")
-        storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+def _file_path(url: str, scheme: str) -> Path:
+    """The file a sqlite:/// or journal:/// URL names, after checking it can be a file."""
+    raw = url.removeprefix(scheme)
+    if not raw or raw.endswith("/"):
+        raise StorageError(f"--storage {url}: needs a file path after '{scheme}'")
+    path = Path(raw)
+    if path.is_dir():
+        raise StorageError(f"--storage {url}: {path} is a directory, not a file")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise StorageError(f"--storage {url}: {parent} is a file, not a directory")
+    return path
+
+
+def check_storage_url(url: str) -> None:
+    """Refuse a malformed storage URL (unknown scheme, bad path, missing driver) without touching anything."""
+    if not url.startswith(SCHEMES):
+        raise StorageError(f"--storage {url}: unknown storage (use sqlite:///FILE, journal:///FILE or "
+                           f"postgresql+psycopg2://user:password@host/database)")
+    for scheme in ("sqlite:///", "journal:///"):
+        if url.startswith(scheme):
+            _file_path(url, scheme)
+            return
+    import sqlalchemy
+
+    try:
+        sqlalchemy.engine.make_url(url).get_dialect().import_dbapi()
+    except ImportError as exc:
+        raise StorageError(f"--storage {url}: the database driver is not installed ({exc})") from None
+    except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError, ValueError) as exc:
+        raise StorageError(f"--storage {url}: not a database URL ({exc})") from None
+
+
+def sqlite_tables(path: Path, url: str) -> set[str]:
+    """Table names of an existing SQLite file; StorageError if it is not SQLite.
+
+    Only SQLite itself opens the file: closing any other descriptor of it would drop the locks of this process's
+    open connections (POSIX locks are per process), which corrupts a database in use. A file in rollback-journal
+    mode (not one of ours: we set WAL on every study database) is read through a read-only connection, so it is
+    never changed. A WAL file needs a normal connection: after a crash, a read-only one trusts a stale
+    shared-memory index and reads old data.
+    """
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
+        try:
+            if connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                connection.close()
+                connection = sqlite3.connect(path, timeout=60)
+            return {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        raise StorageError(f"--storage {url}: {path} is not a readable SQLite study database ({exc})") from None
+
+
+def _check_ours(path: Path, url: str) -> bool:
+    """True when `path` holds a study database of ours, False when it does not exist; refuses anything else."""
+    if not path.exists():
+        return False
+    tables = sqlite_tables(path, url)
+    if not OPTUNA_TABLES <= tables:
+        raise StorageError(f"--storage {url}: {path} is a SQLite file but not a study database (left unchanged)")
+    return True
+
+
+@contextmanager
+def directory_lock(directory: Path) -> Iterator[None]:
+    """An exclusive advisory lock on `directory`, so that only one process creates a storage in it at a time."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _heartbeat_kwargs(heartbeat_s: int | None) -> dict[str, Any]:
+    """RDBStorage's heartbeat arguments (none for a read-only storage)."""
+    if heartbeat_s is None:
+        return {}
+    return {"heartbeat_interval": heartbeat_s, "grace_period": GRACE_FACTOR * heartbeat_s,
+            "heartbeat_stale_trial_callback": retry_stale()}
+
+
+def retry_stale() -> RetryHeartbeatStaleTrialCallback:
+    """Optuna's callback that queues a stale trial's parameters again (at most MAX_RETRY times)."""
+    with warnings.catch_warnings():  # marked experimental since Optuna 2.8; the 5.0 name of the retry
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+
+
+class HeartbeatRDBStorage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage, where a RUNNING trial that never recorded a heartbeat (its process died between creating
+    it and the first beat) is stale too, once it started more than the grace period ago."""
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        """RUNNING trials whose last heartbeat, or start when they have none, is older than the grace period."""
         import sqlalchemy
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
 
-        @sqlalchemy.event.listens_for(storage.engine, "connect")
-        def _pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-            dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+        assert self.heartbeat_interval is not None
+        grace = timedelta(seconds=self.grace_period or 2 * self.heartbeat_interval)
+        utc_now = datetime.now(timezone.utc).replace(tzinfo=None)  # trial starts are naive UTC (Optuna 5)
+        with _create_scoped_session(self.scoped_session, True) as session:
+            db_now = session.execute(sqlalchemy.func.now()).scalar().replace(tzinfo=None)  # heartbeats: the DB's clock
+            running = (session.query(models.TrialModel)
+                       .options(sqlalchemy.orm.selectinload(models.TrialModel.heartbeats))
+                       .filter(models.TrialModel.state == TrialState.RUNNING, models.TrialModel.study_id == study_id)
+                       .all())
+            return [trial.trial_id for trial in running
+                    if (db_now - trial.heartbeats[0].heartbeat if trial.heartbeats
+                        else utc_now - (trial.datetime_start or utc_now)) > grace]
 
-        storage.engine.dispose()
-        return storage
-    if url.startswith(("postgresql", "mysql")):  # many workers: heartbeats let a crashed worker's trial be failed
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180)
+
+def _first_line(exc: BaseException | None) -> str:
+    """The first line of an exception's message (drivers add hints on further lines)."""
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _rdb(url: str, heartbeat_s: int | None, **kwargs: Any) -> optuna.storages.RDBStorage:
+    """An RDBStorage; table creation from several processes at once is retried, connection errors are one line."""
+    import sqlalchemy
+
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return HeartbeatRDBStorage(url, **kwargs, **_heartbeat_kwargs(heartbeat_s))
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as exc:
+            if attempt == 4:
+                raise StorageError(f"--storage {url}: cannot create the study tables ({exc.orig})") from None
+            time.sleep(0.2 * (attempt + 1))  # another process is creating the tables
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.DatabaseError) as exc:
+            raise StorageError(f"--storage {url}: cannot open the database ({_first_line(exc.orig)})") from None
+        except optuna.exceptions.StorageInternalError as exc:
+            raise StorageError(f"--storage {url}: cannot open the database ({_first_line(exc.__cause__)})") from None
+        except RuntimeError as exc:  # Optuna's schema version check
+            raise StorageError(f"--storage {url}: {exc}") from None
+    raise AssertionError("unreachable")
+
+
+def _open_sqlite(url: str, heartbeat_s: int | None, create: bool) -> optuna.storages.RDBStorage:
+    """A SQLite study database: created under a directory lock (WAL set once); an existing file only if it is ours."""
+    path = _file_path(url, "sqlite:///")
+    engine_kwargs = {"connect_args": {"timeout": 60}}
+    if not create:
+        if not _check_ours(path, url):
+            raise StorageError(f"--storage {url}: no study database at {path}")
+        storage = _rdb(url, heartbeat_s, engine_kwargs=engine_kwargs, skip_table_creation=True)
+    else:
+        with directory_lock(path.parent):
+            if not _check_ours(path, url):
+                with sqlite3.connect(path) as connection:  # WAL is a property of the file: set it once
+                    connection.execute("PRAGMA journal_mode=WAL")
+            storage = _rdb(url, heartbeat_s, engine_kwargs=engine_kwargs)
+    import sqlalchemy
+
+    @sqlalchemy.event.listens_for(storage.engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+    storage.engine.dispose()
+    return storage
+
+
+class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
+    """A journal-file storage with heartbeats: each running trial records the time as a user attribute, and a
+    RUNNING trial whose last heartbeat (or start) is older than the grace period is stale."""
+
+    def __init__(self, backend: JournalFileBackend, heartbeat_s: int,
+                 stale_callback: Callable[[optuna.Study, FrozenTrial], None] | None) -> None:
+        super().__init__(backend)
+        self.heartbeat_s, self.stale_callback = heartbeat_s, stale_callback
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        """Record that the trial's process is alive."""
+        self.set_trial_user_attr(trial_id, HEARTBEAT_ATTR, time.time())
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        """RUNNING trials without a heartbeat for GRACE_FACTOR intervals."""
+        now = time.time()
+        stale = []
+        for trial in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+            start = trial.datetime_start.timestamp() if trial.datetime_start else now  # naive local time
+            if now - trial.user_attrs.get(HEARTBEAT_ATTR, start) > GRACE_FACTOR * self.heartbeat_s:
+                stale.append(trial._trial_id)
+        return stale
+
+    def get_heartbeat_interval(self) -> int | None:
+        """The heartbeat interval in seconds."""
+        return self.heartbeat_s
+
+    def get_heartbeat_stale_trial_callback(self) -> Callable[[optuna.Study, FrozenTrial], None] | None:
+        """What to do with a stale trial: retry its parameters."""
+        return self.stale_callback
+
+
+def _open_journal(url: str, heartbeat_s: int | None, create: bool) -> optuna.storages.BaseStorage:
+    """A journal file; a missing file is an error unless creating, a file that is not a journal always is."""
+    path = _file_path(url, "journal:///")
+    if not create and not path.is_file():
+        raise StorageError(f"--storage {url}: no journal file at {path}")
+    if not create or path.exists():
+        try:
+            with open(path, "rb") as handle:
+                first = handle.readline()
+        except OSError as exc:
+            raise StorageError(f"--storage {url}: unreadable ({exc.strerror})") from None
+        if first and not first.lstrip().startswith(b"{"):
+            raise StorageError(f"--storage {url}: {path} is not an Optuna journal file (left unchanged)")
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        backend = JournalFileBackend(str(path))
+        if heartbeat_s is None:
+            return JournalStorage(backend)
+        return HeartbeatJournalStorage(backend, heartbeat_s, retry_stale())
+    except (OSError, ValueError, KeyError) as exc:
+        raise StorageError(f"--storage {url}: not a readable Optuna journal ({exc})") from None
+
+
+def open_storage(url: str, heartbeat_s: int | None = HEARTBEAT_S, create: bool = True) -> optuna.storages.BaseStorage:
+    """An Optuna storage for `url`, with heartbeats every `heartbeat_s` seconds (None: read-only use, no heartbeat).
+
+    With `create=False` nothing is created or changed: a missing file, or a file that is not a study database of
+    ours, is refused before any write.
+    """
+    check_storage_url(url)
+    if url.startswith("sqlite:///"):
+        return _open_sqlite(url, heartbeat_s, create)
     if url.startswith("journal:///"):
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
+        return _open_journal(url, heartbeat_s, create)
+    return _rdb(url, heartbeat_s, skip_table_creation=not create)
 
-        return JournalStorage(JournalFileBackend(url.removeprefix("journal:///")))
-    return optuna.storages.RDBStorage(url)
+
+def study_exists(url: str, name: str) -> bool:
+    """Whether `url` already holds a study called `name` (read-only: creates nothing)."""
+    if url.startswith(("sqlite:///", "journal:///")):
+        scheme = "sqlite:///" if url.startswith("sqlite:///") else "journal:///"
+        if not _file_path(url, scheme).exists():
+            return False
+    storage = open_storage(url, heartbeat_s=None, create=False)
+    return name in {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}

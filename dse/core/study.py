@@ -21,6 +21,8 @@ from dse.core._exact import allowed_extra_errors
 from dse.core._risk import fixed_sequence, loss_upper_bound
 from dse.core.space import CascadeSpace, enumerate_structures, replay_structure
 from dse.core.spec import SpecError, StudySpec
+from dse.core.storage import open_storage, study_exists
+from dse.core.workers import StopRequest, run_trials, trial_counts
 from nets import file_digest
 
 OBJECTIVE_COLUMNS = {"energy": "energy_pj", "accuracy_loss": "accuracy_loss_pct", "latency": "latency_s",
@@ -46,9 +48,17 @@ def spec_digest(spec: StudySpec) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
-    """The sampler the spec names, seeded."""
-    seed = spec.search.seed
+def sampler_seed(seed: int, stream: tuple[int, ...] = ()) -> int:
+    """The seed of one sampling stream: the spec's seed mixed with e.g. (worker id, trials already in the study),
+    so that no two workers and no restart draw the same points; no stream: the spec's seed itself."""
+    if not stream:
+        return seed
+    return int(np.random.SeedSequence([seed, *stream]).generate_state(1)[0])
+
+
+def make_sampler(spec: StudySpec, stream: tuple[int, ...] = ()) -> optuna.samplers.BaseSampler:
+    """The sampler the spec names, seeded for `stream` (see `sampler_seed`)."""
+    seed = sampler_seed(spec.search.seed, stream)
     if spec.search.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     if spec.search.sampler == "random":
@@ -58,22 +68,35 @@ def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=20)
 
 
-def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage) -> optuna.Study:
-    """Create the spec's study, or load it to resume; refuses a study made from a different spec."""
+def check_digest(study: optuna.Study, spec: StudySpec) -> None:
+    """Refuse a study made from a different spec."""
+    digest = study.user_attrs.get("spec_digest")
+    if digest is not None and digest != spec_digest(spec):
+        raise SpecError(f"{spec.source}: the study '{spec.name}' in this storage was made from a different spec; "
+                        f"use another --out/--storage or restore the spec")
+
+
+def check_resumable(spec: StudySpec, url: str) -> None:
+    """Before any work: if `url` already holds the spec's study, it must have been made from this spec (read-only)."""
+    if study_exists(url, spec.name):
+        check_digest(optuna.load_study(study_name=spec.name, storage=open_storage(url, None, create=False)), spec)
+
+
+def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage, worker: int = 0) -> optuna.Study:
+    """Create the spec's study, or load it to resume; refuses a study made from a different spec. The sampler's
+    stream is (worker, trials already in the study): every worker and every restart samples its own points."""
     directions = ["minimize"] * len(spec.search.objectives)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(storage=storage, study_name=spec.name, directions=directions,
                                 sampler=make_sampler(spec), load_if_exists=True)
-    digest = study.user_attrs.get("spec_digest")
-    if digest is None:
+    check_digest(study, spec)
+    if study.user_attrs.get("spec_digest") is None:
         study.set_user_attr("spec_digest", spec_digest(spec))
         study.set_user_attr("objectives", list(spec.search.objectives))
         with warnings.catch_warnings():  # experimental since 3.2, and what the dashboard and exports read
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names([OBJECTIVE_COLUMNS[name] for name in spec.search.objectives])
-    elif digest != spec_digest(spec):
-        raise SpecError(f"{spec.source}: the study '{spec.name}' in this storage was made from a different spec; "
-                        f"use another --out/--storage or restore the spec")
+    study.sampler = make_sampler(spec, (worker, len(study.get_trials(deepcopy=False))))
     return study
 
 
@@ -225,27 +248,38 @@ def loss_excess(calib: Metrics, limit_pct: float, z: float = 0.0) -> float:
     return float(calib.accuracy_loss_pct + z * calib.accuracy_loss_se_pct) - limit_pct
 
 
-def run_search(study: optuna.Study, problem: CascadeProblem, spec: StudySpec, n_trials: int,
-               progress: bool = True, callbacks: list[Callable[..., None]] | None = None) -> SearchTiming:
-    """Record baselines, margin curves, panels and settings on the study, then add `n_trials` trials to it
-    (`callbacks`: Optuna's, called after each trial)."""
+def record_study_facts(study: optuna.Study, problem: CascadeProblem, spec: StudySpec) -> None:
+    """Record baselines, margin curves, panels (study system attributes: large, kept out of the user attributes
+    optuna-dashboard lists), the big net, the loss limit and the settings on the study (what reports read)."""
     report_data = {"baselines": [b.to_json() for b in baselines(problem, spec)],
                    "smrc": [dataclasses.asdict(c) for c in margin_curves(problem)],
                    "panels": [p.to_json() for p in panels(problem, spec)]}
-    for key, value in report_data.items():  # large: kept out of the user attributes optuna-dashboard lists
+    for key, value in report_data.items():
         study._storage.set_study_system_attr(study._study_id, f"{REPORT_PREFIX}{key}", value)
     study.set_user_attr("big", problem.names[problem.big])
     study.set_user_attr("max_accuracy_loss_pct", spec.search.max_accuracy_loss_pct)
     study.set_user_attr("loss_confidence_z", spec.search.loss_confidence_z)
     study.set_user_attr("settings", accelerator_settings(problem))
+
+
+def run_search(study: optuna.Study, problem: CascadeProblem, spec: StudySpec, n_trials: int | None,
+               progress: bool = True, until: int | None = None, stop: StopRequest | None = None,
+               callbacks: list[Callable[..., None]] | None = None) -> SearchTiming:
+    """Record the study's facts, then add `n_trials` trials, or (with `until`) run until the study holds `until`
+    completed trials whoever ran them; stops after the trial in flight when `stop` is requested. A small structure
+    space is enumerated (queued in a fixed order). With a loss guarantee, the front is certified at the end."""
+    record_study_facts(study, problem, spec)
     objective = CascadeObjective(problem, spec)
     scoring_before = problem.scoring_s
     start = time.perf_counter()
-    n_trials = enqueue_structures(study, objective.space, spec, n_trials)
-    study.optimize(objective, n_trials=n_trials, show_progress_bar=progress and n_trials > 0, callbacks=callbacks)
+    wanted = n_trials if until is None else max(until - trial_counts(study)[0], 0)
+    queued = enqueue_structures(study, objective.space, spec, wanted or 0)
+    if until is None:
+        n_trials = queued
+    done = run_trials(study, objective, n_trials, until, stop or StopRequest(), progress, callbacks)
     if spec.search.loss_guarantee is not None:
         study.set_user_attr("certified", [p.to_json() for p in certify(study, problem, spec)])
-    return SearchTiming(n_trials, time.perf_counter() - start, problem.scoring_s - scoring_before, objective.evaluate_s)
+    return SearchTiming(done, time.perf_counter() - start, problem.scoring_s - scoring_before, objective.evaluate_s)
 
 
 def enqueue_structures(study: optuna.Study, space: CascadeSpace, spec: StudySpec, n_trials: int) -> int:

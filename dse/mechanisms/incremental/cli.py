@@ -3,6 +3,8 @@ runtime-configurable net on a study spec."""
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -20,11 +22,22 @@ from dse.papers.tann2016_trained import (build_rows, compare_incremental, echo_c
 _UJ = 1e-6  # pJ -> uJ
 
 def parse_numbers(text: str, option: str) -> tuple[float, ...]:
-    """Comma-separated numbers, e.g. "0.25,0.5,1"."""
+    """Comma-separated finite numbers, e.g. "0.25,0.5,1"."""
     try:
-        return tuple(float(part) for part in text.split(","))
+        numbers = tuple(float(part) for part in text.split(","))
     except ValueError:
         raise IncrementSearchError(f"{option} {text!r}: expected comma-separated numbers, e.g. 0.25,0.5,1") from None
+    if not all(math.isfinite(n) for n in numbers):
+        raise IncrementSearchError(f"{option} {text!r}: every number must be finite")
+    return numbers
+
+
+def parse_whole(text: str, option: str) -> list[int]:
+    """Comma-separated whole numbers, e.g. "4,2,0": a fraction is an error, never truncated."""
+    numbers = parse_numbers(text, option)
+    if any(n != int(n) for n in numbers):
+        raise IncrementSearchError(f"{option} {text!r}: expected whole numbers, e.g. 4,2,0")
+    return [int(n) for n in numbers]
 
 
 def point_settings(spec: StudySpec, trial_number: int, out: Path | None,
@@ -107,9 +120,9 @@ def simulate_controller_command(
     jobs: JobsOption = 1,
 ) -> None:
     """Run Algorithm 2 over the test stream with a budget stepping through the increments' energies (Table 4)."""
-    setup = setup_from_spec(_load(spec, data), str(cache_dir) if cache_dir else None)
     chosen = parse_numbers(fractions, "--fractions")
-    levels = [int(level) for level in parse_numbers(schedule, "--schedule")]
+    levels = parse_whole(schedule, "--schedule")
+    setup = setup_from_spec(_load(spec, data), str(cache_dir) if cache_dir else None)
     nets.check_increments(nets.architecture(setup.net), chosen)
     energy = np.array([costmodel.network_cost(setup.layers_at(f), setup.accelerator, setup.technology).energy_pj
                        for f in chosen])
