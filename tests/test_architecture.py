@@ -106,7 +106,7 @@ def test_one_error_root() -> None:
     from dse.papers import jahier2018, park2015, tann2016
 
     roots = [costmodel.CostModelError, nets.DatasetError, nets.ArchitectureError, nets.UnknownArchitecture,
-             nets.EffortError, nets.IncrementalError, nets.ImportedModelError, nets._quant.QuantizationError, dse.SpecError, dse.StudyNotFound,
+             nets.EffortError, nets.IncrementalError, nets.ImportedModelError, nets.ExitError, nets.CriterionError, nets._quant.QuantizationError, dse.SpecError, dse.StudyNotFound,
              jahier2018.BitwidthError, park2015.ThresholdError, tann2016.IncrementSearchError]
     assert all(issubclass(cls, dse.UserError) for cls in roots)
     exceptions = {node.name for package in PACKAGES for path in (ROOT / package).rglob("*.py")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -14,7 +15,8 @@ from dse.core.evaluate import evaluate_cascade
 from dse.core.mechanism import registry
 from dse.core.results import PJ, Metrics
 from dse.core.spec import SpecError, StudySpec
-from nets import ArchitectureError, Dataset, ScoreCache, Variant, VariantScores, build_scores, load_dataset
+from nets import (ArchitectureError, Dataset, ScoreCache, Variant, VariantScores, build_scores, confidence,
+                  load_dataset)
 
 
 def make_accelerator(spec: StudySpec) -> tuple[costmodel.Accelerator, costmodel.Technology]:
@@ -37,7 +39,11 @@ def make_accelerator(spec: StudySpec) -> tuple[costmodel.Accelerator, costmodel.
 
 @dataclass
 class CascadeProblem:
-    """Everything a trial needs, in arrays: per-variant margins/correctness per split, layer shapes, pricing."""
+    """Everything a trial needs, in arrays: per-variant margins/correctness per split, layer shapes, pricing.
+
+    `margin` is the top-1 minus top-2 confidence; `confidence(criterion, split)` gives any exit criterion's, computed
+    from the softmax `probabilities`.
+    """
 
     variants: list[Variant]
     big: int
@@ -51,6 +57,8 @@ class CascadeProblem:
     applied: list[tuple[str, ...]] = field(default_factory=list)  # per variant, the transforms its scoring applied
     work: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)  # split -> variant -> executed fraction (N,)
     scoring_s: float = 0.0  # time spent scoring variants on demand (`ensure`)
+    probabilities: dict[str, np.ndarray] = field(default_factory=dict)  # split -> (V, N, classes) float16 softmax
+    _confidence: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_scores(cls, scores: list[VariantScores], big: int, accelerator: costmodel.Accelerator,
@@ -63,7 +71,8 @@ class CascadeProblem:
             correct={sp: np.stack([s.splits[sp].correct for s in scores]) for sp in splits},
             layers=[_priced_shapes(s.variant, priced_layers) for s in scores], accelerator=accelerator,
             technology=technology, priced_layers=priced_layers, work={sp: {} for sp in splits},
-            applied=[s.applied for s in scores])
+            applied=[s.applied for s in scores],
+            probabilities={sp: np.stack([s.splits[sp].scores for s in scores]) for sp in splits})
         for index, variant_scores in enumerate(scores):
             problem._record_work(index, variant_scores)
         return problem
@@ -87,11 +96,29 @@ class CascadeProblem:
         for split in self.margin:
             self.margin[split] = np.vstack([self.margin[split], scores.splits[split].margin[None]])
             self.correct[split] = np.vstack([self.correct[split], scores.splits[split].correct[None]])
+            if split in self.probabilities:
+                self.probabilities[split] = np.concatenate([self.probabilities[split], scores.splits[split].scores[None]])
+        self._confidence.clear()
         self.variants.append(variant)
         self.applied.append(scores.applied)
         self.layers.append(_priced_shapes(variant, self.priced_layers))
         self._record_work(len(self.variants) - 1, scores)
         return len(self.variants) - 1
+
+    def confidence(self, criterion: str, split: str) -> np.ndarray:
+        """(V, N) per-sample confidence of every variant under an exit criterion ('margin': the cached margins)."""
+        if criterion == "margin":
+            return self.margin[split]
+        if (criterion, split) not in self._confidence:
+            self._confidence[(criterion, split)] = confidence(self.probabilities[split], criterion)
+        return self._confidence[(criterion, split)]
+
+    def under(self, criterion: str) -> "CascadeProblem":
+        """A read-only view whose `margin` is the confidence under `criterion` (for threshold rules)."""
+        if criterion == "margin":
+            return self
+        return dataclasses.replace(self, margin={split: self.confidence(criterion, split) for split in self.margin},
+                                   builder=None, _confidence={})
 
     @property
     def names(self) -> list[str]:
@@ -103,8 +130,12 @@ class CascadeProblem:
         pooled_margin = np.concatenate([self.margin["calib"], self.margin["test"]], axis=1)
         pooled_correct = np.concatenate([self.correct["calib"], self.correct["test"]], axis=1)
         pooled_work = {i: np.concatenate([w, self.work["test"][i]]) for i, w in self.work.get("calib", {}).items()}
+        pooled_probabilities = [np.concatenate([self.probabilities["calib"], self.probabilities["test"]], axis=1)
+                                ] if self.probabilities else []
         return dataclasses.replace(
-            self, margin={"calib": pooled_margin[:, calib], "test": pooled_margin[:, test]},
+            self, margin={"calib": pooled_margin[:, calib], "test": pooled_margin[:, test]}, _confidence={},
+            probabilities={split: pooled[:, rows] for pooled in pooled_probabilities
+                           for split, rows in (("calib", calib), ("test", test))},
             correct={"calib": pooled_correct[:, calib], "test": pooled_correct[:, test]},
             work={"calib": {i: w[calib] for i, w in pooled_work.items()},
                   "test": {i: w[test] for i, w in pooled_work.items()}})
@@ -114,15 +145,21 @@ class CascadeProblem:
         return self.names.index(name)
 
     def price(self, index: int, accelerator: costmodel.Accelerator | None = None,
-              after: int | None = None) -> costmodel.NetworkCost:
-        """One stage's cost at the variant's own bits; when it widens stage `after` of the same net (more channels,
-        same everything else), only the new channels' work (the cost model's reuse mode)."""
+              after: int | None = None, widen: bool = True) -> costmodel.NetworkCost:
+        """One stage's cost at the variant's own bits, after stage `after` ran on the same input (if given): when it
+        widens that stage (more channels, same everything else, and `widen`), only the new channels' work (the cost
+        model's reuse mode); when it continues from the activations that stage left waiting on a shared trunk, only
+        the layers past the shared ones plus the waiting activations' traffic."""
         variant = self.variants[index]
         acc = accelerator or self.accelerator
         if variant.bits is not None:
             acc = dataclasses.replace(acc, bits=variant.bits)
-        if after is not None and _widens(self.variants[after], variant):
+        if after is not None and widen and _widens(self.variants[after], variant):
             return costmodel.increment_cost(self.layers[after], self.layers[index], acc, self.technology, "reuse")
+        if after is not None and variant.continues(self.variants[after]):
+            kinds = {"conv"} if self.priced_layers == "conv" else None
+            return costmodel.continuation_cost(_shapes(self.variants[after]), _shapes(variant), acc, self.technology,
+                                               kinds)
         return costmodel.network_cost(self.layers[index], acc, self.technology)
 
     def priced_transforms(self, index: int, after: int | None = None) -> tuple[str, ...]:
@@ -139,14 +176,17 @@ class CascadeProblem:
             applied += ["bits", "rounding"]
         if any(index in work for work in self.work.values()):
             applied.append("knobs")
+        own = Variant(variant.net, variant.width, variant.increments)
+        if variant.rewrites and (self.layers[index] != _priced_shapes(own, self.priced_layers)
+                                 or variant.trunk != own.trunk):
+            applied.append(variant.rewrites)  # a layer list or trunk weights other than the net's own
         return tuple(applied)
 
     def stage_costs(self, stages: list[int], accelerator: costmodel.Accelerator | None = None,
                     reuse: bool = False) -> list[costmodel.NetworkCost]:
-        """Cost of each stage of a cascade, in order; with `reuse`, a stage that widens the previous one
-        pays only for its new channels."""
-        return [self.price(stage, accelerator, stages[i - 1] if i and reuse else None)
-                for i, stage in enumerate(stages)]
+        """Cost of each stage of a cascade, in order, each after the one before; with `reuse`, a stage that widens
+        the previous one pays only for its new channels."""
+        return [self.price(stage, accelerator, stages[i - 1] if i else None, reuse) for i, stage in enumerate(stages)]
 
     def _stage_arrays(self, stages: list[int], split: str, accelerator: costmodel.Accelerator | None,
                       reuse: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -174,16 +214,19 @@ class CascadeProblem:
         return energy, latency
 
     def evaluate(self, stages: list[int], thresholds: np.ndarray, split: str,
-                 accelerator: costmodel.Accelerator | None = None, reuse: bool = False) -> dict[str, np.ndarray]:
-        """Metrics of cascade `stages` for a batch of threshold vectors (B, S-1) on `split`."""
+                 accelerator: costmodel.Accelerator | None = None, reuse: bool = False,
+                 criterion: str = "margin") -> dict[str, np.ndarray]:
+        """Metrics of cascade `stages` for a batch of threshold vectors (B, S-1) on `split`, a stage answering when
+        its confidence under `criterion` reaches its threshold."""
         energy, latency = self._stage_arrays(stages, split, accelerator, reuse)
-        result = evaluate_cascade(self.margin[split][stages], self.correct[split][stages], energy, latency, thresholds)
+        result = evaluate_cascade(self.confidence(criterion, split)[stages], self.correct[split][stages], energy,
+                                  latency, thresholds)
         big_correct = self.correct[split][self.big]
         big_accuracy = big_correct.mean()
         final_correct = self.correct[split][stages][result.exit_stage, np.arange(big_correct.size)]  # (B, N)
         paired = big_correct[None, :].astype(np.float64) - final_correct
         big_energy = self.price(self.big, accelerator).energy_pj
-        storage = float(sum(self.price(stage, accelerator).weight_bytes for stage in dict.fromkeys(stages)))
+        storage = float(sum(self._stored_bytes(stages, accelerator)))
         n = big_correct.size
         errors = n - final_correct.sum(axis=1).astype(np.int64)
         return {
@@ -199,10 +242,17 @@ class CascadeProblem:
             "big_fraction": result.reach_fraction[:, -1],
         }
 
+    def _stored_bytes(self, stages: list[int], accelerator: costmodel.Accelerator | None) -> list[float]:
+        """Weight bytes each distinct stage adds (a stage continuing a shared trunk adds only its own layers)."""
+        return [self.price(stage, accelerator, stages[i - 1] if i and self.variants[stage].continues(
+                    self.variants[stages[i - 1]]) else None, widen=False).weight_bytes
+                for i, stage in enumerate(stages) if stage not in stages[:i]]
+
     def metrics(self, stages: list[int], thresholds: np.ndarray, split: str,
-                accelerator: costmodel.Accelerator | None = None, reuse: bool = False) -> Metrics:
+                accelerator: costmodel.Accelerator | None = None, reuse: bool = False,
+                criterion: str = "margin") -> Metrics:
         """The typed metrics of one threshold vector (S-1,) on `split` (energy in joules)."""
-        values = self.evaluate(stages, np.atleast_2d(thresholds), split, accelerator, reuse)
+        values = self.evaluate(stages, np.atleast_2d(thresholds), split, accelerator, reuse, criterion)
         return Metrics(accuracy=float(values["accuracy"][0]), errors=int(values["errors"][0]),
                        extra_errors=int(values["extra_errors"][0]),
                        samples=int(self.margin[split].shape[1]),
@@ -222,6 +272,12 @@ def _filter(shapes: list[costmodel.LayerShape], priced_layers: str) -> list[cost
 def _priced_shapes(variant: Variant, priced_layers: str) -> list[costmodel.LayerShape]:
     """Layer shapes the cost model prices for `variant`, at its width."""
     return _filter(variant.architecture.layer_shapes(variant.width), priced_layers)
+
+
+@lru_cache(maxsize=4096)
+def _shapes(variant: Variant) -> tuple[costmodel.LayerShape, ...]:
+    """Every layer shape `variant` runs (priced or not), memoised: continuation pricing compares them."""
+    return tuple(variant.architecture.layer_shapes(variant.width))
 
 
 def _widens(previous: Variant, variant: Variant) -> bool:

@@ -1,8 +1,9 @@
 """The search space: the enabled mechanisms shape each trial's cascade; the core adds thresholds and the accelerator.
 
-Two-stage cascades set their threshold by a mode ([search] threshold_modes): sampled directly, the exact
-least-escalation threshold under a budget of extra calibration errors, or a mode a mechanism brings. Longer
-cascades sample one threshold per stage. The accelerator's SRAM size and buffer partition are searched when the
+A stage answers when its confidence under the trial's exit criterion ([search] criteria: margin, max softmax,
+entropy) reaches its threshold. Two-stage cascades set their threshold by a mode ([search] threshold_modes): sampled
+directly, the exact least-escalation threshold under a budget of extra calibration errors, or a mode a mechanism
+brings. Longer cascades sample one threshold per stage. The accelerator's SRAM size and buffer partition are searched when the
 spec asks for it.
 """
 
@@ -31,6 +32,7 @@ class CascadePoint:
     thresholds: np.ndarray  # (S-1,)
     accelerator: costmodel.Accelerator
     reuse: bool = False  # later stages widen earlier ones (increments): priced in reuse mode
+    criterion: str = "margin"  # the confidence the thresholds apply to
 
     def cascade(self, names: list[str]) -> str:
         """The stages' variant names joined by ' > '."""
@@ -46,20 +48,20 @@ class BudgetThresholds:
     """
 
     def __init__(self, problem: CascadeProblem, split: str = "calib") -> None:
-        self.tables: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self.tables: dict[tuple[int, int, str], tuple[np.ndarray, np.ndarray]] = {}
         self.problem, self.split = problem, split
 
-    def _table(self, first: int, second: int) -> tuple[np.ndarray, np.ndarray]:
-        if (first, second) not in self.tables:
+    def _table(self, first: int, second: int, criterion: str) -> tuple[np.ndarray, np.ndarray]:
+        if (first, second, criterion) not in self.tables:
             delta = (self.problem.correct[self.split][second].astype(np.int64)
                      - self.problem.correct[self.split][first].astype(np.int64))
-            thresholds, _, losses = accept_sweep(self.problem.margin[self.split][first], delta)
-            self.tables[(first, second)] = (thresholds, losses)
-        return self.tables[(first, second)]
+            thresholds, _, losses = accept_sweep(self.problem.confidence(criterion, self.split)[first], delta)
+            self.tables[(first, second, criterion)] = (thresholds, losses)
+        return self.tables[(first, second, criterion)]
 
-    def threshold(self, first: int, second: int, budget: int) -> float:
+    def threshold(self, first: int, second: int, budget: int, criterion: str = "margin") -> float:
         """Lowest threshold (most samples kept on the first stage) whose extra errors are <= budget."""
-        thresholds, losses = self._table(first, second)
+        thresholds, losses = self._table(first, second, criterion)
         ok = np.flatnonzero(losses <= budget)
         return float(thresholds[ok[-1]]) if len(ok) else float("inf")
 
@@ -89,19 +91,23 @@ class CascadeSpace:
         for mechanism, config in self.shapers:
             cascade = mechanism.shape(trial, self.spec, config, cascade)
         stages = [self.problem.ensure(variant) for variant in cascade.stages]
+        criteria = self.spec.search.criteria
+        criterion = trial.suggest_categorical("criterion", list(criteria)) if len(criteria) > 1 else criteria[0]
         if len(stages) == 2:
             mode = trial.suggest_categorical("threshold_mode", list(self.spec.search.threshold_modes))
-            thresholds = np.array([self.modes[mode](trial, self.problem, stages)])
+            thresholds = np.array([self.modes[mode](trial, self.problem.under(criterion), stages)])
         else:
             thresholds = np.array([trial.suggest_float(f"threshold_{i}", *self.spec.search.threshold_range)
                                    for i in range(len(stages) - 1)])
-        return CascadePoint(stages, thresholds, self._accelerator(trial), cascade.reuse)
+        return CascadePoint(stages, thresholds, self._accelerator(trial), cascade.reuse, criterion)
 
     def _sampled(self, trial: optuna.Trial, problem: CascadeProblem, stages: list[int]) -> float:
         return trial.suggest_float("threshold", *self.spec.search.threshold_range)
 
     def _budget(self, trial: optuna.Trial, problem: CascadeProblem, stages: list[int]) -> float:
-        return self.budgets.threshold(stages[0], stages[1], trial.suggest_int("loss_budget", 0, self.max_budget))
+        criterion = trial.params.get("criterion", self.spec.search.criteria[0])
+        return self.budgets.threshold(stages[0], stages[1], trial.suggest_int("loss_budget", 0, self.max_budget),
+                                      criterion)
 
     def _accelerator(self, trial: optuna.Trial) -> costmodel.Accelerator:
         s, base = self.spec.search, self.problem.accelerator

@@ -15,7 +15,7 @@ from typing import Any, get_args
 
 from costmodel import TilingRule, UserError
 from dse.core.mechanism import registry
-from nets import TrainingConfig
+from nets import CRITERIA, TrainingConfig
 
 SPEC_VERSION = 2
 OBJECTIVES = ("energy", "accuracy_loss", "latency", "storage")
@@ -74,6 +74,7 @@ class SearchSpec:
     max_accuracy_loss_pct: float | None = None
     loss_confidence_z: float = 0.0
     objectives: tuple[str, ...] = ("energy", "accuracy_loss")
+    criteria: tuple[str, ...] = ("margin",)  # exit criteria a trial may pick (nets.CRITERIA)
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,8 @@ def validate(spec: StudySpec) -> StudySpec:
     check(s.loss_confidence_z >= 0, f"{src}: search.loss_confidence_z", f"must be >= 0, got {s.loss_confidence_z}")
     check(len(s.objectives) >= 1 and set(s.objectives) <= set(OBJECTIVES), f"{src}: search.objectives",
            f"must be a non-empty subset of {', '.join(OBJECTIVES)}, got {list(s.objectives)}")
+    check(len(s.criteria) >= 1 and len(set(s.criteria)) == len(s.criteria) and set(s.criteria) <= set(CRITERIA),
+          f"{src}: search.criteria", f"must be distinct exit criteria from {', '.join(CRITERIA)}, got {list(s.criteria)}")
     a = spec.accelerator
     rules = get_args(TilingRule)
     check(a.tiling_rule in rules, f"{src}: accelerator.tiling_rule", f"must be one of {', '.join(rules)}, got '{a.tiling_rule}'")

@@ -27,9 +27,19 @@ RECORD = "record"  # the trial user attribute holding the cascade, its threshold
 
 def spec_digest(spec: StudySpec) -> str:
     """Fingerprint of what defines the study's space and values (not the trial budget)."""
-    payload = {name: dataclasses.asdict(section) for name, section in spec.sections().items()}
+    return hashlib.sha256(json.dumps(digest_payload(spec), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def digest_payload(spec: StudySpec) -> dict:
+    """What `spec_digest` hashes: every section, less the trial budget, off sections of newer mechanisms and default
+    fields added after the fingerprint was fixed."""
+    off = {name for name, mechanism in registry().items()
+           if not mechanism.digest_when_off and name not in spec.enabled()}
+    payload = {name: dataclasses.asdict(section) for name, section in spec.sections().items() if name not in off}
     payload["search"] = {k: v for k, v in payload["search"].items() if k not in ("n_trials", "seed")}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+    if spec.search.criteria == ("margin",):  # the default, which studies made before criteria existed had
+        del payload["search"]["criteria"]
+    return payload
 
 
 def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
@@ -122,8 +132,8 @@ class CascadeObjective:
     def __call__(self, trial: optuna.Trial) -> list[float]:
         point = self.space.suggest(trial)
         start = time.perf_counter()
-        metrics = {split: self.problem.metrics(point.stages, point.thresholds, split, point.accelerator, point.reuse)
-                   for split in SPLITS}
+        metrics = {split: self.problem.metrics(point.stages, point.thresholds, split, point.accelerator, point.reuse,
+                                               point.criterion) for split in SPLITS}
         self.evaluate_s += time.perf_counter() - start
         trial.set_user_attr(RECORD, {"cascade": point.cascade(self.problem.names),  # one storage write, not ~20
                                      "thresholds": [float(t) for t in point.thresholds],
