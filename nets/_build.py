@@ -34,7 +34,13 @@ def train_weights(dataset: Dataset, variant: Variant, config: TrainingConfig, ke
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     trained = variant.training
-    if trained.increments:
+    if trained.exits is not None:
+        from nets._exits_torch import train_branched
+
+        frozen = cached_golden(ScoreCache(root), dataset, trained.net, config)(trained.width) \
+            if trained.exits.training == "frozen" else None
+        state, seconds = train_branched(trained.architecture, trained.exits, *dataset.split("train"), config, frozen)
+    elif trained.increments:
         from nets._incremental import train_incremental
 
         state, seconds = train_incremental(trained.architecture, trained.increments, dataset, config,
@@ -74,7 +80,7 @@ def evaluate_split(module, variant: Variant, dataset: Dataset, split: str) -> tu
     from nets._torch import predict_logits
 
     images, labels = dataset.split(split)
-    built = tuple(name for name in ("width", "increments") if name in variant.transforms)  # applied by the module
+    built = tuple(name for name in ("width", "increments", "exits") if name in variant.transforms)  # by the module
     if variant.knobs:
         from nets._effort import effort_logits
 
@@ -99,7 +105,14 @@ def score_variant(dataset: Dataset, variant: Variant, config: TrainingConfig, ke
     torch.use_deterministic_algorithms(True)
     cache = ScoreCache(root)
     state = torch.load(io.BytesIO(cache.load_weights(weights_key(dataset, variant, config))), weights_only=True)
-    if variant.increments:
+    if variant.exits is not None:
+        from nets._exits_torch import branched_module, exit_module
+
+        trunk = variant.training.architecture
+        branched = branched_module(trunk, variant.exits)
+        branched.load_state_dict(state)
+        module = exit_module(branched, trunk, variant.exits)
+    elif variant.increments:
         from nets._incremental import stage_module
 
         module = stage_module(variant.architecture, variant.increments, variant.width, state)
@@ -212,8 +225,9 @@ def build_scores(dataset: Dataset, variants: Sequence[Variant], config: Training
     log(f"cache {cache.root}: {len(results)} of {len(results) + len(to_score)} variants cached; "
         f"{len(to_train)} to train, {len(to_score)} to score")
     start = time.perf_counter()
-    # ordinary weights first: incremental training starts from the golden models they may include
-    for phase in ([k for k, v in to_train.items() if not v.increments], [k for k, v in to_train.items() if v.increments]):
+    # ordinary weights first: incremental training and frozen trunks start from the plain nets they may include
+    builds_on = {key: bool(v.increments) or v.exits is not None for key, v in to_train.items()}
+    for phase in ([k for k in to_train if not builds_on[k]], [k for k in to_train if builds_on[k]]):
         jobs = [delayed(_with_models)(models, train_weights, dataset, to_train[key], config, key, str(cache.root))
                 for key in phase]
         for key in _parallel(jobs, n_jobs) if jobs else ():

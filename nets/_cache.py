@@ -20,6 +20,7 @@ import numpy as np
 
 from nets._atomic import atomic_write_bytes, atomic_write_text
 from nets._data import Dataset
+from nets._exits import exits_key
 from nets._variant import SplitScores, TrainingConfig, Variant, VariantScores
 
 CODE_VERSION = "2"
@@ -53,6 +54,8 @@ def weights_key(dataset: Dataset, variant: Variant, config: TrainingConfig) -> s
         "training": asdict(config),
         "code_version": CODE_VERSION,
     }
+    if trained.exits is not None:  # only branched nets carry the key: every other key stays as it was
+        payload["exits"] = exits_key(trained.architecture, trained.exits)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -63,6 +66,8 @@ def variant_key(dataset: Dataset, variant: Variant, config: TrainingConfig) -> s
         return base
     extra = {"width": variant.width, "bits": variant.bits, "rounding": variant.rounding,
              "knobs": [list(k) for k in variant.knobs]}
+    if variant.exits is not None:
+        extra["exits"] = exits_key(variant.training.architecture, variant.exits)
     return hashlib.sha256(json.dumps([base, extra], sort_keys=True).encode()).hexdigest()[:24]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 import numpy as np
 import torch
@@ -97,8 +98,10 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images.astype(np.float32) / 255.0)
 
 
-def train_module(module: nn.Module, images: np.ndarray, labels: np.ndarray, config: TrainingConfig) -> float:
-    """Train `module` in place with Adam and a cosine learning-rate decay, seeded and deterministic.
+def train_module(module: nn.Module, images: np.ndarray, labels: np.ndarray, config: TrainingConfig,
+                 loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> float:
+    """Train `module` in place with Adam and a cosine learning-rate decay, seeded and deterministic; `loss(inputs,
+    targets)` replaces the cross entropy of the module's output (e.g. a weighted sum over a branched net's exits).
 
     Returns the seconds spent.
     """
@@ -108,14 +111,15 @@ def train_module(module: nn.Module, images: np.ndarray, labels: np.ndarray, conf
     optimizer = torch.optim.Adam(module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     steps = config.epochs * -(-len(inputs) // config.batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-    loss_fn = nn.CrossEntropyLoss()
+    cross_entropy = nn.CrossEntropyLoss()
+    loss_fn = loss or (lambda batch, targets: cross_entropy(module(batch), targets))
     start = time.perf_counter()
     module.train()
     for _ in range(config.epochs):
         order = torch.randperm(len(inputs), generator=generator)
         for batch in order.split(config.batch_size):
             optimizer.zero_grad()
-            loss_fn(module(inputs[batch]), targets[batch]).backward()
+            loss_fn(inputs[batch], targets[batch]).backward()
             optimizer.step()
             schedule.step()
     module.eval()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from nets._arch import Architecture
+from nets._exits import Exits, exit_architecture
 from nets._zoo import architecture
 
 
@@ -28,7 +29,8 @@ class Variant:
     `net` at width fraction `width`; `increments` names the fractions of an incrementally trained net
     this variant is a stage of (empty: independently trained); `bits` quantizes the trained weights and
     activations post-training (None: float); `rounding` is the quantizer's rounding; `knobs` are effort
-    knobs as sorted (name, value) pairs. Variants that differ only in bits/rounding/knobs share weights.
+    knobs as sorted (name, value) pairs; `exits` puts side branches on the net and names the one answering
+    (None: no branches). Variants that differ only in bits/rounding/knobs, or in the answering exit, share weights.
     """
 
     net: str
@@ -37,6 +39,7 @@ class Variant:
     bits: int | None = None
     rounding: str = "nearest"
     knobs: tuple[tuple[str, float], ...] = ()
+    exits: Exits | None = None
 
     @property
     def name(self) -> str:
@@ -49,6 +52,11 @@ class Variant:
         if self.bits is not None:
             parts.append(f"{self.bits}b" + ("" if self.rounding == "nearest" else f"-{self.rounding}"))
         parts += [f"{name}={value:g}" for name, value in self.knobs]
+        if self.exits is not None:
+            e = self.exits
+            parts.append(f"exit:{e.answer or 'trunk'}:{'+'.join(e.points)}:c{e.channels}"
+                         + ("" if e.training == "frozen" else f":{e.training}")
+                         + (":w" + "/".join(f"{w:g}" for w in e.loss_weights) if e.loss_weights else ""))
         return "@".join(parts)
 
     @property
@@ -64,17 +72,39 @@ class Variant:
             out.update(bits=self.bits, rounding=self.rounding)
         if self.knobs:
             out["knobs"] = self.knobs
+        if self.exits is not None:
+            out["exits"] = self.exits
         return out
+
+    @property
+    def rewrites(self) -> str | None:
+        """The transform that may replace the net's layer list or trunk weights (side exits), if any."""
+        return "exits" if self.exits is not None else None
+
+    @property
+    def trunk(self) -> "Variant":
+        """The variant whose weights run this one's trunk layers (a frozen trunk is the plain net's)."""
+        if self.exits is not None and self.exits.training != "frozen":
+            return Variant(self.net, self.width, self.increments, exits=replace(self.exits, answer=""))
+        return Variant(self.net, self.width, self.increments)
+
+    def continues(self, previous: "Variant") -> bool:
+        """True when this stage can pick up the activations `previous` left at its side exit: the same trunk
+        weights, precision and knobs, so the shared trunk layers are not run again."""
+        return (previous.exits is not None and bool(previous.exits.answer) and self.trunk == previous.trunk
+                and (self.bits, self.rounding, self.knobs) == (previous.bits, previous.rounding, previous.knobs))
 
     @property
     def training(self) -> "Variant":
         """The variant whose weights this one runs (post-training options stripped)."""
-        return Variant(self.net, 1.0 if self.increments else self.width, self.increments)
+        exits = replace(self.exits, answer="") if self.exits is not None else None
+        return Variant(self.net, 1.0 if self.increments else self.width, self.increments, exits=exits)
 
     @property
     def architecture(self) -> Architecture:
-        """The zoo architecture this variant runs."""
-        return architecture(self.net)
+        """The layer chain this variant runs: the zoo architecture, or its trunk prefix and the answering branch."""
+        trunk = architecture(self.net)
+        return exit_architecture(trunk, self.exits) if self.exits is not None else trunk
 
 
 @dataclass(frozen=True)

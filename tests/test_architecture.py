@@ -111,10 +111,10 @@ def test_one_error_root() -> None:
     from dse.papers import jahier2018, park2015, tann2016
 
     roots = [costmodel.CostModelError, nets.DatasetError, nets.ArchitectureError, nets.UnknownArchitecture,
-             nets.EffortError, nets.IncrementalError, nets.ImportedModelError, nets._quant.QuantizationError,
-             dse.SpecError, dse.StudyNotFound, dse.core.output.MissingExtra, jahier2018.BitwidthError,
-             park2015.ThresholdError, tann2016.IncrementSearchError, RiskError, StorageError, OutputPathError,
-             WorkerFailed, nets._transfer.CacheTransferError]
+             nets.EffortError, nets.IncrementalError, nets.ImportedModelError, nets.ExitError, nets.CriterionError,
+             nets._quant.QuantizationError, dse.SpecError, dse.StudyNotFound, dse.core.output.MissingExtra,
+             jahier2018.BitwidthError, park2015.ThresholdError, tann2016.IncrementSearchError, RiskError, StorageError,
+             OutputPathError, WorkerFailed, nets._transfer.CacheTransferError]
     assert all(issubclass(cls, dse.UserError) for cls in roots)
     exceptions = {node.name for package in PACKAGES for path in (ROOT / package).rglob("*.py")
                   for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.ClassDef)

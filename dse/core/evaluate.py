@@ -25,12 +25,12 @@ def exit_stages(margins: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """
     n_stages = margins.shape[0]
     passes = margins[None, :-1, :] >= thresholds[:, :, None]  # (B, S-1, N)
-    exits = np.full((thresholds.shape[0], margins.shape[1]), n_stages - 1, dtype=np.int64)
+    answered = np.full((thresholds.shape[0], margins.shape[1]), n_stages - 1, dtype=np.int64)
     if n_stages > 1:
         any_pass = passes.any(axis=1)
         first = passes.argmax(axis=1)
-        exits = np.where(any_pass, first, exits)
-    return exits
+        answered = np.where(any_pass, first, answered)
+    return answered
 
 
 def evaluate_cascade(margins: np.ndarray, correct: np.ndarray, energy_pj: np.ndarray, latency_s: np.ndarray,
@@ -38,7 +38,7 @@ def evaluate_cascade(margins: np.ndarray, correct: np.ndarray, energy_pj: np.nda
     """Accuracy and expected energy/latency of a cascade for a batch of threshold vectors.
 
     margins, correct: (S, N) per stage and sample. energy_pj, latency_s: (S,) per-stage cost, or (S, N)
-    per-sample costs. A sample that exits at stage k pays the cost of stages 0..k. thresholds: (B, S-1)
+    per-sample costs. A sample answered at stage k pays the cost of stages 0..k. thresholds: (B, S-1)
     or (S-1,).
     """
     margins = np.asarray(margins)
@@ -46,21 +46,21 @@ def evaluate_cascade(margins: np.ndarray, correct: np.ndarray, energy_pj: np.nda
     n_stages, n_samples = margins.shape
     if thresholds.shape[1] != n_stages - 1:
         raise ValueError(f"need {n_stages - 1} thresholds per vector for {n_stages} stages, got {thresholds.shape[1]}")
-    exits = exit_stages(margins, thresholds)
+    answered = exit_stages(margins, thresholds)
     sample_index = np.arange(n_samples)
-    accuracy = np.asarray(correct)[exits, sample_index].mean(axis=1)
-    reach = (exits[:, None, :] >= np.arange(n_stages)[None, :, None]).mean(axis=2)  # (B, S)
-    return CascadeResult(exits, accuracy, _expected_cost(energy_pj, exits, reach),
-                         _expected_cost(latency_s, exits, reach), reach)
+    accuracy = np.asarray(correct)[answered, sample_index].mean(axis=1)
+    reach = (answered[:, None, :] >= np.arange(n_stages)[None, :, None]).mean(axis=2)  # (B, S)
+    return CascadeResult(answered, accuracy, _expected_cost(energy_pj, answered, reach),
+                         _expected_cost(latency_s, answered, reach), reach)
 
 
-def _expected_cost(cost: np.ndarray, exits: np.ndarray, reach: np.ndarray) -> np.ndarray:
+def _expected_cost(cost: np.ndarray, answered: np.ndarray, reach: np.ndarray) -> np.ndarray:
     """Mean cumulative cost of the stages each sample ran."""
     cost = np.asarray(cost, dtype=np.float64)
     if cost.ndim == 1:
         return reach @ cost
     cumulative = np.cumsum(cost, axis=0)  # (S, N)
-    return cumulative[exits, np.arange(exits.shape[1])].mean(axis=1)
+    return cumulative[answered, np.arange(answered.shape[1])].mean(axis=1)
 
 
 def reference_cascade(margins: np.ndarray, correct: np.ndarray, energy_pj: np.ndarray,

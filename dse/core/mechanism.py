@@ -42,6 +42,9 @@ class Mechanism:
     Section: ClassVar[type]
     unsupported: ClassVar[frozenset[str]] = frozenset()
     example: ClassVar[dict[str, Any]] = {}  # a small section that switches it on (big net lenet, embedded data)
+    # Whether the section is part of a study's fingerprint while off: True for the mechanisms that existed when
+    # fingerprints were fixed (so their studies still resume); a newer mechanism sets False.
+    digest_when_off: ClassVar[bool] = True
 
     def enabled(self, config: Any) -> bool:
         """True when the spec switches the mechanism on (its section differs from the defaults)."""

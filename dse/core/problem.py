@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -17,7 +18,8 @@ from dse.core.mechanism import registry
 from dse.core.models import check_models
 from dse.core.results import ENERGY_PARTS, PJ, Breakdown, Metrics
 from dse.core.spec import SpecError, StudySpec
-from nets import ArchitectureError, Dataset, ScoreCache, SplitScores, Variant, VariantScores, build_scores, load_dataset
+from nets import (ArchitectureError, Dataset, ScoreCache, SplitScores, Variant, VariantScores, build_scores,
+                  confidence, load_dataset)
 
 
 CERTIFY = "certify"  # calibration rows kept aside to certify a loss guarantee (never searched on)
@@ -43,7 +45,11 @@ def make_accelerator(spec: StudySpec) -> tuple[costmodel.Accelerator, costmodel.
 
 @dataclass
 class CascadeProblem:
-    """Everything a trial needs, in arrays: per-variant margins/correctness per split, layer shapes, pricing."""
+    """Everything a trial needs, in arrays: per-variant margins/correctness per split, layer shapes, pricing.
+
+    `margin` is the top-1 minus top-2 confidence; `confidence(criterion, split)` gives any exit criterion's, computed
+    from the softmax `probabilities`.
+    """
 
     variants: list[Variant]
     big: int
@@ -59,6 +65,8 @@ class CascadeProblem:
     work: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)  # split -> variant -> executed fraction (N,)
     scoring_s: float = 0.0  # time spent scoring variants on demand (`ensure`)
     measured: dict[str, tuple[float, float | None]] = field(default_factory=dict)  # net -> (energy_j, latency_s)
+    probabilities: dict[str, np.ndarray] = field(default_factory=dict)  # split -> (V, N, classes) float16 softmax
+    _confidence: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_scores(cls, scores: list[VariantScores], big: int, accelerator: costmodel.Accelerator,
@@ -71,7 +79,8 @@ class CascadeProblem:
             correct={sp: np.stack([s.splits[sp].correct for s in scores]) for sp in splits},
             layers=[_priced_shapes(s.variant, priced_layers) for s in scores], accelerator=accelerator,
             technology=technology, priced_layers=priced_layers, work={sp: {} for sp in splits},
-            applied=[s.applied for s in scores])
+            applied=[s.applied for s in scores],
+            probabilities={sp: np.stack([s.splits[sp].scores for s in scores]) for sp in splits})
         for index, variant_scores in enumerate(scores):
             problem._record_work(index, variant_scores)
         return problem
@@ -108,7 +117,10 @@ class CascadeProblem:
 
         work = {**self.work, "calib": {i: w[keep] for i, w in self.work.get("calib", {}).items()},
                 name: {i: w[aside] for i, w in self.work.get("calib", {}).items()}}
+        probabilities = ({**self.probabilities, "calib": self.probabilities["calib"][:, keep],
+                          name: self.probabilities["calib"][:, aside]} if "calib" in self.probabilities else {})
         return dataclasses.replace(self, margin=split_rows(self.margin), correct=split_rows(self.correct), work=work,
+                                   probabilities=probabilities, _confidence={},
                                    rows={"calib": ("calib", keep), name: ("calib", aside)})
 
     def ensure(self, variant: Variant) -> int:
@@ -124,11 +136,29 @@ class CascadeProblem:
             rows = self._split_rows(scores, split)
             self.margin[split] = np.vstack([self.margin[split], rows.margin[None]])
             self.correct[split] = np.vstack([self.correct[split], rows.correct[None]])
+            if split in self.probabilities:
+                self.probabilities[split] = np.concatenate([self.probabilities[split], rows.scores[None]])
+        self._confidence.clear()
         self.variants.append(variant)
         self.applied.append(scores.applied)
         self.layers.append(_priced_shapes(variant, self.priced_layers))
         self._record_work(len(self.variants) - 1, scores)
         return len(self.variants) - 1
+
+    def confidence(self, criterion: str, split: str) -> np.ndarray:
+        """(V, N) per-sample confidence of every variant under an exit criterion ('margin': the cached margins)."""
+        if criterion == "margin":
+            return self.margin[split]
+        if (criterion, split) not in self._confidence:
+            self._confidence[(criterion, split)] = confidence(self.probabilities[split], criterion)
+        return self._confidence[(criterion, split)]
+
+    def under(self, criterion: str) -> "CascadeProblem":
+        """A read-only view whose `margin` is the confidence under `criterion` (for threshold rules)."""
+        if criterion == "margin":
+            return self
+        return dataclasses.replace(self, margin={split: self.confidence(criterion, split) for split in self.margin},
+                                   builder=None, _confidence={})
 
     @property
     def names(self) -> list[str]:
@@ -140,8 +170,12 @@ class CascadeProblem:
         pooled_margin = np.concatenate([self.margin["calib"], self.margin["test"]], axis=1)
         pooled_correct = np.concatenate([self.correct["calib"], self.correct["test"]], axis=1)
         pooled_work = {i: np.concatenate([w, self.work["test"][i]]) for i, w in self.work.get("calib", {}).items()}
+        pooled_probabilities = [np.concatenate([self.probabilities["calib"], self.probabilities["test"]], axis=1)
+                                ] if self.probabilities else []
         return dataclasses.replace(
-            self, margin={"calib": pooled_margin[:, calib], "test": pooled_margin[:, test]},
+            self, margin={"calib": pooled_margin[:, calib], "test": pooled_margin[:, test]}, _confidence={},
+            probabilities={split: pooled[:, rows] for pooled in pooled_probabilities
+                           for split, rows in (("calib", calib), ("test", test))},
             correct={"calib": pooled_correct[:, calib], "test": pooled_correct[:, test]},
             work={"calib": {i: w[calib] for i, w in pooled_work.items()},
                   "test": {i: w[test] for i, w in pooled_work.items()}})
@@ -151,17 +185,23 @@ class CascadeProblem:
         return self.names.index(name)
 
     def price(self, index: int, accelerator: costmodel.Accelerator | None = None,
-              after: int | None = None) -> costmodel.NetworkCost:
-        """One stage's cost at the variant's own bits; when it widens stage `after` of the same net (more channels,
-        same everything else), only the new channels' work (the cost model's reuse mode)."""
+              after: int | None = None, widen: bool = True) -> costmodel.NetworkCost:
+        """One stage's cost at the variant's own bits, after stage `after` ran on the same input (if given): when it
+        widens that stage (more channels, same everything else, and `widen`), only the new channels' work (the cost
+        model's reuse mode); when it continues from the activations that stage left waiting on a shared trunk, only
+        the layers past the shared ones plus the waiting activations' traffic."""
         variant = self.variants[index]
         if variant.net in self.measured:
             return _measured_cost(*self.measured[variant.net])
         acc = accelerator or self.accelerator
         if variant.bits is not None:
             acc = dataclasses.replace(acc, bits=variant.bits)
-        if after is not None and _widens(self.variants[after], variant):
+        if after is not None and widen and _widens(self.variants[after], variant):
             return costmodel.increment_cost(self.layers[after], self.layers[index], acc, self.technology, "reuse")
+        if after is not None and variant.continues(self.variants[after]):
+            kinds = {"conv"} if self.priced_layers == "conv" else None
+            return costmodel.continuation_cost(_shapes(self.variants[after]), _shapes(variant), acc, self.technology,
+                                               kinds)
         return costmodel.network_cost(self.layers[index], acc, self.technology)
 
     def priced_transforms(self, index: int, after: int | None = None) -> tuple[str, ...]:
@@ -180,14 +220,17 @@ class CascadeProblem:
             applied += ["bits", "rounding"]
         if any(index in work for work in self.work.values()):
             applied.append("knobs")
+        own = Variant(variant.net, variant.width, variant.increments)
+        if variant.rewrites and (self.layers[index] != _priced_shapes(own, self.priced_layers)
+                                 or variant.trunk != own.trunk):
+            applied.append(variant.rewrites)  # a layer list or trunk weights other than the net's own
         return tuple(applied)
 
     def stage_costs(self, stages: list[int], accelerator: costmodel.Accelerator | None = None,
                     reuse: bool = False) -> list[costmodel.NetworkCost]:
-        """Cost of each stage of a cascade, in order; with `reuse`, a stage that widens the previous one
-        pays only for its new channels."""
-        return [self.price(stage, accelerator, stages[i - 1] if i and reuse else None)
-                for i, stage in enumerate(stages)]
+        """Cost of each stage of a cascade, in order, each after the one before; with `reuse`, a stage that widens
+        the previous one pays only for its new channels."""
+        return [self.price(stage, accelerator, stages[i - 1] if i else None, reuse) for i, stage in enumerate(stages)]
 
     def _per_sample(self, stage: int, cost: costmodel.NetworkCost, split: str,
                     accelerator: costmodel.Accelerator | None) -> costmodel.SampleCosts:
@@ -217,12 +260,13 @@ class CascadeProblem:
         return energy, latency
 
     def breakdown(self, stages: list[int], thresholds: np.ndarray, split: str,
-                  accelerator: costmodel.Accelerator | None = None, reuse: bool = False) -> Breakdown:
+                  accelerator: costmodel.Accelerator | None = None, reuse: bool = False,
+                  criterion: str = "margin") -> Breakdown:
         """Expected energy per inference by component (J) and each stage's reach: the sum over stages of the
         samples reaching it times its cost components (per sample for stages whose work varies)."""
         priced = self.stage_costs(stages, accelerator, reuse)
-        exits = exit_stages(self.margin[split][stages], np.atleast_2d(thresholds))[0]  # (N,)
-        reached = exits[None, :] >= np.arange(len(stages))[:, None]  # (S, N)
+        answered = exit_stages(self.confidence(criterion, split)[stages], np.atleast_2d(thresholds))[0]  # (N,)
+        reached = answered[None, :] >= np.arange(len(stages))[:, None]  # (S, N)
         parts = dict.fromkeys(ENERGY_PARTS, 0.0)
         for row, (stage, cost) in enumerate(zip(stages, priced)):
             varying = self._per_sample(stage, cost, split, accelerator) if stage in self.work.get(split, {}) else None
@@ -235,16 +279,19 @@ class CascadeProblem:
                          tuple(float(r) for r in reached.mean(axis=1)))
 
     def evaluate(self, stages: list[int], thresholds: np.ndarray, split: str,
-                 accelerator: costmodel.Accelerator | None = None, reuse: bool = False) -> dict[str, np.ndarray]:
-        """Metrics of cascade `stages` for a batch of threshold vectors (B, S-1) on `split`."""
+                 accelerator: costmodel.Accelerator | None = None, reuse: bool = False,
+                 criterion: str = "margin") -> dict[str, np.ndarray]:
+        """Metrics of cascade `stages` for a batch of threshold vectors (B, S-1) on `split`, a stage answering when
+        its confidence under `criterion` reaches its threshold."""
         energy, latency = self._stage_arrays(stages, split, accelerator, reuse)
-        result = evaluate_cascade(self.margin[split][stages], self.correct[split][stages], energy, latency, thresholds)
+        result = evaluate_cascade(self.confidence(criterion, split)[stages], self.correct[split][stages], energy,
+                                  latency, thresholds)
         big_correct = self.correct[split][self.big]
         big_accuracy = big_correct.mean()
         final_correct = self.correct[split][stages][result.exit_stage, np.arange(big_correct.size)]  # (B, N)
         paired = big_correct[None, :].astype(np.float64) - final_correct
         big_energy = self.price(self.big, accelerator).energy_pj
-        storage = float(sum(self.price(stage, accelerator).weight_bytes for stage in dict.fromkeys(stages)))
+        storage = float(sum(self._stored_bytes(stages, accelerator)))
         n = big_correct.size
         errors = n - final_correct.sum(axis=1).astype(np.int64)
         big_right = big_correct[None, :].astype(bool)
@@ -263,20 +310,27 @@ class CascadeProblem:
             "big_fraction": result.reach_fraction[:, -1],
         }
 
+    def _stored_bytes(self, stages: list[int], accelerator: costmodel.Accelerator | None) -> list[float]:
+        """Weight bytes each distinct stage adds (a stage continuing a shared trunk adds only its own layers)."""
+        return [self.price(stage, accelerator, stages[i - 1] if i and self.variants[stage].continues(
+                    self.variants[stages[i - 1]]) else None, widen=False).weight_bytes
+                for i, stage in enumerate(stages) if stage not in stages[:i]]
+
     def metrics(self, stages: list[int], thresholds: np.ndarray, split: str,
-                accelerator: costmodel.Accelerator | None = None, reuse: bool = False) -> Metrics:
+                accelerator: costmodel.Accelerator | None = None, reuse: bool = False,
+                criterion: str = "margin") -> Metrics:
         """The typed metrics of one threshold vector (S-1,) on `split` (energy in joules)."""
-        return self.point_metrics(stages, np.atleast_2d(thresholds), split, accelerator, reuse)[0]
+        return self.point_metrics(stages, np.atleast_2d(thresholds), split, accelerator, reuse, criterion)[0]
 
     def point_metrics(self, stages: list[int], thresholds: np.ndarray, split: str,
                       accelerator: costmodel.Accelerator | None = None, reuse: bool = False,
-                      chunk_cells: int = 2**24) -> list[Metrics]:
+                      criterion: str = "margin", chunk_cells: int = 2**24) -> list[Metrics]:
         """The typed metrics of threshold vectors (P, S-1) on `split`, evaluated in chunks of bounded memory."""
         n = int(self.margin[split].shape[1])
         step = max(1, chunk_cells // max(n * len(stages), 1))
         out = []
         for start in range(0, len(thresholds), step):
-            values = self.evaluate(stages, thresholds[start:start + step], split, accelerator, reuse)
+            values = self.evaluate(stages, thresholds[start:start + step], split, accelerator, reuse, criterion)
             out += [Metrics(accuracy=float(values["accuracy"][i]), errors=int(values["errors"][i]),
                             extra_errors=int(values["extra_errors"][i]), samples=n,
                             accuracy_loss_pct=float(values["accuracy_loss_pct"][i]),
@@ -289,11 +343,11 @@ class CascadeProblem:
         return out
 
     def threshold_front(self, stages: list[int], accelerator: costmodel.Accelerator | None = None,
-                        reuse: bool = False, split: str = "calib") -> np.ndarray:
+                        reuse: bool = False, split: str = "calib", criterion: str = "margin") -> np.ndarray:
         """Threshold vectors (P, S-1) of the exact (energy, errors) Pareto front of a cascade on `split`, over every
         threshold vector (per-sample prices included); fronts of 4 stages and more are approximate (`_exact`)."""
         energy, _ = self._stage_arrays(stages, split, accelerator, reuse)
-        return front(self.margin[split][stages], self.correct[split][stages], energy).thresholds
+        return front(self.confidence(criterion, split)[stages], self.correct[split][stages], energy).thresholds
 
 
 def _filter(shapes: list[costmodel.LayerShape], priced_layers: str) -> list[costmodel.LayerShape]:
@@ -316,6 +370,12 @@ def _measured_cost(energy_j: float, latency_s: float | None) -> costmodel.Networ
     return dataclasses.replace(costmodel.NetworkCost.from_layers((), extra_pj=energy_j / PJ),
                                latency_s=unknown if latency_s is None else latency_s, weight_bytes=unknown,
                                cycles=unknown, dram_bytes=unknown, macs=unknown)
+
+
+@lru_cache(maxsize=4096)
+def _shapes(variant: Variant) -> tuple[costmodel.LayerShape, ...]:
+    """Every layer shape `variant` runs (priced or not), memoised: continuation pricing compares them."""
+    return tuple(variant.architecture.layer_shapes(variant.width))
 
 
 def _widens(previous: Variant, variant: Variant) -> bool:

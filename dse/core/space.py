@@ -1,9 +1,10 @@
 """The search space: the enabled mechanisms shape each trial's cascade structure; the core adds the accelerator.
 
 Thresholds are not part of the structure: with `[search] thresholds = "exact"` (the default) every trial's whole
-threshold front is solved exactly (`dse.core._exact`); with "sampled" Optuna draws one threshold per stage. A
-structure space small enough (`enumerate_limit`) is listed completely (`enumerate_structures`) and every structure
-is run once, through the same study.
+threshold front is solved exactly (`dse.core._exact`); with "sampled" Optuna draws one threshold per stage. A stage
+answers when its confidence under the trial's exit criterion ([search] criteria: margin, max softmax, entropy)
+reaches its threshold. A structure space small enough (`enumerate_limit`) is listed completely
+(`enumerate_structures`) and every structure is run once, through the same study.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Structure:
 
     cascade: Cascade
     accelerator: costmodel.Accelerator
+    criterion: str = "margin"  # the confidence the thresholds apply to
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class CascadePoint:
     thresholds: np.ndarray  # (S-1,)
     accelerator: costmodel.Accelerator
     reuse: bool = False  # later stages widen earlier ones (increments): priced in reuse mode
+    criterion: str = "margin"  # the confidence the thresholds apply to
 
     def cascade(self, names: list[str]) -> str:
         """The stages' variant names joined by ' > '."""
@@ -69,7 +72,9 @@ class CascadeSpace:
         cascade = Cascade((Variant(self.spec.nets.big),))
         for mechanism, config in self.shapers:
             cascade = mechanism.shape(trial, self.spec, config, cascade)  # type: ignore[arg-type]
-        return Structure(cascade, self._accelerator(trial))
+        criteria = self.spec.search.criteria
+        criterion = trial.suggest_categorical("criterion", list(criteria)) if len(criteria) > 1 else criteria[0]
+        return Structure(cascade, self._accelerator(trial), criterion)
 
     def stages(self, structure: Structure) -> list[int]:
         """The structure's stage indices in the problem, scoring variants it has not seen yet."""
@@ -81,7 +86,7 @@ class CascadeSpace:
         stages = self.stages(structure)
         thresholds = np.array([trial.suggest_float(f"threshold_{i}", *self.spec.search.threshold_range)
                                for i in range(len(stages) - 1)])
-        return CascadePoint(stages, thresholds, structure.accelerator, structure.cascade.reuse)
+        return CascadePoint(stages, thresholds, structure.accelerator, structure.cascade.reuse, structure.criterion)
 
     def _accelerator(self, trial: Chooser) -> costmodel.Accelerator:
         s, base = self.spec.search, self.problem.accelerator

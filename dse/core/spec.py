@@ -20,7 +20,7 @@ from costmodel import Dataflow, TilingRule
 from dse.core.errors import SpecError, check
 from dse.core.mechanism import registry
 from dse.core.models import parse_models
-from nets import TrainingConfig, use_models
+from nets import CRITERIA, TrainingConfig, use_models
 
 SPEC_VERSION = 2
 OBJECTIVES = ("energy", "accuracy_loss", "latency", "storage")
@@ -87,6 +87,7 @@ class SearchSpec:
     loss_confidence_z: float = 0.0  # normal approximation: a cheaper, uncertified margin (see loss_guarantee)
     loss_guarantee: LossGuarantee | None = None
     objectives: tuple[str, ...] = ("energy", "accuracy_loss")
+    criteria: tuple[str, ...] = ("margin",)  # exit criteria a trial may pick (nets.CRITERIA)
 
 
 @dataclass(frozen=True)
@@ -246,6 +247,8 @@ def validate(spec: StudySpec) -> StudySpec:
               "cannot be combined with loss_guarantee (choose the certified or the normal-approximation margin)")
     check(len(s.objectives) >= 1 and set(s.objectives) <= set(OBJECTIVES), f"{src}: search.objectives",
            f"must be a non-empty subset of {', '.join(OBJECTIVES)}, got {list(s.objectives)}")
+    check(len(s.criteria) >= 1 and len(set(s.criteria)) == len(s.criteria) and set(s.criteria) <= set(CRITERIA),
+          f"{src}: search.criteria", f"must be distinct exit criteria from {', '.join(CRITERIA)}, got {list(s.criteria)}")
     a = spec.accelerator
     flows = get_args(Dataflow)
     check(a.dataflow in flows, f"{src}: accelerator.dataflow", f"must be one of {', '.join(flows)}, got '{a.dataflow}'")

@@ -35,7 +35,15 @@ DASHBOARD_CONSTRAINTS = "constraints"  # the system attribute optuna-dashboard 0
 
 def spec_digest(spec: StudySpec) -> str:
     """Fingerprint of what defines the study's space and values (not the trial budget)."""
-    payload = {name: dataclasses.asdict(section) for name, section in spec.sections().items()}
+    return hashlib.sha256(json.dumps(digest_payload(spec), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def digest_payload(spec: StudySpec) -> dict:
+    """What `spec_digest` hashes: every section, less the trial budget, off sections of newer mechanisms and default
+    fields added after the fingerprint was fixed."""
+    off = {name for name, mechanism in registry().items()
+           if not mechanism.digest_when_off and name not in spec.enabled()}
+    payload = {name: dataclasses.asdict(section) for name, section in spec.sections().items() if name not in off}
     payload["search"] = {k: v for k, v in payload["search"].items() if k not in ("n_trials", "seed")}
     if spec.models:  # by content: the same files elsewhere resume the study, one changed byte does not
         payload["models"] = {name: model.fingerprint() for name, model in spec.models.items()}
@@ -45,7 +53,9 @@ def spec_digest(spec: StudySpec) -> str:
         except OSError as exc:
             raise SpecError(f"{spec.source}: accelerator.technology: cannot read {spec.accelerator.technology} "
                             f"({exc.strerror})") from None
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+    if spec.search.criteria == ("margin",):  # the default, which studies made before criteria existed had
+        del payload["search"]["criteria"]
+    return payload
 
 
 def sampler_seed(seed: int, stream: tuple[int, ...] = ()) -> int:
@@ -179,22 +189,25 @@ class CascadeObjective:
         if self.spec.search.thresholds == "sampled":
             point = self.space.sampled_point(trial)
             stages, accelerator, reuse, thresholds = point.stages, point.accelerator, point.reuse, point.thresholds[None]
+            criterion = point.criterion
         else:
             structure = self.space.structure(trial)
             stages, accelerator, reuse = self.space.stages(structure), structure.accelerator, structure.cascade.reuse
+            criterion = structure.criterion
             start = time.perf_counter()
-            thresholds = self.problem.threshold_front(stages, accelerator, reuse)
+            thresholds = self.problem.threshold_front(stages, accelerator, reuse, criterion=criterion)
             self.evaluate_s += time.perf_counter() - start
         start = time.perf_counter()
-        calib = self.problem.point_metrics(stages, thresholds, "calib", accelerator, reuse)
+        calib = self.problem.point_metrics(stages, thresholds, "calib", accelerator, reuse, criterion)
         keep = self._kept(calib)
-        test = self.problem.point_metrics(stages, thresholds[keep], "test", accelerator, reuse)
+        test = self.problem.point_metrics(stages, thresholds[keep], "test", accelerator, reuse, criterion)
         self.evaluate_s += time.perf_counter() - start
         cascade = " > ".join(self.problem.names[s] for s in stages)
         configuration = {"stage_bits": tuple(self.problem.variants[s].bits or accelerator.bits for s in stages),
                          "sram_bytes": accelerator.sram_bytes, "partition": tuple(accelerator.partition)}
         points = [TrialResult(trial.number, cascade, tuple(float(t) for t in thresholds[i]), {}, calib[i], t, True, i,
-                              breakdown={split: self.problem.breakdown(stages, thresholds[i], split, accelerator, reuse)
+                              breakdown={split: self.problem.breakdown(stages, thresholds[i], split, accelerator, reuse,
+                                                                       criterion)
                                          for split in SPLITS}, **configuration).user_attrs()
                   for i, t in zip(keep, test)]
         trial.set_user_attr(RECORD, points)  # the whole front: one write
@@ -320,7 +333,7 @@ def certify(study: optuna.Study, problem: CascadeProblem, spec: StudySpec) -> li
         stages, accelerator, reuse = space.stages(structure), structure.accelerator, structure.cascade.reuse
         points = sorted(trial.user_attrs[RECORD], key=lambda p: -p["calib_energy_j"])
         thresholds = np.array([p["thresholds"] for p in points], dtype=np.float64).reshape(len(points), -1)
-        values = problem.evaluate(stages, thresholds, CERTIFY, accelerator, reuse)
+        values = problem.evaluate(stages, thresholds, CERTIFY, accelerator, reuse, structure.criterion)
         count = fixed_sequence(values["worse"], values["better"], n, guarantee.alpha_pct, delta)
         if count == 0:
             continue
@@ -329,7 +342,7 @@ def certify(study: optuna.Study, problem: CascadeProblem, spec: StudySpec) -> li
                                   guarantee.alpha_pct, delta, n, 100.0 * (worse - better) / n,
                                   100.0 * loss_upper_bound(worse, better, n, delta),
                                   float(values["energy_pj"][count - 1]) * PJ,
-                                  problem.metrics(stages, chosen, "test", accelerator, reuse)))
+                                  problem.metrics(stages, chosen, "test", accelerator, reuse, structure.criterion)))
     return out
 
 

@@ -1,7 +1,7 @@
 """The built-in mechanisms, one home each; importing this package registers them (in shaping order).
 
 A trial's cascade is shaped by each enabled mechanism in turn: the big net's own stages first (increments, bit-widths),
-then a little net before them, then effort knobs on the chosen nets.
+then side exits on its trunk, then a little net before them, then effort knobs on the chosen nets.
 """
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ from __future__ import annotations
 from dse.core.mechanism import register
 from dse.mechanisms.big_little import BigLittle
 from dse.mechanisms.bitwidth import Bitwidth
+from dse.mechanisms.early_exit import EarlyExit
 from dse.mechanisms.effort import Effort
 from dse.mechanisms.incremental import Incremental
 
-BUILTIN = (Incremental(), Bitwidth(), BigLittle(), Effort())
+BUILTIN = (Incremental(), Bitwidth(), EarlyExit(), BigLittle(), Effort())
 for _mechanism in BUILTIN:
     register(_mechanism)
 
-__all__ = ["BUILTIN", "BigLittle", "Bitwidth", "Effort", "Incremental"]
+__all__ = ["BUILTIN", "BigLittle", "Bitwidth", "EarlyExit", "Effort", "Incremental"]
