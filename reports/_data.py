@@ -232,7 +232,7 @@ def build_report_data(results: StudyResults, search: SearchData | None = None) -
         configuration=_configuration(answer.choice),
         fronts=[_front(results, split) for split in ("calib", "test")] if pareto else [],
         pareto_table=metric_table("Pareto points", "Chosen on the calibration split; the test split is held out.",
-                                  {"trial": [t.number for t in pareto], "cascade": [t.cascade for t in pareto],
+                                  {"trial": [t.label.removeprefix("trial ") for t in pareto], "cascade": [t.cascade for t in pareto],
                                    "thresholds": ["/".join(f"{x:.4g}" for x in t.thresholds) for t in pareto]},
                                   [(t.calib, t.test) for t in pareto], limit),
         baseline_table=metric_table("Baselines and the papers' methods", "Each variant alone, and the mechanisms' "

@@ -48,7 +48,8 @@ def summary(results) -> None:  # type: ignore[no-untyped-def]
 
     say(headline(results).sentence())
     front = results.pareto
-    table = reports.metric_table("", "", {"trial": [t.number for t in front], "cascade": [t.cascade for t in front]},
+    labels = {"trial": [t.label.removeprefix("trial ") for t in front], "cascade": [t.cascade for t in front]}
+    table = reports.metric_table("", "", labels,
                                  [(t.calib, t.test) for t in front], results.max_accuracy_loss_pct)
     if table.rows:
         say(pd.DataFrame(table.rows, columns=table.columns).to_string(index=False))

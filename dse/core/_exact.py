@@ -1,6 +1,6 @@
 """Exact threshold fronts, exact loss limits and a fast batch evaluator for one cascade structure (pure numpy).
 
-A cascade has S stages; margins and correct are (S, N). A sample exits at the first stage k < S-1 whose margin
+A cascade has S stages; margins and correct are (S, N). A sample leaves at the first stage k < S-1 whose margin
 is >= t_k, else at the last stage, and pays cost_0 + ... + cost_k, where cost is (S,) per stage or (S, N) per
 sample. Errors are integer counts of wrong final answers; energies are means per sample in the input's unit.
 """
@@ -179,7 +179,7 @@ def _block_table(cell0: np.ndarray, cell1: np.ndarray, weight: np.ndarray, side:
 class _ThreeStage:
     """One 3-stage cascade indexed by (a, b): how many samples stages 0 and 1 would accept on their own.
 
-    With ranks by margin (descending), a sample exits at stage 0 if rank0 < a, else at stage 1 if rank1 < b, else
+    With ranks by margin (descending), a sample leaves at stage 0 if rank0 < a, else at stage 1 if rank1 < b, else
     at stage 2; only a and b at the end of a tie group are threshold vectors. Cost is non-increasing in a and b.
     Tables at multiples of `block` give any block-aligned quadrant sum in O(1). Integer-valued float sums below
     2**53 are exact and are rounded to int64.
@@ -331,34 +331,34 @@ def coordinate_front(margins: np.ndarray, correct: np.ndarray, cost: np.ndarray,
         """Every distinct value of threshold k with the others fixed at `vector`."""
         skipped = vector.copy()
         skipped[k] = np.inf
-        exits = _exit_stages(margins, skipped[None])[0]
-        reaches = exits > k
+        answered = _exit_stages(margins, skipped[None])[0]
+        reaches = answered > k
         fixed = ~reaches
         chosen = orders[k][reaches[orders[k]]]
-        t, errors, energy = _sweep_sorted(margins[k][chosen], wrong[k][chosen], wrong[exits[chosen], chosen],
-                                          exit_cost[k][chosen], exit_cost[exits[chosen], chosen])
+        t, errors, energy = _sweep_sorted(margins[k][chosen], wrong[k][chosen], wrong[answered[chosen], chosen],
+                                          exit_cost[k][chosen], exit_cost[answered[chosen], chosen])
         vectors = np.repeat(vector[None], len(t), axis=0)
         vectors[:, k] = t
-        return (vectors, errors + int(wrong[exits[fixed], samples[fixed]].sum()),
-                energy + exit_cost[exits[fixed], samples[fixed]].sum())
+        return (vectors, errors + int(wrong[answered[fixed], samples[fixed]].sum()),
+                energy + exit_cost[answered[fixed], samples[fixed]].sum())
 
     def tail(vector: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The last two thresholds solved exactly (a 3-stage front) with the earlier ones fixed at `vector`."""
         k = n_stages - 3
         skipped = vector.copy()
         skipped[k:] = np.inf
-        exits = _exit_stages(margins, skipped[None])[0]
-        reaches = exits > k
+        answered = _exit_stages(margins, skipped[None])[0]
+        reaches = answered > k
         fixed = ~reaches
         if not reaches.any():
-            return (vector[None].copy(), np.array([wrong[exits, samples].sum()]),
-                    np.array([exit_cost[exits, samples].sum()]))
+            return (vector[None].copy(), np.array([wrong[answered, samples].sum()]),
+                    np.array([exit_cost[answered, samples].sum()]))
         sub_cost = np.stack([exit_cost[k][reaches], cost[k + 1][reaches], cost[k + 2][reaches]])
         sub = exact_front_3(margins[k:, reaches], 1 - wrong[k:, reaches], sub_cost)
         vectors = np.repeat(vector[None], len(sub.errors), axis=0)
         vectors[:, k:] = sub.thresholds
-        return (vectors, sub.errors + int(wrong[exits[fixed], samples[fixed]].sum()),
-                sub.energy * reaches.sum() + exit_cost[exits[fixed], samples[fixed]].sum())
+        return (vectors, sub.errors + int(wrong[answered[fixed], samples[fixed]].sum()),
+                sub.energy * reaches.sum() + exit_cost[answered[fixed], samples[fixed]].sum())
 
     # Start from every cascade that skips some stages (threshold +inf) and ends others early (lowest margin).
     lowest = margins[:-1].min(axis=1)
@@ -508,10 +508,10 @@ class CascadeEvaluator:
     def _evaluate_masks(self, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Any stage count: every sample's exit stage, for a chunk small enough to hold (B, N) masks."""
         n_stages, n = self.margins.shape
-        exits = _exit_stages(self.margins, thresholds)
+        answered = _exit_stages(self.margins, thresholds)
         samples = np.arange(n)
-        right = n - self.wrong[exits, samples].sum(axis=1)
-        energy = self.exit_energy[exits, samples].sum(axis=1)
-        latency = self.exit_latency[exits, samples].sum(axis=1)
-        reach = np.stack([(exits >= k).sum(axis=1) for k in range(n_stages)], axis=1)
+        right = n - self.wrong[answered, samples].sum(axis=1)
+        energy = self.exit_energy[answered, samples].sum(axis=1)
+        latency = self.exit_latency[answered, samples].sum(axis=1)
+        reach = np.stack([(answered >= k).sum(axis=1) for k in range(n_stages)], axis=1)
         return right, energy, latency, reach
