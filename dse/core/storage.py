@@ -191,7 +191,11 @@ def _open_sqlite(url: str, heartbeat_s: int | None, create: bool) -> optuna.stor
     path = _file_path(url, "sqlite:///")
     engine_kwargs = {"connect_args": {"timeout": 60}}
     if not create:
-        if not _check_ours(path, url):
+        ours = path.exists()
+        if ours:
+            with directory_lock(path.parent):  # a first run may be creating it right now: wait until it is whole
+                ours = _check_ours(path, url)
+        if not ours:
             raise StorageError(f"--storage {url}: no study database at {path}")
         storage = _rdb(url, heartbeat_s, engine_kwargs=engine_kwargs, skip_table_creation=True)
     else:
