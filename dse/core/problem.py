@@ -153,13 +153,6 @@ class CascadeProblem:
             self._confidence[(criterion, split)] = confidence(self.probabilities[split], criterion)
         return self._confidence[(criterion, split)]
 
-    def under(self, criterion: str) -> "CascadeProblem":
-        """A read-only view whose `margin` is the confidence under `criterion` (for threshold rules)."""
-        if criterion == "margin":
-            return self
-        return dataclasses.replace(self, margin={split: self.confidence(criterion, split) for split in self.margin},
-                                   builder=None, _confidence={})
-
     @property
     def names(self) -> list[str]:
         """Variant display names, aligned with the arrays."""

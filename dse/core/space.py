@@ -50,10 +50,6 @@ class CascadePoint:
     reuse: bool = False  # later stages widen earlier ones (increments): priced in reuse mode
     criterion: str = "margin"  # the confidence the thresholds apply to
 
-    def cascade(self, names: list[str]) -> str:
-        """The stages' variant names joined by ' > '."""
-        return " > ".join(names[s] for s in self.stages)
-
 
 def increasing_subsets(values: tuple, sizes: range) -> list[str]:
     """Every increasing subset of `values` with a size in `sizes`, as '/'-joined labels (Optuna categoricals)."""
