@@ -1,11 +1,14 @@
 """Reproduce Park et al. 2015 (big/little DNN) on full MNIST: §5.2 protocol, search vs. the paper, SRAM sweep.
 
     python benchmarks/park2015_mnist.py [--data ../shared/datasets/mnist] [--splits 10] [--trials 300]
+        [--dataflow diannao|auto|weight_stationary|output_stationary|input_stationary]
 
 Trains (or loads from the score cache) LeNet and Mini 1-8 as `studies/park2015-mnist.toml` says, then over
 10 seeded random halvings of the 10,000 test images: calibrates on one half and reports on the other, for
 the paper's static (lambda-sweep) and dynamic (hill-climbing) methods per little net and for the cascade
-the Optuna search picks. Ends with one JSON line.
+the Optuna search picks. `--dataflow` prices every layer with that mapping (default: the spec's "diannao", the
+first version's, so the figures stay comparable). Before the last line it prints the full search's best cascade
+with its SRAM size and partition; ends with one JSON line.
 """
 
 from __future__ import annotations
@@ -16,13 +19,15 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pandas as pd
 
 import reports
-from dse import (CascadeProblem, best_feasible, export_tables, load_problem, load_spec, open_storage, open_study,
-                 run_search, search_study, sqlite_url, study_results)
+from costmodel import Dataflow
+from dse import (CascadeProblem, best_feasible, export_tables, headline, load_problem, load_spec, open_storage,
+                 open_study, run_search, search_study, sqlite_url, study_results)
 from dse.papers.park2015 import paper_static_choice
 from dse.papers.park2015_protocol import run_protocol, summarise
 
@@ -69,11 +74,13 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/datasets/mnist")
     parser.add_argument("--splits", type=int, default=10)
     parser.add_argument("--trials", type=int, default=300, help="search trials per split")
-    parser.add_argument("--out", default="benchmarks-out/park2015-mnist")
+    parser.add_argument("--dataflow", choices=get_args(Dataflow), default="diannao",
+                        help="mapping of every layer (default: the spec's, the first version's)")
+    parser.add_argument("--out", help="study and report folder (default: benchmarks-out/park2015-mnist[-DATAFLOW])")
     args = parser.parse_args()
     if not Path(args.data).is_dir():
         sys.exit(f"full MNIST not found at {args.data} (give --data DIR with the four IDX .gz files)")
-    spec = load_spec("park2015-mnist").with_overrides(data={"path": args.data})
+    spec = load_spec("park2015-mnist").with_overrides(data={"path": args.data}, accelerator={"dataflow": args.dataflow})
     fixed = spec.with_overrides(search={"sram_choices": (), "partition_step": 0.0})  # the paper's 16 KiB
     limit = spec.search.max_accuracy_loss_pct
     problem, dataset = load_problem(fixed)
@@ -120,13 +127,19 @@ def main() -> None:
     best_little = searched["little"].mode().iloc[0]
     print("\nSRAM sweep, mini7 + lenet, 16-bit, conv layers (Park Fig. 10):")
     print(sram_sweep(problem, "mini7", limit).round(2).to_string(index=False))
-    out = Path(args.out)
+    out = Path(args.out or "benchmarks-out/park2015-mnist" + ("" if args.dataflow == "diannao" else f"-{args.dataflow}"))
     study = open_study(spec, open_storage(sqlite_url(out / "study.db")))
     run_search(study, problem, spec, max(0, spec.search.n_trials - len(study.trials)), progress=False)
     results = study_results(study)
     export_tables(results, out)
     report = reports.write_report(reports.build_report_data(results), out / "report.html")
     print(f"\nreport (full search incl. SRAM size and partition): {report.resolve()}")
+    choice = headline(results).choice
+    if choice is not None:
+        print(f"full search, dataflow {args.dataflow}: best {choice.cascade} (thresholds "
+              f"{'/'.join(f'{t:.4g}' for t in choice.thresholds)}), SRAM {choice.sram_bytes // 1024} KiB, partition "
+              f"input/weight/output {'/'.join(f'{f:g}' for f in choice.partition)}; saves "
+              f"{choice.test.energy_saving_pct:.1f}% at {choice.test.accuracy_loss_pct:.2f} pp loss (test)")
     print(json.dumps({"best_little": best_little,
                       "energy_reduction_pct": round(float(searched["energy_reduction_pct"].mean()), 3),
                       "accuracy_loss_pct": round(float(searched["accuracy_loss_pct"].mean()), 4),

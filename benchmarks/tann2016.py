@@ -1,10 +1,11 @@
 """Tann et al. 2016 on full MNIST with LeNet: golden models, increment search (§4.2), incremental training
 (Algorithm 1), and the test-split result beside the paper's Tables 6-9.
 
-Usage: python benchmarks/tann2016.py [--data DIR] [--widths 0.125,0.25,0.375,0.5]
+Usage: python benchmarks/tann2016.py [--data DIR] [--widths 0.125,0.25,0.375,0.5] [--dataflow auto|...]
 Golden widths and the range of N come from studies/tann2016-mnist.toml ([incremental]). Weights and scores go to
 $DSE_CACHE_DIR (default /tmp/fullcache), shared with park2015-mnist (same data and training). The last line is one
-JSON object.
+JSON object. `--dataflow` maps the layers when pricing (default: the spec's "diannao", the first version's mapping,
+so the figures stay comparable); a different price can choose other increments, which are then trained.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 
+from costmodel import Dataflow
 from dse import load_spec
 from dse.papers.tann2016 import IncrementPoint, increment_energy_table, search_increments
 from dse.papers.tann2016_trained import (build_rows, compare_incremental, echo_comparison, setup_from_spec, stage_rows,
@@ -62,12 +65,15 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="directory of the four MNIST IDX .gz files")
     parser.add_argument("--widths", help="golden-model channel fractions below 1, increasing [default: the spec's]")
     parser.add_argument("--jobs", type=int, default=1, help="parallel training jobs")
+    parser.add_argument("--dataflow", choices=get_args(Dataflow), default="diannao",
+                        help="mapping of every layer when pricing (default: the spec's, the first version's)")
     args = parser.parse_args()
     missing = [name for name in MNIST_FILES if not (args.data / name).is_file()]
     if missing:
         sys.exit(f"full MNIST not found: {args.data} lacks {', '.join(missing)} (pass --data DIR)")
     cache_dir = os.environ.setdefault("DSE_CACHE_DIR", "/tmp/fullcache")  # incremental training finds its goldens
-    spec = load_spec("tann2016-mnist").with_overrides(data={"path": str(args.data)})
+    spec = load_spec("tann2016-mnist").with_overrides(data={"path": str(args.data)},
+                                                      accelerator={"dataflow": args.dataflow})
     below = tuple(float(w) for w in args.widths.split(",")) if args.widths else spec.section("incremental").widths
     widths = (*below, 1.0)
     setup = setup_from_spec(spec, cache_dir)
@@ -108,7 +114,7 @@ def main() -> None:
           f"golden models {storage_chosen.golden_extra_pct:.2f}%")
     print(f"golden test accuracy of the full LeNet {100 * comparison.golden_stage_accuracy[-1]:.2f}%; energy priced "
           f"on {setup.accelerator.tm}x{setup.accelerator.tn}, {setup.accelerator.sram_bytes} B SRAM, "
-          f"{setup.accelerator.bits}-bit, reuse-mode increments")
+          f"{setup.accelerator.bits}-bit, dataflow {setup.accelerator.dataflow}, reuse-mode increments")
     recorded = ", ".join(f"{w:g}: {s:.0f} s" if s is not None else f"{w:g}: ?" for w, s in zip(widths, golden_seconds))
     print(f"training on this machine (one thread each): golden models {recorded}; incremental stages 2..N "
           f"{comparison.train_seconds or 0:.0f} s; this run's wall time {wall:.0f} s (cached parts not retrained)")

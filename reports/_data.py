@@ -10,7 +10,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from dse.core.results import ENERGY_PARTS, Headline, MarginCurve, Panel, StudyResults, TrialResult, headline
+from dse.core.results import (ENERGY_PARTS, Headline, LayerMapping, MarginCurve, Panel, StudyResults, TrialResult,
+                              headline)
 from reports._search import SearchData
 from reports._units import scale_for
 
@@ -53,11 +54,15 @@ class Table:
 
 @dataclass(frozen=True)
 class EnergyBreakdown:
-    """Per Pareto point (test split): expected energy per component (J) and the fraction reaching each stage."""
+    """Per Pareto point (test split): expected energy per component (J), the fraction reaching each stage, and the
+    mapping each priced layer of its stages runs with, under the study's dataflow setting."""
 
     points: list[str]
     energy_j: dict[str, list[float]]  # component -> one value per point
     stage_reach: list[tuple[float, ...]]
+    mappings: list[tuple[LayerMapping, ...]]  # one per point
+    dataflow: str  # the study's [accelerator] dataflow ("auto": each layer's best mapping under the tiling rule)
+    mapping_table: Table  # the mappings, one row per distinct variant and setting
 
 
 @dataclass(frozen=True)
@@ -160,11 +165,28 @@ def _configuration(choice: TrialResult | None) -> Table:
                   "partition input/weight/output"], rows)
 
 
-def _breakdown(pareto: list[TrialResult]) -> EnergyBreakdown:
+def _breakdown(pareto: list[TrialResult], dataflow: str) -> EnergyBreakdown:
     points = [t for t in pareto if "test" in t.breakdown]
     return EnergyBreakdown([f"#{t.number} {t.cascade}" for t in points],
                            {part: [t.breakdown["test"].energy_j[part] for t in points] for part in ENERGY_PARTS},
-                           [t.breakdown["test"].stage_reach for t in points])
+                           [t.breakdown["test"].stage_reach for t in points], [t.mappings for t in points], dataflow,
+                           _mapping_table(points, dataflow))
+
+
+def _mapping_table(points: list[TrialResult], dataflow: str) -> Table:
+    """One row per distinct (variant, SRAM, partition, its layers' mappings), listing the points that run it."""
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for t in points:
+        setting = f"{t.sram_bytes / 1024:g} KiB, " + "/".join(f"{f:g}" for f in t.partition)
+        for index, name in enumerate(t.stages):
+            layers = " · ".join(f"{m.layer}: {m.mapping} {m.loop_order}" for m in t.mappings if m.stage == index)
+            if layers:
+                groups.setdefault((name, setting, layers), []).append(t.label.removeprefix("trial "))
+    return Table("Mapping per layer", f"Study dataflow: {dataflow or 'not recorded'}. Each priced layer's dataflow "
+                 "and tile loop order, outer to inner over output-channel (m), spatial (s) and input-channel (n) "
+                 "tiles, as `dse cost` prints them.",
+                 ["variant", "SRAM, partition input/weight/output", "layer: dataflow, loop order", "Pareto points"],
+                 [[*key, ", ".join(labels)] for key, labels in groups.items()])
 
 
 def _sweeps(results: StudyResults) -> list[Sweep]:
@@ -240,7 +262,7 @@ def build_report_data(results: StudyResults, search: SearchData | None = None) -
                                     {"baseline": [b.kind for b in results.baselines],
                                      "net": [b.label for b in results.baselines]},
                                     [(b.calib, b.test) for b in results.baselines], limit),
-        breakdown=_breakdown(pareto), margins=list(results.margins), panels=list(results.panels),
+        breakdown=_breakdown(pareto, str(results.settings.get("dataflow", ""))), margins=list(results.margins), panels=list(results.panels),
         sweeps=_sweeps(results), settings=_settings(results.settings), certified=_certified(results), search=search)
     present = {"headline": True, "configuration": bool(data.configuration.rows), "fronts": bool(data.fronts),
                "pareto_table": bool(data.pareto_table.rows), "baselines": bool(data.baseline_table.rows),

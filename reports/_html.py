@@ -230,6 +230,9 @@ def _sections(data: ReportData) -> list[str]:
                            f"{_table(data.baseline_table)}")
         if div_id == "breakdown" and reach is not None:
             out.append(f"<h3>Stage reach (test split)</h3>\n{_table(reach)}")
+            mapping = data.breakdown.mapping_table
+            if mapping.rows:
+                out.append(f"<h3>{mapping.title}</h3>\n<p>{html.escape(mapping.caption)}</p>\n{_table(mapping)}")
     if "certified" in data.sections:
         out.append(f"<h2>{data.certified.title}</h2>\n<p>{data.certified.caption}</p>\n{_table(data.certified)}")
     if data.panels:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -13,9 +14,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from dse import Headline, Metrics, StudyResults, TrialResult, headline
+from dse import Breakdown, Headline, Metrics, StudyResults, TrialResult, headline
 from dse.cli import app
-from reports import build_report_data, search_data
+from dse.core.results import ENERGY_PARTS
+from reports import build_report_data, render_html, search_data
 from reports._units import scale_for
 
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "report.png"
@@ -130,3 +132,50 @@ def test_search_data_history_and_importances(tiny_study: dict) -> None:
     assert history.hypervolume[-1] > 0
     for values in search.importances.values():
         assert sum(values.values()) == pytest.approx(1.0)
+
+
+def test_breakdown_names_each_priced_layers_mapping(tiny_study: dict) -> None:
+    import html
+
+    from dse import load_problem, parse_spec
+    from dse.core.results import LayerMapping
+
+    results = _results(tiny_study)
+    assert results.settings["dataflow"] == "auto"  # the tiny spec leaves the default
+    data = build_report_data(results)
+    pareto = [t for t in results.pareto if "test" in t.breakdown]
+    assert data.breakdown.dataflow == "auto" and data.breakdown.mappings == [t.mappings for t in pareto]
+    problem, _ = load_problem(parse_spec(tiny_study["spec"].read_text(), "tiny.toml"),
+                              str(tiny_study["root"] / "cache"), n_jobs=1, log=lambda _: None)
+    for trial in pareto:  # what the report names is what the cost model prices at the trial's SRAM and partition
+        acc = dataclasses.replace(problem.accelerator, sram_bytes=trial.sram_bytes, partition=trial.partition)
+        costs = problem.stage_costs([problem.index(name) for name in trial.stages], acc)
+        assert trial.mappings == LayerMapping.of_stages(costs) and trial.mappings
+        assert {m.mapping for m in trial.mappings} <= {"weight_stationary", "output_stationary", "input_stationary",
+                                                       "streaming"}  # auto never falls back to the fixed order
+    table = data.breakdown.mapping_table
+    assert table.rows and sum(len(row[-1].split(", ")) for row in table.rows) == sum(len(t.stages) for t in pareto)
+    page = render_html(data)
+    assert "Mapping per layer" in page and "Study dataflow: auto." in page
+    for mapping in {m for t in pareto for m in t.mappings}:
+        assert html.escape(f"{mapping.layer}: {mapping.mapping} {mapping.loop_order}") in page
+    assert ["dataflow", "auto"] in data.settings.rows
+
+
+def test_mapping_table_groups_points_by_variant_setting_and_mapping() -> None:
+    from dse.core.results import LayerMapping
+
+    fixed = (LayerMapping(0, "conv1", "diannao", "m>s>n"), LayerMapping(1, "conv1", "diannao", "s>m>n"))
+    other = (LayerMapping(0, "conv1", "weight_stationary", "n>m>s"), *fixed[1:])
+    points = [dataclasses.replace(_trial(n, (0, 2e-7 * n), (0, 2e-7 * n)), sram_bytes=16384, partition=(0.25, 0.5, 0.25),
+                                  breakdown={"test": Breakdown(dict.fromkeys(ENERGY_PARTS, 2e-7 * n / 7), (1.0, 0.5))},
+                                  mappings=mappings) for n, mappings in ((1, fixed), (2, fixed), (3, other))]
+    results = StudyResults("s", "big", 1.0, points, [], [], [], settings={"dataflow": "diannao"})
+    table = build_report_data(results).breakdown.mapping_table
+    assert table.rows == [["a", "16 KiB, 0.25/0.5/0.25", "conv1: diannao m>s>n", "1, 2"],
+                          ["big", "16 KiB, 0.25/0.5/0.25", "conv1: diannao s>m>n", "1, 2, 3"],
+                          ["a", "16 KiB, 0.25/0.5/0.25", "conv1: weight_stationary n>m>s", "3"]]
+    assert table.caption.startswith("Study dataflow: diannao.")
+    restored = TrialResult.from_user_attrs(1, {}, points[0].user_attrs(), True, True, 0,
+                                           [m.to_json() for m in fixed])
+    assert restored.mappings == fixed and "mappings" not in points[0].user_attrs()  # stored once per trial

@@ -8,9 +8,15 @@ the loss limit is written in.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from costmodel import NetworkCost
 
 PJ = 1e-12  # the cost model prices in picojoules
+MAPPINGS = "mappings"  # the trial system attribute holding its layers' mappings (one list for all its points)
 # The energy components of a cost (costmodel's `<part>_pj` fields), in joules once in the results
 ENERGY_PARTS = ("mac", "sram_input", "sram_weight", "sram_output", "dram", "leakage", "extra")
 
@@ -83,6 +89,27 @@ class Breakdown:
 
 
 @dataclass(frozen=True)
+class LayerMapping:
+    """How one priced layer of one stage runs on the array, as `dse cost` prints it: the dataflow chosen for it
+    (a stationarity, "diannao", or "streaming" for pooling and adds) and its tile loop order, outer to inner."""
+
+    stage: int  # index of the stage in its cascade
+    layer: str
+    mapping: str
+    loop_order: str
+
+    @classmethod
+    def of_stages(cls, stage_costs: Iterable[NetworkCost]) -> tuple[LayerMapping, ...]:
+        """Every priced layer's mapping from each stage's cost (`costmodel.NetworkCost`s, in stage order)."""
+        return tuple(cls(stage, layer.name, layer.mapping, layer.loop_order)
+                     for stage, cost in enumerate(stage_costs) for layer in cost.layer_costs)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class TrialResult:
     """One point of a completed trial (a cascade structure and one threshold vector of its front): what it ran and
     its metrics on the calibration split (searched) and the test split."""
@@ -100,6 +127,7 @@ class TrialResult:
     sram_bytes: int = 0  # the accelerator's SRAM, and its input/weight/output partition, for this trial
     partition: tuple[float, ...] = ()
     breakdown: dict[str, Breakdown] = field(default_factory=dict)  # split -> energy breakdown and stage reach
+    mappings: tuple[LayerMapping, ...] = ()  # the same for every point of a trial: stored once, under MAPPINGS
 
     @property
     def stages(self) -> list[str]:
@@ -130,13 +158,13 @@ class TrialResult:
 
     @classmethod
     def from_user_attrs(cls, number: int, params: dict[str, Any], attrs: dict[str, Any], feasible: bool,
-                        pareto: bool, point: int = 0) -> "TrialResult":
-        """Inverse of `user_attrs` (one point of a trial's front)."""
+                        pareto: bool, point: int = 0, mappings: list[dict[str, Any]] | None = None) -> "TrialResult":
+        """Inverse of `user_attrs` (one point of a trial's front), given the trial's stored `mappings`."""
         return cls(number, attrs["cascade"], tuple(attrs["thresholds"]), dict(params),
                    Metrics.from_row(attrs, "calib"), Metrics.from_row(attrs, "test"), feasible, point, pareto,
                    tuple(attrs["stage_bits"]), int(attrs["sram_bytes"]), tuple(attrs["partition"]),
                    {split: Breakdown.from_json(attrs[f"{split}_breakdown"]) for split in ("calib", "test")
-                    if f"{split}_breakdown" in attrs})
+                    if f"{split}_breakdown" in attrs}, tuple(LayerMapping(**m) for m in mappings or ()))
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ import optuna
 
 from dse.core.mechanism import registry
 from dse.core.problem import CERTIFY, CascadeProblem
-from dse.core.results import PJ, Baseline, CertifiedPoint, MarginCurve, Metrics, Panel, StudyResults, TrialResult
+from dse.core.results import (MAPPINGS, PJ, Baseline, CertifiedPoint, LayerMapping, MarginCurve, Metrics, Panel,
+                              StudyResults, TrialResult)
 from dse.core.smrc import smrc
 from dse.core._exact import allowed_extra_errors
 from dse.core._risk import fixed_sequence, loss_upper_bound
@@ -205,6 +206,9 @@ class CascadeObjective:
         cascade = " > ".join(self.problem.names[s] for s in stages)
         configuration = {"stage_bits": tuple(self.problem.variants[s].bits or accelerator.bits for s in stages),
                          "sram_bytes": accelerator.sram_bytes, "partition": tuple(accelerator.partition)}
+        mappings = LayerMapping.of_stages(self.problem.stage_costs(stages, accelerator, reuse))
+        # one list for every point of the front; a system attribute, kept out of those optuna-dashboard lists
+        trial.storage.set_trial_system_attr(trial._trial_id, MAPPINGS, [m.to_json() for m in mappings])
         points = [TrialResult(trial.number, cascade, tuple(float(t) for t in thresholds[i]), {}, calib[i], t, True, i,
                               breakdown={split: self.problem.breakdown(stages, thresholds[i], split, accelerator, reuse,
                                                                        criterion)
@@ -365,7 +369,8 @@ def trial_results(study: optuna.Study) -> list[TrialResult]:
         for index, point in enumerate(trial.user_attrs.get(RECORD, [])):
             calib = Metrics.from_row(point, "calib")
             feasible = limit is None or loss_excess(calib, limit, z) <= 0
-            points.append(TrialResult.from_user_attrs(trial.number, trial.params, point, feasible, False, index))
+            points.append(TrialResult.from_user_attrs(trial.number, trial.params, point, feasible, False, index,
+                                                      trial.system_attrs.get(MAPPINGS)))
     values = np.array([objective_values(p.calib, spec_objectives) for p in points]).reshape(len(points), -1)
     front, seen = [], set()
     order = sorted(range(len(points)), key=lambda i: tuple(values[i]))
@@ -401,6 +406,7 @@ def accelerator_settings(problem: CascadeProblem) -> dict[str, Any]:
     a, t = problem.accelerator, problem.technology
     return {"array_tm": a.tm, "array_tn": a.tn, "clock_hz": a.clock_hz, "sram_bytes": a.sram_bytes,
             "partition_input_weight_output": list(a.partition), "bits": a.bits, "tiling_rule": a.tiling_rule,
+            "dataflow": a.dataflow,
             "priced_layers": problem.priced_layers, "technology_file": t.source, "mac_preset": t.mac_preset,
             "sram_preset": t.sram_preset, "dram_preset": t.dram_preset,
             "dram_energy_j_per_bit": t.dram_energy_pj_per_bit * PJ, "dram_background_w": t.dram_background_mw / 1e3,
