@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from optuna._hypervolume import compute_hypervolume
 
-from dse.core._exact import (CascadeEvaluator, allowed_extra_errors, coordinate_front, exact_front_2,
+from dse.core._exact import (CascadeEvaluator, _ThreeStage, allowed_extra_errors, coordinate_front, exact_front_2,
                              exact_front_3, front)
 
 
@@ -61,8 +61,8 @@ def as_tuples(result) -> list[tuple[tuple[float, ...], int, float]]:
     return [(tuple(t), int(e), float(x)) for t, e, x in zip(result.thresholds, result.errors, result.energy)]
 
 
-three_stage_blocks = [functools.partial(exact_front_3, block=block, seed_rows=seeds)
-                      for block, seeds in [(None, 16), (1, 1), (2, 3), (3, 2)]]
+three_stage_blocks = [functools.partial(exact_front_3, leaf_rows=rows, seed_fraction=seeds)
+                      for rows, seeds in [(32, 8), (1, 1), (2, 2), (3, 10)]]
 
 
 @pytest.mark.parametrize("n_stages, solver", [(2, exact_front_2)] + [(3, solver) for solver in three_stage_blocks])
@@ -87,24 +87,63 @@ def test_exact_front_equals_brute_force_with_float_costs(n_stages, solver, seed)
     assert result.energy == pytest.approx([energy for _, _, energy in expected], rel=1e-12)
 
 
-def test_exact_front_3_branch_and_bound_on_larger_cache() -> None:
-    """Enough cells that rectangles are pruned; checked against every threshold vector."""
+@pytest.mark.parametrize("solver", three_stage_blocks)
+@pytest.mark.parametrize("seed", range(10))
+def test_exact_front_3_with_many_ties_and_per_sample_costs(solver, seed) -> None:
+    """Two margin levels per stage, so tie groups hold several samples; zero costs included."""
+    rng = np.random.default_rng(300 + seed)
+    margins, correct, cost = random_cascade(rng, 3, int(rng.integers(6, 15)), True, seed % 2 == 0, levels=2)
+    result = solver(margins, correct, cost)
+    expected = brute_front(margins, correct, cost)
+    assert result.errors.tolist() == [errors for _, errors, _ in expected]
+    assert result.energy == pytest.approx([energy for _, _, energy in expected], rel=1e-12)
+    if seed % 2 == 0:  # integer costs: exact sums, so the tie rule's thresholds are checked too
+        assert as_tuples(result) == expected
+
+
+def test_reduction_keeps_every_front_point() -> None:
+    """On 200 small random caches, every point of the brute-force front is reached by a point of the reduced
+    (a, b) grid with the same errors and cost, and its stage-0 count is on the grid."""
+    for seed in range(200):
+        rng = np.random.default_rng(5000 + seed)
+        margins, correct, cost = random_cascade(rng, 3, int(rng.integers(1, 11)), seed % 3 > 0, True,
+                                                levels=int(rng.integers(2, 8)))
+        cost_array = np.broadcast_to(np.reshape(cost, (3, -1)), margins.shape).astype(float)
+        grid = _ThreeStage(margins, 1 - correct.astype(np.int64), cost_array)
+        sorted_margins = [np.r_[np.inf, np.sort(margins[k])[::-1]] for k in range(2)]
+        reached = set()
+        for a, b in itertools.product(grid.accepted0, grid.accepted1):
+            right, energy, _, _ = reference_run(margins, correct, cost, cost, (sorted_margins[0][a],
+                                                                              sorted_margins[1][b]))
+            reached.add((len(correct[0]) - right, round(energy)))  # integer costs: exact totals
+        grid_thresholds = set(sorted_margins[0][grid.accepted0].tolist())
+        for vector, errors, energy in brute_front(margins, correct, cost):
+            assert (errors, round(energy * len(correct[0]))) in reached, seed
+            assert vector[0] in grid_thresholds, seed
+
+
+@pytest.mark.parametrize("integer_cost, leaf_rows", [(False, 2), (True, 2), (True, 5)])
+def test_exact_front_3_branch_and_bound_on_larger_cache(integer_cost, leaf_rows) -> None:
+    """Enough rows that ranges are pruned and a subsample seeds the bound; checked against every threshold vector
+    (with integer costs the sums are exact, so the tie rule's thresholds are checked too)."""
     rng = np.random.default_rng(7)
-    margins, correct, cost = random_cascade(rng, 3, 300, True, False, levels=60)
-    result = exact_front_3(margins, correct, cost, block=8, seed_rows=2)
+    margins, correct, cost = random_cascade(rng, 3, 300, True, integer_cost, levels=60)
+    result = exact_front_3(margins, correct, cost, leaf_rows=leaf_rows, seed_fraction=2)
     evaluator = CascadeEvaluator(margins, correct, cost, cost)
     grids = [np.r_[np.inf, np.unique(margins[k])[::-1]] for k in range(2)]
     vectors = np.array(list(itertools.product(*grids)))
     every = evaluator.evaluate(vectors)
-    order = np.lexsort((every.errors, every.energy))
+    order = np.lexsort((-vectors[:, 1], -vectors[:, 0], every.errors, every.energy))  # ties: largest vector first
     best, expected = 10**9, []
     for i in order:
         if every.errors[i] < best:
-            expected.append((every.errors[i], every.energy[i]))
+            expected.append((every.errors[i], every.energy[i], tuple(vectors[i])))
             best = every.errors[i]
-    assert result.errors.tolist() == [e for e, _ in expected]
-    assert result.energy == pytest.approx([x for _, x in expected], rel=1e-12)
+    assert result.errors.tolist() == [e for e, _, _ in expected]
+    assert result.energy == pytest.approx([x for _, x, _ in expected], rel=1e-12)
     assert np.all(np.diff(result.energy) > 0) and np.all(np.diff(result.errors) < 0)
+    if integer_cost:
+        assert [tuple(t) for t in result.thresholds] == [t for _, _, t in expected]
 
 
 def test_front_thresholds_are_achievable_and_sorted() -> None:
