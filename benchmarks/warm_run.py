@@ -6,9 +6,9 @@ Each timing is a fresh `python -m dse.cli run --no-progress` subprocess (PYTHONP
 a fresh output directory, with the score cache shared through DSE_CACHE_DIR (default: $DSE_CACHE_DIR, else the
 usual cache); one untimed run per tree first fills the cache and leaves the tree's bytecode (__pycache__, even where
 PYTHONDONTWRITEBYTECODE is set, as an installed package has it). The medians of `--repeats` runs are reported for:
-this tree; the baseline (`--baseline DIR`: a checkout of an older commit, e.g. `git worktree add /tmp/wave1
-65795f7`, run with its own built-in quickstart, whatever its spec format); this tree again on the existing study
-(the re-run: nothing left to search, outputs rewritten). Then, in this process, the per-trial cost of the
+this tree and the baseline, taking turns (`--baseline DIR`: a checkout of an older commit, e.g. `git worktree add
+/tmp/wave1 65795f7`, run with its own built-in quickstart, whatever its spec format); this tree again on the study
+it left (the re-run: nothing left to search, outputs rewritten). Then, in this process, the per-trial cost of the
 quickstart's search (its 8 enumerated structures) on a fresh SQLite file and in memory, and whether the run's
 front holds every point of the exact front (every structure's exact threshold front, merged, within the loss limit).
 Compare the times within one run of this script: the machine's load moves them all. The last line is JSON.
@@ -45,12 +45,18 @@ def dse_run(tree: Path, out: Path, cache_dir: Path, json_output: bool = False) -
     return seconds, done.stdout
 
 
-def median_run(tree: Path, root: Path, cache_dir: Path, repeats: int, label: str) -> float:
-    """Median seconds of `repeats` runs of `tree`, each into a fresh output directory (after one untimed run)."""
-    dse_run(tree, root / f"{label}-warmup", cache_dir)
-    times = [dse_run(tree, root / f"{label}-{i}", cache_dir)[0] for i in range(repeats)]
-    print(f"{label}: " + ", ".join(f"{t:.2f}" for t in times) + f" s (median {statistics.median(times):.2f} s)")
-    return statistics.median(times)
+def interleaved_medians(trees: dict[str, Path], root: Path, cache_dir: Path, repeats: int) -> dict[str, float]:
+    """Median seconds of `repeats` runs of each tree, each into a fresh output directory, the trees taking turns (so
+    that a change in the machine's load hits them alike), after one untimed run of each."""
+    for label, tree in trees.items():
+        dse_run(tree, root / f"{label}-warmup", cache_dir)
+    times: dict[str, list[float]] = {label: [] for label in trees}
+    for i in range(repeats):
+        for label, tree in trees.items():
+            times[label].append(dse_run(tree, root / f"{label}-{i}", cache_dir)[0])
+    for label, values in times.items():
+        print(f"{label}: " + ", ".join(f"{t:.2f}" for t in values) + f" s (median {statistics.median(values):.2f} s)")
+    return {label: statistics.median(values) for label, values in times.items()}
 
 
 def exact_front(problem, spec) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -116,9 +122,9 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.2f}; cache {cache_dir}")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        warm = median_run(HERE, root, cache_dir, args.repeats, "this tree")
-        baseline = median_run(args.baseline.resolve(), root, cache_dir, args.repeats, "baseline") \
-            if args.baseline else None
+        trees = {"this tree": HERE, **({"baseline": args.baseline.resolve()} if args.baseline else {})}
+        medians = interleaved_medians(trees, root, cache_dir, args.repeats)
+        warm, baseline = medians["this tree"], medians.get("baseline")
         reruns = [dse_run(HERE, root / "this tree-0", cache_dir)[0] for _ in range(args.repeats)]
         rerun = statistics.median(reruns)
         print(f"re-run on the existing study: " + ", ".join(f"{t:.2f}" for t in reruns) + f" s (median {rerun:.2f} s)")

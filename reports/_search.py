@@ -58,11 +58,11 @@ FANOVA = "fANOVA (Optuna, random forest)"
 
 
 def _exact_importances(trials: list[optuna.trial.FrozenTrial], params: list[str],
-                       names: list[str]) -> dict[str, dict[str, float]] | None:
+                       objectives: list[tuple[int, str]]) -> dict[str, dict[str, float]] | None:
     """Importances from the exact decomposition on the full grid of `params` (None when the trials do not cover it):
     each parameter's main-effect variance over the sum of them, Optuna's normalisation."""
     importances = {}
-    for i, name in enumerate(names):
+    for i, name in objectives:
         grid = full_grid(trials, params, [t.values[i] for t in trials])
         if grid is None:
             return None
@@ -73,12 +73,13 @@ def _exact_importances(trials: list[optuna.trial.FrozenTrial], params: list[str]
     return importances
 
 
-def _fanova_importances(study: optuna.Study, params: list[str], names: list[str]) -> dict[str, dict[str, float]]:
+def _fanova_importances(study: optuna.Study, params: list[str],
+                        objectives: list[tuple[int, str]]) -> dict[str, dict[str, float]]:
     """Optuna's fANOVA importances per objective (imports scikit-learn: only for studies that sampled their space)."""
     from optuna.importance import FanovaImportanceEvaluator, get_param_importances
 
     importances = {}
-    for i, name in enumerate(names):
+    for i, name in objectives:
         evaluator = FanovaImportanceEvaluator(n_trees=16, seed=0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # fANOVA warns about single-valued parameters
@@ -98,9 +99,9 @@ def _importances(study: optuna.Study, trials: list[optuna.trial.FrozenTrial],
     parameter; objectives with a single value are left out)."""
     first = trials[0].distributions
     shared = sorted(name for name, dist in first.items() if all(t.distributions.get(name) == dist for t in trials))
-    if len(trials) < 4 or not shared:
+    varying = [(i, name) for i, name in enumerate(names) if len({t.values[i] for t in trials}) >= 2]
+    if len(trials) < 4 or not shared or not varying:
         return {}, ""
-    varying = [name for i, name in enumerate(names) if len({t.values[i] for t in trials}) >= 2]
     exact = _exact_importances(trials, shared, varying)
     if exact is not None:
         return exact, EXACT

@@ -87,3 +87,10 @@ def test_an_enumerated_study_gets_exact_importances() -> None:
                                                              "b": shares[1] / shares.sum()})
     assert list(search.importances["energy_pj"]) == ["a", "b"]  # most important first, as Optuna orders them
     assert search.importances["accuracy_loss_pct"] == {"b": 1.0, "a": 0.0}  # loss = b exactly
+
+
+def test_a_constant_objective_is_left_out_and_the_others_keep_their_values() -> None:
+    study = _study(GRID, lambda a, b: 7.0)  # energy constant; loss = b
+    search = search_data(study)
+    assert search.importance_method == EXACT
+    assert search.importances == {"accuracy_loss_pct": {"b": 1.0, "a": 0.0}}

@@ -85,3 +85,16 @@ def test_batched_attributes_refuse_a_finished_trial(storage: optuna.storages.Bas
     study.tell(trial, [1.0, 2.0])
     with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
         set_trial_attrs(trial, {"a": 1}, {})
+
+
+def test_a_new_study_file_is_stamped_with_the_head_schema_parsing_migrations_at_most_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from alembic.script import ScriptDirectory
+
+    parses = []
+    original = ScriptDirectory.from_config
+    monkeypatch.setattr(ScriptDirectory, "from_config", lambda config: parses.append(1) or original(config))
+    for name in ("a.db", "b.db", "a.db"):  # two new files, then one reopened
+        storage = open_storage(f"sqlite:///{tmp_path / name}")
+        assert storage.get_current_version() == storage.get_head_version()
+    assert len(parses) <= 1  # once per process (0: an earlier test parsed them)
