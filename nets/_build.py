@@ -173,15 +173,17 @@ def _with_models(models: dict[str, Model], function: Callable, *args: object) ->
     return function(*args)
 
 
-def _parallel(jobs: list, n_jobs: int):  # type: ignore[no-untyped-def]
-    """Run joblib jobs, yielding results as they finish; worker processes exit when this process dies."""
-    from joblib import Parallel
+def _parallel(jobs: list[tuple], n_jobs: int):  # type: ignore[no-untyped-def]
+    """Run `_with_models(*args)` for each args tuple in `jobs` through joblib (imported only when there is work),
+    yielding results as they finish; worker processes exit when this process dies."""
+    from joblib import Parallel, delayed
 
+    tasks = [delayed(_with_models)(*args) for args in jobs]
     workers = min(n_jobs if n_jobs > 0 else os.cpu_count() or 1, len(jobs))
     if workers == 1:
-        return Parallel(n_jobs=1, return_as="generator_unordered")(jobs)
+        return Parallel(n_jobs=1, return_as="generator_unordered")(tasks)
     return Parallel(n_jobs=workers, return_as="generator_unordered", initializer=die_with_parent,
-                    initargs=(os.getpid(),))(jobs)
+                    initargs=(os.getpid(),))(tasks)
 
 
 def build_scores(dataset: Dataset, variants: Sequence[Variant], config: TrainingConfig,
@@ -192,8 +194,6 @@ def build_scores(dataset: Dataset, variants: Sequence[Variant], config: Training
     Two phases: every missing weight set is trained once (variants differing only in bit-width or
     knobs share one), then every missing variant is scored.
     """
-    from joblib import delayed
-
     results: dict[Variant, VariantScores] = {}
     to_score: list[tuple[Variant, str]] = []
     models = {name: model for name, model in declared_models().items() if model.scored_by == "training"}
@@ -228,13 +228,11 @@ def build_scores(dataset: Dataset, variants: Sequence[Variant], config: Training
     # ordinary weights first: incremental training and frozen trunks start from the plain nets they may include
     builds_on = {key: bool(v.increments) or v.exits is not None for key, v in to_train.items()}
     for phase in ([k for k in to_train if not builds_on[k]], [k for k in to_train if builds_on[k]]):
-        jobs = [delayed(_with_models)(models, train_weights, dataset, to_train[key], config, key, str(cache.root))
-                for key in phase]
+        jobs = [(models, train_weights, dataset, to_train[key], config, key, str(cache.root)) for key in phase]
         for key in _parallel(jobs, n_jobs) if jobs else ():
             log(f"  trained {to_train[key].name} ({time.perf_counter() - start:.0f}s)")
     if to_score:
-        jobs = [delayed(_with_models)(models, score_variant, dataset, v, config, key, str(cache.root))
-                for v, key in to_score]
+        jobs = [(models, score_variant, dataset, v, config, key, str(cache.root)) for v, key in to_score]
         for scores in _parallel(jobs, n_jobs):
             results[scores.variant] = scores
             log(f"  {scores.variant.name:>12}: calib acc {scores.splits['calib'].accuracy:.2%}, "

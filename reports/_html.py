@@ -136,7 +136,7 @@ def _importance_figure(search: SearchData) -> "go.Figure":
 
     figure = go.Figure([go.Bar(y=list(values), x=list(values.values()), name=objective, orientation="h")
                         for objective, values in search.importances.items()])
-    figure.update_layout(template="plotly_white", height=360, barmode="group", xaxis_title="fANOVA importance")
+    figure.update_layout(template="plotly_white", height=360, barmode="group", xaxis_title=f"importance: {search.importance_method}")
     return figure
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import optuna
 
 from dse.core.study import is_feasible
+from reports._anova import full_grid, main_effect_shares
 
 
 @dataclass(frozen=True)
@@ -26,10 +27,12 @@ class History:
 
 @dataclass(frozen=True)
 class SearchData:
-    """Parameter importances per objective (fANOVA over the parameters every trial draws alike) and the history."""
+    """Parameter importances per objective over the parameters every trial draws alike, how they were computed
+    (`EXACT` or `FANOVA`), and the history."""
 
     importances: dict[str, dict[str, float]]
     history: History | None
+    importance_method: str = ""
 
 
 def _history(trials: list[optuna.trial.FrozenTrial], names: list[str]) -> History | None:
@@ -50,27 +53,59 @@ def _history(trials: list[optuna.trial.FrozenTrial], names: list[str]) -> Histor
     return History(names, [t.number for t in trials], points.T.tolist(), feasible, hypervolume, reference.tolist())
 
 
-def _importances(study: optuna.Study, trials: list[optuna.trial.FrozenTrial],
-                 names: list[str]) -> dict[str, dict[str, float]]:
-    """fANOVA importances per objective over the completed trials (empty when too few or no shared parameter)."""
-    first = trials[0].distributions
-    shared = {name for name, dist in first.items() if all(t.distributions.get(name) == dist for t in trials)}
-    if len(trials) < 4 or not shared:
-        return {}
+EXACT = "exact functional ANOVA over the full grid"  # SearchData.importance_method of an enumerated study
+FANOVA = "fANOVA (Optuna, random forest)"
+
+
+def _exact_importances(trials: list[optuna.trial.FrozenTrial], params: list[str],
+                       objectives: list[tuple[int, str]]) -> dict[str, dict[str, float]] | None:
+    """Importances from the exact decomposition on the full grid of `params` (None when the trials do not cover it):
+    each parameter's main-effect variance over the sum of them, Optuna's normalisation."""
     importances = {}
-    for i, name in enumerate(names):
-        if len({t.values[i] for t in trials}) < 2:
-            continue
-        evaluator = optuna.importance.FanovaImportanceEvaluator(n_trees=16, seed=0)
+    for i, name in objectives:
+        grid = full_grid(trials, params, [t.values[i] for t in trials])
+        if grid is None:
+            return None
+        shares = main_effect_shares(grid)
+        if shares.sum() > 0:  # a constant objective, or one only interactions explain, has no main effects
+            order = sorted(range(len(params)), key=lambda k: -shares[k])
+            importances[name] = {params[k]: float(shares[k] / shares.sum()) for k in order}
+    return importances
+
+
+def _fanova_importances(study: optuna.Study, params: list[str],
+                        objectives: list[tuple[int, str]]) -> dict[str, dict[str, float]]:
+    """Optuna's fANOVA importances per objective (imports scikit-learn: only for studies that sampled their space)."""
+    from optuna.importance import FanovaImportanceEvaluator, get_param_importances
+
+    importances = {}
+    for i, name in objectives:
+        evaluator = FanovaImportanceEvaluator(n_trees=16, seed=0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # fANOVA warns about single-valued parameters
             try:
-                values = optuna.importance.get_param_importances(study, target=lambda t, i=i: t.values[i],
-                                                                 params=sorted(shared), evaluator=evaluator)
+                values = get_param_importances(study, target=lambda t, i=i: t.values[i], params=params,
+                                               evaluator=evaluator)
             except RuntimeError:  # "zero total variance in all trees": the shared parameters explain nothing
                 continue
         importances[name] = {param: float(value) for param, value in values.items()}
     return importances
+
+
+def _importances(study: optuna.Study, trials: list[optuna.trial.FrozenTrial],
+                 names: list[str]) -> tuple[dict[str, dict[str, float]], str]:
+    """Importances per objective over the parameters every completed trial draws alike, and the method: exact when
+    the trials cover every combination of their values, else fANOVA (empty when too few trials or no such
+    parameter; objectives with a single value are left out)."""
+    first = trials[0].distributions
+    shared = sorted(name for name, dist in first.items() if all(t.distributions.get(name) == dist for t in trials))
+    varying = [(i, name) for i, name in enumerate(names) if len({t.values[i] for t in trials}) >= 2]
+    if len(trials) < 4 or not shared or not varying:
+        return {}, ""
+    exact = _exact_importances(trials, shared, varying)
+    if exact is not None:
+        return exact, EXACT
+    return _fanova_importances(study, shared, varying), FANOVA
 
 
 def search_data(study: optuna.Study) -> SearchData:
@@ -79,4 +114,5 @@ def search_data(study: optuna.Study) -> SearchData:
     names = study.metric_names or [f"objective {i}" for i in range(len(study.directions))]
     if not trials:
         return SearchData({}, None)
-    return SearchData(_importances(study, trials, names), _history(trials, names))
+    importances, method = _importances(study, trials, names)
+    return SearchData(importances, _history(trials, names), method)

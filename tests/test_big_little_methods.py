@@ -7,8 +7,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from dse.core.smrc import smrc
-from dse.papers.park2015 import (ThresholdError, hill_climb, paper_static_choice, select_alpha, static_objective,
-                                 static_threshold)
+from dse.papers.park2015 import (DEFAULT_LAMBDAS, ThresholdError, hill_climb, lambda_sweep, paper_static_choice,
+                                 select_alpha, static_objective, static_threshold)
 
 
 def _random_pair(seed: int, n: int = 400) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -47,6 +47,14 @@ def test_static_lambda_trades_gain_for_loss() -> None:
     assert thetas == sorted(thetas)  # more weight on loss -> higher threshold
     choice = paper_static_choice(margin, correct_little, correct_big, max_loss_pct=1.0)
     assert choice.accuracy_loss_pct <= 1.0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_lambda_sweep_sorts_once_and_lands_where_each_lambda_alone_does(seed: int) -> None:
+    margin, correct_little, correct_big = _random_pair(seed)
+    points = lambda_sweep(margin, correct_little, correct_big, DEFAULT_LAMBDAS)
+    assert [p.threshold for p in points] == [static_threshold(margin, correct_little, correct_big, float(lam)).threshold
+                                             for lam in DEFAULT_LAMBDAS]
 
 
 def test_bad_threshold_inputs() -> None:

@@ -39,10 +39,16 @@ def front_json(results) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     return {"study": results.name, "headline": headline(results).to_json(), "pareto": [t.row() for t in results.pareto]}
 
 
+def text_table(columns: list[str], rows: list[list[str]]) -> str:
+    """Rows of cells under their headers, each column right-aligned to its widest entry (as pandas prints a frame,
+    without importing pandas for it)."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(columns, *rows)]
+    return "\n".join("  ".join(str(cell).rjust(width) for cell, width in zip(line, widths)).rstrip()
+                     for line in [columns, *rows])
+
+
 def summary(results) -> None:  # type: ignore[no-untyped-def]
     """The answer first, then the front as a table with units in its headers."""
-    import pandas as pd
-
     import reports
     from dse.core.results import headline
 
@@ -52,7 +58,7 @@ def summary(results) -> None:  # type: ignore[no-untyped-def]
     table = reports.metric_table("", "", labels,
                                  [(t.calib, t.test) for t in front], results.max_accuracy_loss_pct)
     if table.rows:
-        say(pd.DataFrame(table.rows, columns=table.columns).to_string(index=False))
+        say(text_table(table.columns, table.rows))
 
 
 def run(
@@ -142,7 +148,7 @@ def pareto(
     as_json: Annotated[bool, typer.Option("--json", help="Print the headline and the front as JSON")] = False,
 ) -> None:
     """Print the answer and the feasible Pareto front (chosen on calibration, with test-split metrics)."""
-    from dse.core.output import check_output_file, load_existing_study, pareto_frame
+    from dse.core.output import check_output_file, csv_text, load_existing_study, pareto_rows
     from dse.core.study import study_results
     from nets import atomic_write_text
 
@@ -155,7 +161,7 @@ def pareto(
     else:
         summary(results)
     if csv:
-        atomic_write_text(csv, pareto_frame(results).to_csv(index=False))
+        atomic_write_text(csv, csv_text(pareto_rows(results)))
         say(f"wrote {csv}")
 
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import math
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import optuna
-import pandas as pd
 
 from costmodel import UserError
 from dse.core.results import StudyResults
 from dse.core.storage import open_storage, sqlite_url
 from nets import atomic_write_text
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_OUT_ROOT = Path("dse-out")
 DB_NAME = "study.db"
@@ -77,17 +83,23 @@ def load_existing_study(name: str, out: Path | None, storage: str | None) -> tup
     return optuna.load_study(study_name=study_name, storage=backend), out_dir
 
 
-def trials_frame(results: StudyResults) -> pd.DataFrame:
+def trial_rows(results: StudyResults) -> list[dict[str, Any]]:
     """One row per completed trial (Pareto first, then by calibration energy), units in the column names."""
-    frame = pd.DataFrame([t.row() for t in results.trials])
-    if frame.empty:
-        return frame
-    return frame.sort_values(["pareto", "calib_energy_j"], ascending=[False, True]).reset_index(drop=True)
+    return sorted((t.row() for t in results.trials), key=lambda row: (not row["pareto"], row["calib_energy_j"]))
+
+
+def trials_frame(results: StudyResults) -> pd.DataFrame:
+    """`trial_rows` as a data frame."""
+    import pandas as pd
+
+    return pd.DataFrame(trial_rows(results))
 
 
 def study_frame(study: optuna.Study) -> pd.DataFrame:
     """Every completed trial: its row (parameters, calibration and test metrics, energy breakdown), the objective
     values under the study's metric names and each constraint value (<= 0: met), in trial order."""
+    import pandas as pd
+
     from dse.core.study import study_results
 
     frame = pd.DataFrame([t.row() for t in study_results(study).trials])
@@ -101,15 +113,33 @@ def study_frame(study: optuna.Study) -> pd.DataFrame:
     return frame.merge(extra, on="trial", how="left").sort_values("trial").reset_index(drop=True)
 
 
-def pareto_frame(results: StudyResults) -> pd.DataFrame:
+def pareto_rows(results: StudyResults) -> list[dict[str, Any]]:
     """The distinct feasible calibration-Pareto trials, by calibration energy, with their test-split metrics."""
-    return pd.DataFrame([t.row() for t in results.pareto])
+    return [t.row() for t in results.pareto]
+
+
+def pareto_frame(results: StudyResults) -> pd.DataFrame:
+    """`pareto_rows` as a data frame."""
+    import pandas as pd
+
+    return pd.DataFrame(pareto_rows(results))
+
+
+def csv_text(rows: list[dict[str, Any]]) -> str:
+    """CSV of `rows` (with the csv module: pandas takes longer to import than a run takes to write), as pandas
+    writes it: the union of the rows' keys as columns in first-seen order, a missing or NaN value left empty."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([["" if value is None or (isinstance(value, float) and math.isnan(value)) else value
+                       for value in (row.get(column) for column in columns)] for row in rows])
+    return buffer.getvalue()
 
 
 def export_tables(results: StudyResults, out_dir: Path) -> None:
-    """Write trials.csv and pareto.csv (each atomically)."""
-    atomic_write_text(out_dir / "trials.csv", trials_frame(results).to_csv(index=False))
-    atomic_write_text(out_dir / "pareto.csv", pareto_frame(results).to_csv(index=False))
+    """Write trials.csv and pareto.csv, and certified.csv when points were certified (each atomically)."""
+    atomic_write_text(out_dir / "trials.csv", csv_text(trial_rows(results)))
+    atomic_write_text(out_dir / "pareto.csv", csv_text(pareto_rows(results)))
     if results.certified:
-        certified = pd.DataFrame([p.row() for p in results.certified])
-        atomic_write_text(out_dir / "certified.csv", certified.to_csv(index=False))
+        atomic_write_text(out_dir / "certified.csv", csv_text([p.row() for p in results.certified]))

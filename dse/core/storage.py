@@ -9,6 +9,7 @@ creation, retries around table creation on a server), and a file the tool did no
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sqlite3
 import time
@@ -164,9 +165,35 @@ def _first_line(exc: BaseException | None) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+def _parse_migrations_once() -> None:
+    """Make Optuna parse its Alembic migration scripts once per process.
+
+    Optuna builds a new `ScriptDirectory` whenever it checks or stamps a schema version (twice when it creates a
+    database, once more per open), and each build executes every migration module: most of the time it takes to
+    create a study file. The scripts are files of the installed Optuna, the same for every database (the directory
+    object holds no connection), so the first one parsed serves them all.
+    """
+    from optuna.storages._rdb.storage import _VersionManager
+
+    build = _VersionManager._create_alembic_script
+    if getattr(build, "parsed_once", False):
+        return
+    parsed: list[Any] = []
+
+    def once(manager: _VersionManager) -> Any:
+        if not parsed:
+            parsed.append(build(manager))
+        return parsed[0]
+
+    once.parsed_once = True  # type: ignore[attr-defined]
+    _VersionManager._create_alembic_script = once  # type: ignore[method-assign]
+
+
 def _rdb(url: str, heartbeat_s: int | None, **kwargs: Any) -> optuna.storages.RDBStorage:
     """An RDBStorage; table creation from several processes at once is retried, connection errors are one line."""
     import sqlalchemy
+
+    _parse_migrations_once()
 
     for attempt in range(5):
         try:
@@ -200,10 +227,12 @@ def _open_sqlite(url: str, heartbeat_s: int | None, create: bool) -> optuna.stor
         storage = _rdb(url, heartbeat_s, engine_kwargs=engine_kwargs, skip_table_creation=True)
     else:
         with directory_lock(path.parent):
-            if not _check_ours(path, url):
+            existing = _check_ours(path, url)
+            if not existing:
                 with sqlite3.connect(path) as connection:  # WAL is a property of the file: set it once
                     connection.execute("PRAGMA journal_mode=WAL")
-            storage = _rdb(url, heartbeat_s, engine_kwargs=engine_kwargs)
+            # a file created here has this Optuna's schema: skip the check (it parses every Alembic migration)
+            storage = _rdb(url, heartbeat_s, engine_kwargs=engine_kwargs, skip_compatibility_check=not existing)
     import sqlalchemy
 
     @sqlalchemy.event.listens_for(storage.engine, "connect")
@@ -212,6 +241,59 @@ def _open_sqlite(url: str, heartbeat_s: int | None, create: bool) -> optuna.stor
 
     storage.engine.dispose()
     return storage
+
+
+def constraint_attr(name: str) -> str:
+    """The trial system attribute in which Optuna keeps constraint `name` (what `FrozenTrial.constraints` reads)."""
+    from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
+
+    return f"{_CONSTRAINTS_KEY}:{name}"
+
+
+def set_trial_attrs(trial: optuna.Trial, user_attrs: dict[str, Any], system_attrs: dict[str, Any]) -> None:
+    """Write a running trial's user and system attributes at once: on a database in one transaction, one upsert
+    statement per kind on SQLite and PostgreSQL (Optuna's one commit and three statements per attribute were most
+    of a trial's cost), elsewhere one write per attribute."""
+    storage = trial.storage
+    backend = getattr(storage, "_backend", storage)  # Optuna wraps an RDBStorage in its _CachedStorage
+    if isinstance(backend, optuna.storages.RDBStorage):
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        with _create_scoped_session(backend.scoped_session, True) as session:
+            for model, attrs in ((models.TrialUserAttributeModel, user_attrs),
+                                 (models.TrialSystemAttributeModel, system_attrs)):
+                _upsert_attrs(backend, session, model, trial._trial_id, attrs)
+    else:
+        for key, value in user_attrs.items():
+            storage.set_trial_user_attr(trial._trial_id, key, value)
+        for key, value in system_attrs.items():
+            storage.set_trial_system_attr(trial._trial_id, key, value)
+    frozen = trial._cached_frozen_trial  # what the running trial's own properties read
+    frozen.user_attrs.update(user_attrs)
+    frozen.system_attrs.update(system_attrs)
+
+
+def _upsert_attrs(backend: optuna.storages.RDBStorage, session: Any, model: Any, trial_id: int,
+                  attrs: dict[str, Any]) -> None:
+    """Insert or replace a trial's attributes of one kind (`model`) within `session`, after Optuna's check that the
+    trial is still running."""
+    if not attrs:
+        return
+    from optuna.storages._rdb import models
+
+    if backend.engine.name not in ("sqlite", "postgresql"):  # MySQL: Optuna's own statements, in this transaction
+        for key, value in attrs.items():
+            backend._set_trial_attr_without_commit(session, model, trial_id, key, value)
+        return
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    backend.check_trial_is_updatable(trial_id, models.TrialModel.find_or_raise_by_id(trial_id, session).state)
+    insert = (sqlite if backend.engine.name == "sqlite" else postgresql).insert(model)
+    upsert = insert.on_conflict_do_update(index_elements=[model.trial_id, model.key],
+                                          set_={"value_json": insert.excluded.value_json})
+    session.execute(upsert, [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+                             for key, value in attrs.items()])
 
 
 class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import time
@@ -22,7 +23,7 @@ from dse.core._exact import allowed_extra_errors
 from dse.core._risk import fixed_sequence, loss_upper_bound
 from dse.core.space import CascadeSpace, enumerate_structures, replay_structure
 from dse.core.spec import SpecError, StudySpec
-from dse.core.storage import open_storage, study_exists
+from dse.core.storage import constraint_attr, open_storage, set_trial_attrs, study_exists
 from dse.core.workers import StopRequest, run_trials, trial_counts
 from nets import file_digest
 
@@ -214,14 +215,13 @@ class CascadeObjective:
                                                                        criterion)
                                          for split in SPLITS}, **configuration).user_attrs()
                   for i, t in zip(keep, test)]
-        trial.set_user_attr(RECORD, points)  # the whole front: one write
         chosen = self._representative([calib[i] for i in keep])
-        for key, value in points[chosen].items():  # the representative point, one attribute per metric (dashboard)
-            trial.set_user_attr(key, value)
+        constraints = {}
         if self.spec.search.max_accuracy_loss_pct is not None:
             value = constraint_value(calib[keep[chosen]], self.spec)
-            trial.set_constraint("accuracy_loss", value)
-            trial.storage.set_trial_system_attr(trial._trial_id, DASHBOARD_CONSTRAINTS, [value])
+            constraints = {constraint_attr("accuracy_loss"): value, DASHBOARD_CONSTRAINTS: [value]}
+        # the whole front, and the representative point one attribute per metric (dashboard): one transaction
+        set_trial_attrs(trial, {RECORD: points, **points[chosen]}, constraints)
         return objective_values(calib[keep[chosen]], self.spec.search.objectives)
 
     def _kept(self, calib: list[Metrics]) -> list[int]:
@@ -252,6 +252,10 @@ def constraint_value(calib: Metrics, spec: StudySpec) -> float:
     return loss_excess(calib, spec.search.max_accuracy_loss_pct, spec.search.loss_confidence_z)
 
 
+_allowed_extra_errors = functools.lru_cache(maxsize=64, typed=True)(allowed_extra_errors)  # once per (limit, n),
+# not once per recorded point: its exact decimal arithmetic is slow
+
+
 def loss_excess(calib: Metrics, limit_pct: float, z: float = 0.0) -> float:
     """How far a point's calibration loss is above `limit_pct` (<= 0: within it).
 
@@ -260,7 +264,7 @@ def loss_excess(calib: Metrics, limit_pct: float, z: float = 0.0) -> float:
     1.0 %). With a margin z, the loss plus z standard errors of the paired difference is compared in floats.
     """
     if z == 0:
-        allowed = allowed_extra_errors(limit_pct, calib.samples)
+        allowed = _allowed_extra_errors(limit_pct, calib.samples)
         return 0.0 if calib.extra_errors <= allowed else 100.0 * (calib.extra_errors - allowed) / calib.samples
     return float(calib.accuracy_loss_pct + z * calib.accuracy_loss_se_pct) - limit_pct
 

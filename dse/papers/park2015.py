@@ -50,18 +50,28 @@ def static_threshold(margin_little: np.ndarray, correct_little: np.ndarray, corr
     The objective only changes at observed margins, so the candidates are every distinct margin
     (accept all samples with margin >= it) and +inf (accept none). Ties go to the larger threshold.
     """
-    if lam < 0:
-        raise ThresholdError(f"lambda must be >= 0, got {lam}")
-    margin_little = np.asarray(margin_little, dtype=np.float64)
-    if margin_little.size == 0:
-        raise ThresholdError("no calibration samples")
-    delta = np.asarray(correct_big, dtype=np.float64) - np.asarray(correct_little, dtype=np.float64)
-    loss_max, n = _loss_max(delta), len(delta)
-    thresholds, gains, losses = accept_sweep(margin_little, delta)
-    objective = gains / n - lam * losses / loss_max
-    best = int(np.flatnonzero(objective == objective.max())[0])  # first = largest threshold
-    return StaticSolution(float(thresholds[best]), float(objective[best]), int(gains[best]), float(losses[best]),
-                          loss_max)
+    return _StaticSweep(margin_little, correct_little, correct_big).solve(lam)
+
+
+class _StaticSweep:
+    """The sorted-margin sweep of Eq. 4's terms, done once and solved for any number of lambdas."""
+
+    def __init__(self, margin_little: np.ndarray, correct_little: np.ndarray, correct_big: np.ndarray) -> None:
+        margin_little = np.asarray(margin_little, dtype=np.float64)
+        if margin_little.size == 0:
+            raise ThresholdError("no calibration samples")
+        delta = np.asarray(correct_big, dtype=np.float64) - np.asarray(correct_little, dtype=np.float64)
+        self.loss_max, self.n = _loss_max(delta), len(delta)
+        self.thresholds, self.gains, self.losses = accept_sweep(margin_little, delta)
+
+    def solve(self, lam: float) -> StaticSolution:
+        """The arg-max of Eq. 4 for one lambda (ties: the larger threshold)."""
+        if lam < 0:
+            raise ThresholdError(f"lambda must be >= 0, got {lam}")
+        objective = self.gains / self.n - lam * self.losses / self.loss_max
+        best = int(np.flatnonzero(objective == objective.max())[0])  # first = largest threshold
+        return StaticSolution(float(self.thresholds[best]), float(objective[best]), int(self.gains[best]),
+                              float(self.losses[best]), self.loss_max)
 
 
 @dataclass(frozen=True)
@@ -77,9 +87,10 @@ class LambdaSweepPoint:
 def lambda_sweep(margin_little: np.ndarray, correct_little: np.ndarray, correct_big: np.ndarray,
                  lambdas: np.ndarray) -> list[LambdaSweepPoint]:
     """Eq. 4's threshold for every lambda, with the big-net fraction and accuracy loss it gives."""
+    sweep = _StaticSweep(margin_little, correct_little, correct_big)
     points = []
     for lam in lambdas:
-        theta = static_threshold(margin_little, correct_little, correct_big, float(lam)).threshold
+        theta = sweep.solve(float(lam)).threshold
         accepted = margin_little >= theta
         accuracy = np.where(accepted, correct_little, correct_big).mean()
         points.append(LambdaSweepPoint(float(lam), theta, float(1 - accepted.mean()),
