@@ -165,35 +165,9 @@ def _first_line(exc: BaseException | None) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _parse_migrations_once() -> None:
-    """Make Optuna parse its Alembic migration scripts once per process.
-
-    Optuna builds a new `ScriptDirectory` whenever it checks or stamps a schema version (twice when it creates a
-    database, once more per open), and each build executes every migration module: most of the time it takes to
-    create a study file. The scripts are files of the installed Optuna, the same for every database (the directory
-    object holds no connection), so the first one parsed serves them all.
-    """
-    from optuna.storages._rdb.storage import _VersionManager
-
-    build = _VersionManager._create_alembic_script
-    if getattr(build, "parsed_once", False):
-        return
-    parsed: list[Any] = []
-
-    def once(manager: _VersionManager) -> Any:
-        if not parsed:
-            parsed.append(build(manager))
-        return parsed[0]
-
-    once.parsed_once = True  # type: ignore[attr-defined]
-    _VersionManager._create_alembic_script = once  # type: ignore[method-assign]
-
-
 def _rdb(url: str, heartbeat_s: int | None, **kwargs: Any) -> optuna.storages.RDBStorage:
     """An RDBStorage; table creation from several processes at once is retried, connection errors are one line."""
     import sqlalchemy
-
-    _parse_migrations_once()
 
     for attempt in range(5):
         try:

@@ -207,21 +207,21 @@ class CascadeObjective:
         cascade = " > ".join(self.problem.names[s] for s in stages)
         configuration = {"stage_bits": tuple(self.problem.variants[s].bits or accelerator.bits for s in stages),
                          "sram_bytes": accelerator.sram_bytes, "partition": tuple(accelerator.partition)}
+        # one list of layer mappings for every point of the front; a system attribute, kept out of those
+        # optuna-dashboard lists
         mappings = LayerMapping.of_stages(self.problem.stage_costs(stages, accelerator, reuse))
-        # one list for every point of the front; a system attribute, kept out of those optuna-dashboard lists
-        trial.storage.set_trial_system_attr(trial._trial_id, MAPPINGS, [m.to_json() for m in mappings])
         points = [TrialResult(trial.number, cascade, tuple(float(t) for t in thresholds[i]), {}, calib[i], t, True, i,
                               breakdown={split: self.problem.breakdown(stages, thresholds[i], split, accelerator, reuse,
                                                                        criterion)
                                          for split in SPLITS}, **configuration).user_attrs()
                   for i, t in zip(keep, test)]
         chosen = self._representative([calib[i] for i in keep])
-        constraints = {}
+        system: dict[str, Any] = {MAPPINGS: [m.to_json() for m in mappings]}
         if self.spec.search.max_accuracy_loss_pct is not None:
             value = constraint_value(calib[keep[chosen]], self.spec)
-            constraints = {constraint_attr("accuracy_loss"): value, DASHBOARD_CONSTRAINTS: [value]}
+            system |= {constraint_attr("accuracy_loss"): value, DASHBOARD_CONSTRAINTS: [value]}
         # the whole front, and the representative point one attribute per metric (dashboard): one transaction
-        set_trial_attrs(trial, {RECORD: points, **points[chosen]}, constraints)
+        set_trial_attrs(trial, {RECORD: points, **points[chosen]}, system)
         return objective_values(calib[keep[chosen]], self.spec.search.objectives)
 
     def _kept(self, calib: list[Metrics]) -> list[int]:
