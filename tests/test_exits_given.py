@@ -193,3 +193,21 @@ def test_a_residual_trunk_is_refused_naming_the_exit_point(tmp_path: Path) -> No
     assert str(error.value) == (
         f"{path}: exits.points: res: cannot branch at 'pool1': the trunk must be a plain chain of conv, max/avg "
         "pool, fc and relu layers, and its layer 3 (add 'add1') is not one")
+
+
+def test_exits_cost_prices_the_given_branches_of_a_spec(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from dse.cli import app
+
+    path = tmp_path / "g.toml"
+    path.write_text(spec_text(f'[[exits.branch]]\nat = "pool1"\nlayers = {CONV3_TOML}'))
+    result = CliRunner().invoke(app, ["exits-cost", "lenet", "--spec", str(path), "--channels", "8"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "(branch 8 channels, given at pool1)" in lines[0]
+    alone = network_cost(given_variant("pool1").architecture.layer_shapes(), ACC).energy_pj
+    assert lines[2].split()[:2] == ["pool1", f"{alone * 1e-3:.2f}"]
+    bad = CliRunner().invoke(app, ["exits-cost", "lenet"])
+    assert bad.exit_code == 2 and bad.output.strip() == (
+        "error: --points: give the trunk layers with a branch (or --spec with [exits] points)")
