@@ -25,8 +25,8 @@ from dse.core.problem import CascadeProblem
 from dse.core.results import Panel
 from dse.core.sweep import accept_sweep
 from dse.core.spec import SpecError, StudySpec, check
-from nets import (ArchitectureError, ExitError, Exits, Layer, Variant, architecture, architecture_from_table,
-                  check_exits, check_given_branch, tap_step)
+from dse.mechanisms.early_exit.given import given_branches
+from nets import ExitError, Exits, Variant, architecture, check_exits
 
 NONE = "none"  # no exits: the other mechanisms' stages only
 SAME = "same"  # exits at the precision of the stage they precede (so it can continue from their activations)
@@ -53,30 +53,7 @@ class ExitsSpec:
 def exits_of(spec: StudySpec, config: ExitsSpec, channels: int, answer: str = "") -> Exits:
     """The exit set every variant of branch size `channels` shares, answering at `answer`."""
     return Exits(tuple(config.points), answer, channels, config.training, tuple(config.loss_weights),
-                 given_branches(spec, config))
-
-
-def given_branches(spec: StudySpec, config: ExitsSpec) -> tuple[tuple[str, tuple[Layer, ...]], ...]:
-    """The user-given branches as (point, layers); SpecError naming `exits.branch[i]` and the key for a bad one."""
-    trunk = architecture(spec.nets.big)
-    out = []
-    for i, table in enumerate(config.branch):
-        where = f"{spec.source}: exits.branch[{i}]"
-        check(isinstance(table, dict) and set(table) == {"at", "layers"}, where,
-              "must be a table with exactly the keys at (an exit point) and layers (a list of layer tables), got "
-              f"{sorted(table) if isinstance(table, dict) else repr(table)}")
-        point = table["at"]
-        check(point in config.points, f"{where}.at", f"must be one of the points {list(config.points)}, got {point!r}")
-        try:
-            layers = architecture_from_table(f"{point}.exit", tap_step(trunk, point).out_shape, table["layers"],
-                                             f"{where}.layers").layers
-            check_given_branch(trunk, point, layers, f"{where}.layers")
-        except (ArchitectureError, ExitError) as exc:
-            raise SpecError(str(exc)) from None
-        out.append((point, layers))
-    repeated = [p for j, (p, _) in enumerate(out) if p in [q for q, _ in out[:j]]]
-    check(not repeated, f"{spec.source}: exits.branch", f"gives a branch at '{repeated[0]}' twice" if repeated else "")
-    return tuple(out)
+                 given_branches(spec, config.points, config.branch))
 
 
 def active_range(config: ExitsSpec) -> tuple[int, ...]:
@@ -132,7 +109,7 @@ class EarlyExit(Mechanism):
             check_exits(architecture(spec.nets.big), plain)
         except ExitError as exc:
             raise SpecError(f"{spec.source}: exits.{key}: {exc}") from None
-        given_branches(spec, config)
+        given_branches(spec, config.points, config.branch)
 
     def variants(self, spec: StudySpec, config: ExitsSpec) -> list[Variant]:
         out = [v for c in config.channels for v in exit_variants(spec, config, c, config.points)]

@@ -65,7 +65,7 @@ def exits_cost_command(
 def _from_spec(net: str, spec: Path | None) -> tuple[tuple, tuple[str, ...]]:
     """The given branches and [exits] points of `spec` when `net` is its big net (else none); declares its models."""
     from dse.core.spec import load_spec
-    from dse.mechanisms.early_exit import given_branches
+    from dse.mechanisms.early_exit.given import given_branches
 
     use_models(())  # without --spec, only shipped names
     if spec is None:
@@ -74,4 +74,4 @@ def _from_spec(net: str, spec: Path | None) -> tuple[tuple, tuple[str, ...]]:
     config = loaded.section("exits")
     if net != loaded.nets.big or not config.points:
         return (), ()
-    return given_branches(loaded, config), tuple(config.points)
+    return given_branches(loaded, config.points, config.branch), tuple(config.points)
