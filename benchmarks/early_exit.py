@@ -1,11 +1,16 @@
 """Early exit on full MNIST: a branched LeNet with a searched exit set vs LeNet alone, Park 2015's protocol.
 
     python benchmarks/early_exit.py [--data ../shared/datasets/mnist] [--splits 10] [--trials 300]
-                                    [--priced-layers conv] [--little mini7]
+                                    [--priced-layers conv] [--little mini7] [--training frozen|joint]
+                                    [--loss-weights 1,1,1,1] [--branch 1x1|3x3] [--exit-bits 8] [--z 1.64]
 
-Branches (1x1 conv, ReLU, average pool to about 3x3, FC) after pool1, pool2 and fc1 of LeNet, trained on the frozen
-LeNet of `studies/park2015-mnist.toml` (same training settings, so its cached weights are the trunk), priced on
-Park's accelerator (16 KiB SRAM, 16-bit, conv layers priced unless --priced-layers all). Over 10 seeded random
+Branches after pool1, pool2 and fc1 of LeNet (`--branch 1x1`: the default 1x1 conv, ReLU, average pool to about 3x3,
+FC; `--branch 3x3`: user-given [[exits.branch]] layer lists, a 3x3 conv of 16 channels, ReLU, max pool to about 3x3,
+FC, at pool1 and pool2), with the training settings of `studies/park2015-mnist.toml` (so its cached LeNet is the
+frozen trunk): on the frozen LeNet, or trained jointly with it (`--loss-weights`: one per exit, then the trunk's),
+priced on Park's accelerator (16 KiB SRAM, 16-bit, conv layers priced unless --priced-layers all); `--exit-bits 8`
+lets an exit also run at 8 bits. The loss limit holds on calibration with a margin of `--z` standard errors of the
+paired difference to LeNet, one value for every split. Over 10 seeded random
 halvings of the 10,000 test images (`dse.papers.park2015_protocol`), the search (exit set, branch size, exit
 criterion, thresholds) runs on the calibration half; the least-energy feasible point is reported on the held-out
 half. `--little NET` also runs the big/little search (NET + LeNet) on the same halves, for comparison at the same
@@ -24,25 +29,38 @@ import numpy as np
 import optuna
 
 from dse import CascadeProblem, StudySpec, load_problem, load_spec, search_study, study_results
+from dse.core.spec import validate
 from dse.papers.park2015_protocol import protocol_splits
 
 
-def benchmark_spec(data: str, priced_layers: str, max_loss_pct: float) -> StudySpec:
+def conv3x3_branch(point: str, side: int) -> dict:
+    """A [[exits.branch]] table: a 3x3 conv of 16 channels, ReLU, max pool of a `side` x `side` map to about 3x3, FC."""
+    return {"at": point, "layers": [{"type": "conv", "out": 16, "kernel": 3, "pad": 1}, {"type": "relu"},
+                                    {"type": "pool", "mode": "max", "kernel": -(-side // 3)},
+                                    {"type": "fc", "out": 10}]}
+
+
+def benchmark_spec(args: argparse.Namespace) -> StudySpec:
     """The built-in early-exit study on full MNIST with the Park 2015 training, accelerator and loss limit."""
     park = load_spec("park2015-mnist")
-    return load_spec("early-exit-mnist").with_overrides(
-        data={"dataset": "mnist", "path": data},
+    weights = tuple(float(w) for w in args.loss_weights.split(",")) if args.loss_weights else ()
+    branch = (conv3x3_branch("pool1", 12), conv3x3_branch("pool2", 4)) if args.branch == "3x3" else ()
+    spec = load_spec("early-exit-mnist").with_overrides(
+        data={"dataset": "mnist", "path": args.data},
         training={name: getattr(park.training, name) for name in ("epochs", "batch_size", "learning_rate", "seed")},
-        accelerator={"priced_layers": priced_layers},
-        exits={"channels": (16,), "bits": ()},
-        search={"max_accuracy_loss_pct": max_loss_pct, "loss_confidence_z": 1.64})
+        accelerator={"priced_layers": args.priced_layers},
+        exits={"channels": (16,), "bits": tuple(args.exit_bits), "training": args.training, "loss_weights": weights,
+               "branch": branch},
+        search={"max_accuracy_loss_pct": args.max_loss, "loss_confidence_z": args.z})
+    return validate(spec)
 
 
 def best_point(study: optuna.Study, problem: CascadeProblem) -> dict:
     """The least-calibration-energy feasible trial: stages, thresholds, criterion."""
     feasible = [t for t in study_results(study).trials if t.feasible]
     if not feasible:
-        raise SystemExit("no feasible trial on a calibration half; raise --trials")
+        raise SystemExit("no feasible trial on a calibration half: no cascade meets loss + z s.e. <= the limit "
+                         "(a jointly trained trunk alone differs from LeNet on some inputs; lower --z)")
     best = min(feasible, key=lambda t: (t.calib.energy_j, t.calib.accuracy_loss_pct))
     return {"stages": [problem.index(name) for name in best.cascade.split(" > ")],
             "thresholds": np.array(best.thresholds), "criterion": best.params.get("criterion", "margin"),
@@ -66,12 +84,19 @@ def main() -> None:
     parser.add_argument("--priced-layers", default="conv", choices=("conv", "all"))
     parser.add_argument("--max-loss", type=float, default=0.2, help="loss limit, percentage points")
     parser.add_argument("--little", default="mini7", help="little net of the big/little comparison ('' : none)")
+    parser.add_argument("--training", default="frozen", choices=("frozen", "joint"), help="branches on the frozen "
+                        "LeNet, or trunk and branches trained together")
+    parser.add_argument("--loss-weights", default="", help="joint training: one weight per exit, then the trunk's")
+    parser.add_argument("--branch", default="1x1", choices=("1x1", "3x3"), help="the branch at pool1 and pool2")
+    parser.add_argument("--exit-bits", type=int, nargs="*", default=[], help="bit-widths an exit may also run at")
+    parser.add_argument("--z", type=float, default=1.64, help="calibration margin: loss + z standard errors of "
+                        "the paired difference to LeNet <= --max-loss (1.64: one-sided 95%%)")
     args = parser.parse_args()
     if not Path(args.data).is_dir():
         print(f"full MNIST not found at {args.data}; skipped")
         print(json.dumps({"skipped": True, "reason": f"no data at {args.data}"}))
         return
-    spec = benchmark_spec(args.data, args.priced_layers, args.max_loss)
+    spec = benchmark_spec(args)
     start = time.perf_counter()
     problem, dataset = load_problem(spec, n_jobs=1)
     print(f"scores ready in {time.perf_counter() - start:.0f} s; accuracy on all 10,000 test images:")
@@ -111,7 +136,8 @@ def main() -> None:
                       "accuracy_loss_pct": round(float(loss.mean()), 4),
                       "worst_split_loss_pct": round(float(loss.max()), 4),
                       "exit1_fraction": round(float(exit1.mean()), 4), "splits": args.splits,
-                      "criterion": criteria[0], "priced_layers": args.priced_layers,
+                      "criterion": criteria[0], "priced_layers": args.priced_layers, "training": args.training,
+                      "branch": args.branch, "exit_bits": args.exit_bits, "z": args.z,
                       **({"big_little_saving_pct": round(float(little_saving.mean()), 3),
                           "big_little_loss_pct": round(float(little_loss.mean()), 4)} if little_rows else {})}))
 

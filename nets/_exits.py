@@ -1,7 +1,8 @@
 """Early-exit networks: side branches at named layers of a trunk, as architectures and as torch modules.
 
-A branch is a small classifier on one trunk layer's output: a 1x1 conv with `channels` outputs, a ReLU, an average
-pool to about a 3 x 3 map and an FC layer to the classes (on a flat output: the FC alone). The variant answering at
+A branch is a small classifier on one trunk layer's output: by default a 1x1 conv with `channels` outputs, a ReLU, an
+average pool to about a 3 x 3 map and an FC layer to the classes (on a flat output: the FC alone), or a user-given
+layer list (conv, max/avg pool, fc and relu layers ending in the class scores). The variant answering at
 exit `p` runs the trunk up to `p` and branch `p`, a plain layer chain (`exit_architecture`), so scoring, quantizing
 and pricing treat it like any net. Branches are trained jointly with the trunk (a weighted sum of the exits'
 losses) or on a frozen, already trained trunk. Torch modules and training live in `nets._exits_torch`.
@@ -9,14 +10,14 @@ losses) or on a frozen, already trained trunk. Torch modules and training live i
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from costmodel import UserError
-from nets._arch import FC, Architecture, Conv, Layer, Pool, ReLU, Traced
+from nets._arch import FC, ZOO_LAYERS, Architecture, ArchitectureError, Conv, Layer, Pool, ReLU, Traced, layer_type
 
 TRAININGS = ("frozen", "joint")
-GRID = 3  # a branch pools its input to about GRID x GRID positions before its FC layer  # branches on a frozen trained trunk, or trunk and branches trained together
+GRID = 3  # a default branch pools its input to about GRID x GRID positions before its FC layer
 
 
 class ExitError(UserError):
@@ -27,17 +28,21 @@ class ExitError(UserError):
 class Exits:
     """Branches at trunk layers `points` (labels such as 'pool1', in trunk order) of `channels` 1x1-conv outputs,
     trained `training` ('frozen' or 'joint', with one loss weight per branch then the trunk's; empty: all 1);
-    `answer` is the exit this variant answers at ('' : the trunk's own classifier)."""
+    `answer` is the exit this variant answers at ('' : the trunk's own classifier); `given` holds user-given branch
+    layer lists as (point, layers) pairs, which replace the default branch at those points."""
 
     points: tuple[str, ...]
     answer: str = ""
     channels: int = 16
     training: str = "frozen"
     loss_weights: tuple[float, ...] = ()
+    given: tuple[tuple[str, tuple[Layer, ...]], ...] = ()
 
     def describe(self) -> dict[str, Any]:
-        """JSON-ready fields (part of the cache keys)."""
-        return {**asdict(self), "points": list(self.points), "loss_weights": list(self.loss_weights)}
+        """JSON-ready fields (part of the cache keys; the given layers are in `exits_key`'s built branches)."""
+        fields = {**asdict(self), "points": list(self.points), "loss_weights": list(self.loss_weights)}
+        del fields["given"]
+        return {**fields, "given": [point for point, _ in self.given]} if self.given else fields
 
     @property
     def weights(self) -> tuple[float, ...]:
@@ -55,10 +60,14 @@ def tap_step(trunk: Architecture, point: str) -> Traced:
     raise ExitError(f"{trunk.name}: no layer '{point}' to branch at (branchable: {', '.join(labels)})")
 
 
-def branch_layers(point: str, tap: Traced, channels: int, classes: int) -> tuple[Layer, ...]:
-    """The branch classifier on the output of trunk layer `point` (shape `tap.out_shape`): a 1x1 conv, a ReLU, an
-    average pool down to about a GRID x GRID map (pooling the whole map loses the layout a digit needs: a frozen
-    LeNet's pool1 branch reaches 48% that way) and an FC layer to the classes."""
+def branch_layers(point: str, tap: Traced, exits: Exits, classes: int) -> tuple[Layer, ...]:
+    """The branch classifier on the output of trunk layer `point` (shape `tap.out_shape`): the user-given layers, else
+    a 1x1 conv of `exits.channels`, a ReLU, an average pool down to about a GRID x GRID map (pooling the whole map
+    loses the layout a digit needs: a frozen LeNet's pool1 branch reaches 48% that way) and an FC to the classes."""
+    given = dict(exits.given)
+    if point in given:
+        return _named(point, given[point])
+    channels = exits.channels
     if tap.flat_out:
         return (FC(classes, name=f"{point}.exit.fc"),)
     _, height, wide = tap.out_shape
@@ -71,7 +80,11 @@ def branch_layers(point: str, tap: Traced, channels: int, classes: int) -> tuple
 def check_exits(trunk: Architecture, exits: Exits) -> None:
     """ExitError naming the field for a trunk or exit set that cannot be built."""
     if not trunk.is_sequential:
-        raise ExitError(f"{trunk.name}: branches need a plain chain of conv, pool, fc and relu layers as the trunk")
+        odd = next(step for step in trunk.trace() if not isinstance(step.layer, ZOO_LAYERS) or step.layer.input)
+        what = f"{layer_type(odd.layer)} '{odd.label}'" if odd.label else layer_type(odd.layer)
+        raise ExitError(f"{trunk.name}: cannot branch at {', '.join(map(repr, exits.points))}: the trunk must be a "
+                        f"plain chain of conv, max/avg pool, fc and relu layers, and its layer {odd.index} ({what}"
+                        f"{' reading ' + repr(odd.layer.input) if odd.layer.input else ''}) is not one")
     if not exits.points or len(set(exits.points)) != len(exits.points):
         raise ExitError(f"exit points must be distinct trunk layers, got {list(exits.points)}")
     order = [tap_step(trunk, point).index for point in exits.points]
@@ -87,14 +100,52 @@ def check_exits(trunk: Architecture, exits: Exits) -> None:
                                or sum(exits.loss_weights) <= 0):
         raise ExitError(f"loss_weights must be one weight >= 0 per exit, then the trunk's ({len(exits.points) + 1} in "
                         f"all, not all 0), got {list(exits.loss_weights)}")
+    given = [point for point, _ in exits.given]
+    if len(set(given)) != len(given) or not set(given) <= set(exits.points):
+        raise ExitError(f"given branches must be at distinct exit points of {list(exits.points)}, got {given}")
+    for point, layers in exits.given:
+        check_given_branch(trunk, point, layers, f"branch at '{point}'")
     for point in exits.points:
-        branch_layers(point, tap_step(trunk, point), exits.channels, trunk.output_size)
+        branch_layers(point, tap_step(trunk, point), exits, trunk.output_size)  # a default branch: a square map
+
+
+def _named(point: str, layers: tuple[Layer, ...]) -> tuple[Layer, ...]:
+    """A given branch with its conv, pool and fc layers named '<point>.exit.<name or kind and number>', so that they
+    never pass for trunk layers in the reuse pricing (names change neither scores nor prices)."""
+    counts: dict[str, int] = {}
+    named = []
+    for layer in layers:
+        kind = layer_type(layer)
+        if kind in ("conv", "pool", "fc"):
+            counts[kind] = counts.get(kind, 0) + 1
+            layer = replace(layer, name=f"{point}.exit.{layer.name or kind + str(counts[kind])}")
+        named.append(layer)
+    return tuple(named)
+
+
+def check_given_branch(trunk: Architecture, point: str, layers: tuple[Layer, ...], where: str) -> None:
+    """ExitError naming `where` unless the user-given branch `layers` is a chain of conv, max/avg pool, fc and relu
+    layers that runs on the output of trunk layer `point` and ends in one score per class."""
+    odd = [(i, layer) for i, layer in enumerate(layers) if not isinstance(layer, ZOO_LAYERS) or layer.input]
+    if odd:
+        i, layer = odd[0]
+        raise ExitError(f"{where}: layer {i} ({layer_type(layer)}): a branch is a plain chain of conv, pool (max or "
+                        "avg), fc and relu layers" + (" (no 'input')" if isinstance(layer, ZOO_LAYERS) else ""))
+    try:
+        steps = Architecture(f"{point}.exit", tap_step(trunk, point).out_shape, layers).trace(1.0, where)
+        exit_architecture(trunk, Exits((point,), point, given=((point, layers),))).trace(1.0, where)
+    except ArchitectureError as exc:
+        raise ExitError(str(exc)) from None
+    if not steps[-1].flat_out or steps[-1].out_shape[0] != trunk.output_size:
+        last = steps[-1]
+        got = f"{last.out_shape[0]} outputs" if last.flat_out else "a " + "x".join(map(str, last.out_shape)) + " map"
+        raise ExitError(f"{where}: must end in an fc layer with one output per class ({trunk.output_size}), got {got}")
 
 
 def exits_key(trunk: Architecture, exits: Exits) -> dict[str, Any]:
     """What identifies a branched net in the cache keys: the exit set and every branch's layers as built."""
     branches = [Architecture(f"{point}.exit", tap_step(trunk, point).out_shape,
-                             branch_layers(point, tap_step(trunk, point), exits.channels, trunk.output_size)).describe()
+                             branch_layers(point, tap_step(trunk, point), exits, trunk.output_size)).describe()
                 for point in exits.points]
     return {**exits.describe(), "branches": branches}
 
@@ -104,5 +155,5 @@ def exit_architecture(trunk: Architecture, exits: Exits) -> Architecture:
     if not exits.answer:
         return trunk
     tap = tap_step(trunk, exits.answer)
-    branch = branch_layers(exits.answer, tap, exits.channels, trunk.output_size)
+    branch = branch_layers(exits.answer, tap, exits, trunk.output_size)
     return Architecture(f"{trunk.name}>exit@{exits.answer}", trunk.input_shape, trunk.layers[:tap.index + 1] + branch)

@@ -26,7 +26,7 @@ def branched_module(trunk: Architecture, exits: Exits):  # type: ignore[no-untyp
     branches = {}
     for i, point in enumerate(exits.points):
         tap = tap_step(trunk, point)
-        layers = branch_layers(point, tap, exits.channels, trunk.output_size)
+        layers = branch_layers(point, tap, exits, trunk.output_size)
         branches[str(i)] = build_module(Architecture(f"{point}.exit", tap.out_shape, layers))
     return nn.ModuleDict({"trunk": build_module(trunk), "branches": nn.ModuleDict(branches)})
 

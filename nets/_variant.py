@@ -56,7 +56,8 @@ class Variant:
             e = self.exits
             parts.append(f"exit:{e.answer or 'trunk'}:{'+'.join(e.points)}:c{e.channels}"
                          + ("" if e.training == "frozen" else f":{e.training}")
-                         + (":w" + "/".join(f"{w:g}" for w in e.loss_weights) if e.loss_weights else ""))
+                         + (":w" + "/".join(f"{w:g}" for w in e.loss_weights) if e.loss_weights else "")
+                         + (":given=" + "+".join(point for point, _ in e.given) if e.given else ""))
         return "@".join(parts)
 
     @property

@@ -43,6 +43,18 @@ def make_accelerator(spec: StudySpec) -> tuple[costmodel.Accelerator, costmodel.
     return accelerator, technology
 
 
+POOL = "calib+test"  # the rows a resplit problem draws from: the scored calib rows, then the test rows
+
+
+def _pooled(calib: SplitScores, test: SplitScores) -> SplitScores:
+    """The scored calib rows followed by the test rows."""
+    ops = None if calib.ops is None or test.ops is None else np.concatenate([calib.ops, test.ops])
+    return SplitScores(*(np.concatenate([a, b]) for a, b in ((calib.prediction, test.prediction),
+                                                             (calib.correct, test.correct),
+                                                             (calib.margin, test.margin),
+                                                             (calib.scores, test.scores))), ops)
+
+
 @dataclass
 class CascadeProblem:
     """Everything a trial needs, in arrays: per-variant margins/correctness per split, layer shapes, pricing.
@@ -88,7 +100,7 @@ class CascadeProblem:
     def _split_rows(self, scores: VariantScores, split: str) -> SplitScores:
         """A variant's scored rows of one of this problem's splits (a carved split takes its rows of the scored one)."""
         source, rows = self.rows.get(split, (split, None))
-        scored = scores.splits[source]
+        scored = scores.splits[source] if source != POOL else _pooled(scores.splits["calib"], scores.splits["test"])
         if rows is None:
             return scored
         return SplitScores(scored.prediction[rows], scored.correct[rows], scored.margin[rows], scored.scores[rows],
@@ -165,8 +177,13 @@ class CascadeProblem:
         pooled_work = {i: np.concatenate([w, self.work["test"][i]]) for i, w in self.work.get("calib", {}).items()}
         pooled_probabilities = [np.concatenate([self.probabilities["calib"], self.probabilities["test"]], axis=1)
                                 ] if self.probabilities else []
+        # own lists, and rows into the pool, so that a variant scored on demand gets its re-drawn rows (a carved
+        # problem's rows are not re-drawn: it scores nothing on demand)
         return dataclasses.replace(
-            self, margin={"calib": pooled_margin[:, calib], "test": pooled_margin[:, test]}, _confidence={},
+            self, variants=list(self.variants), applied=list(self.applied), layers=list(self.layers),
+            builder=None if self.rows else self.builder, rows={} if self.rows else {"calib": (POOL, calib),
+                                                                                     "test": (POOL, test)},
+            margin={"calib": pooled_margin[:, calib], "test": pooled_margin[:, test]}, _confidence={},
             probabilities={split: pooled[:, rows] for pooled in pooled_probabilities
                            for split, rows in (("calib", calib), ("test", test))},
             correct={"calib": pooled_correct[:, calib], "test": pooled_correct[:, test]},

@@ -1,6 +1,7 @@
 """Early exit (BranchyNet, Teerapittayanon et al. 2016): side branches on the big net's trunk answer confident inputs.
 
-Section [exits]: candidate branch layers of the big net, how many exits a cascade keeps, the branch sizes, how the
+Section [exits]: candidate branch layers of the big net, how many exits a cascade keeps, the branch sizes or
+user-given branch layer lists ([[exits.branch]] tables: `at` a point, `layers` in the [models.*] vocabulary), how the
 branches are trained (on the frozen trained big net, or jointly with weighted losses) and optional bit-widths. A
 trial keeps an increasing subset of the points; their exits run before the big net's last stage (before its first
 stage when the stages widen one another), each continuing from the trunk activations the exit before it left, so an
@@ -24,6 +25,7 @@ from dse.core.problem import CascadeProblem
 from dse.core.results import Panel
 from dse.core.sweep import accept_sweep
 from dse.core.spec import SpecError, StudySpec, check
+from dse.mechanisms.early_exit.given import given_branches
 from nets import ExitError, Exits, Variant, architecture, check_exits
 
 NONE = "none"  # no exits: the other mechanisms' stages only
@@ -34,8 +36,9 @@ TRAININGS = ("frozen", "joint")
 @dataclass(frozen=True)
 class ExitsSpec:
     """[exits]: candidate branch layers of the big net (off when empty), the [min, max] exits a cascade keeps, branch
-    sizes (1x1-conv channels), training ('frozen' trunk or 'joint' with `loss_weights`: one per point, then the
-    trunk's), and bit-widths the exits may also run at."""
+    sizes (1x1-conv channels), user-given branches ({at = point, layers = [...]} tables, replacing the default branch
+    there), training ('frozen' trunk or 'joint' with `loss_weights`: one per point, then the trunk's), and bit-widths
+    the exits may also run at."""
 
     points: tuple[str, ...] = ()
     n_active: tuple[int, ...] = ()  # empty: 1 up to every point
@@ -44,11 +47,13 @@ class ExitsSpec:
     loss_weights: tuple[float, ...] = ()
     bits: tuple[int, ...] = ()
     rounding: str = "nearest"
+    branch: tuple[dict[str, Any], ...] = ()
 
 
-def exits_of(config: ExitsSpec, channels: int, answer: str = "") -> Exits:
+def exits_of(spec: StudySpec, config: ExitsSpec, channels: int, answer: str = "") -> Exits:
     """The exit set every variant of branch size `channels` shares, answering at `answer`."""
-    return Exits(tuple(config.points), answer, channels, config.training, tuple(config.loss_weights))
+    return Exits(tuple(config.points), answer, channels, config.training, tuple(config.loss_weights),
+                 given_branches(spec, config.points, config.branch))
 
 
 def active_range(config: ExitsSpec) -> tuple[int, ...]:
@@ -59,7 +64,7 @@ def active_range(config: ExitsSpec) -> tuple[int, ...]:
 def exit_variants(spec: StudySpec, config: ExitsSpec, channels: int, points: tuple[str, ...],
                   bits: int | None = None) -> list[Variant]:
     """The variants answering at each of `points`, at `bits`."""
-    return [Variant(spec.nets.big, bits=bits, rounding=config.rounding, exits=exits_of(config, channels, p))
+    return [Variant(spec.nets.big, bits=bits, rounding=config.rounding, exits=exits_of(spec, config, channels, p))
             for p in points]
 
 
@@ -91,19 +96,25 @@ class EarlyExit(Mechanism):
               f"must be strictly increasing integers in 2..32, got {list(config.bits)}")
         check(config.rounding in ("nearest", "stochastic"), f"{src}: exits.rounding",
               f"must be nearest or stochastic, got '{config.rounding}'")
+        given = {table.get("at") for table in config.branch if isinstance(table, dict)}
+        check(len(config.channels) == 1 or not given >= set(config.points), f"{src}: exits.channels",
+              f"every point has a given branch (exits.branch), so branch sizes {list(config.channels)} would be the "
+              "same nets: give one")
 
     def check_nets(self, spec: StudySpec, config: ExitsSpec) -> None:
         """The points must be branchable layers of the big net, in trunk order; the loss weights must fit them."""
         key = "loss_weights" if config.loss_weights else "points"
+        plain = Exits(tuple(config.points), "", config.channels[0], config.training, tuple(config.loss_weights))
         try:
-            check_exits(architecture(spec.nets.big), exits_of(config, config.channels[0]))
+            check_exits(architecture(spec.nets.big), plain)
         except ExitError as exc:
             raise SpecError(f"{spec.source}: exits.{key}: {exc}") from None
+        given_branches(spec, config.points, config.branch)
 
     def variants(self, spec: StudySpec, config: ExitsSpec) -> list[Variant]:
         out = [v for c in config.channels for v in exit_variants(spec, config, c, config.points)]
         if config.training == "joint":
-            out += [Variant(spec.nets.big, exits=exits_of(config, c)) for c in config.channels]
+            out += [Variant(spec.nets.big, exits=exits_of(spec, config, c)) for c in config.channels]
         return out
 
     def _choices(self, spec: StudySpec, config: ExitsSpec) -> list[str]:
@@ -123,7 +134,7 @@ class EarlyExit(Mechanism):
         bits = following.bits if bits_choice == SAME else int(bits_choice)
         if config.training == "joint" and following == Variant(spec.nets.big, bits=following.bits,
                                                                rounding=following.rounding):
-            following = dataclasses.replace(following, exits=exits_of(config, channels))  # the joint trunk
+            following = dataclasses.replace(following, exits=exits_of(spec, config, channels))  # the joint trunk
         stages = tuple(exit_variants(spec, config, channels, tuple(chosen.split("/")), bits))
         return Cascade(cascade.stages[:position] + stages + (following,) + cascade.stages[position + 1:],
                        cascade.reuse)
@@ -140,7 +151,7 @@ class EarlyExit(Mechanism):
         for channels in config.channels:
             stages = [problem.ensure(v) for v in exit_variants(spec, config, channels, config.points)]
             final = problem.big if config.training == "frozen" else problem.ensure(
-                Variant(spec.nets.big, exits=exits_of(config, channels)))
+                Variant(spec.nets.big, exits=exits_of(spec, config, channels)))
             stages.append(final)
             thresholds = np.array([lossless_threshold(problem, stage) for stage in stages[:-1]])
             labels = [*config.points, "trunk"]

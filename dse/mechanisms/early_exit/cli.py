@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -10,7 +11,7 @@ import typer
 
 from costmodel import Accelerator, exit_costs, load_technology, parse_bytes
 from dse.cli.cost import _fractions
-from nets import Exits, Variant, architecture, check_exits
+from nets import ExitError, Exits, Variant, architecture, check_exits, use_models
 
 _NJ = 1e-3  # pJ -> nJ
 
@@ -23,25 +24,34 @@ class Priced(str, Enum):
 
 
 def exits_cost_command(
-    net: Annotated[str, typer.Argument(help="Trunk network name, e.g. lenet")],
-    points: Annotated[str, typer.Option(help="Comma-separated trunk layers with a branch, in trunk order")],
+    net: Annotated[str, typer.Argument(help="Trunk network name, e.g. lenet, or a model of --spec")],
+    points: Annotated[Optional[str], typer.Option(help="Comma-separated trunk layers with a branch, in trunk order "
+                                                       "(default: the [exits] points of --spec)")] = None,
     channels: Annotated[int, typer.Option(help="Branch size: channels of each branch's 1x1 conv")] = 16,
     sram: Annotated[str, typer.Option(help="Total on-chip SRAM: B, KiB, MiB (binary) or KB, MB (SI)")] = "16KiB",
     partition: Annotated[str, typer.Option(help="Input,weight,output buffer fractions of the SRAM")] = "0.25,0.5,0.25",
     bits: Annotated[int, typer.Option(help="Bit-width of activations, weights and datapath")] = 16,
     priced: Annotated[Priced, typer.Option(help="Price every layer, or convolutions only")] = Priced.all,
     tech: Annotated[Optional[Path], typer.Option(help="TOML file overriding keys of the shipped technology")] = None,
+    spec: Annotated[Optional[Path], typer.Option("--spec", help="Study spec: NET may name one of its [models.*]; "
+                                                 "when NET is its big net, its [[exits.branch]] layers are used")] = None,
 ) -> None:
     """Per exit: the cost of answering there when it runs first, the cost of escalating to it from the exit before
     (trunk segment, its branch, the waiting activations), and the cumulative cost of an input answered there."""
+    given, spec_points = _from_spec(net, spec)
+    if points is None and not spec_points:
+        raise ExitError("--points: give the trunk layers with a branch (or --spec with [exits] points)")
+    names = tuple(p.strip() for p in (points or ",".join(spec_points)).split(",") if p.strip())
+    exits = Exits(names, channels=channels, given=tuple((p, layers) for p, layers in given if p in names))
     trunk = architecture(net)
-    names = tuple(p.strip() for p in points.split(",") if p.strip())
-    check_exits(trunk, Exits(names, channels=channels))
+    check_exits(trunk, exits)
     acc = Accelerator(sram_bytes=parse_bytes(sram), partition=_fractions(partition), bits=bits)
-    stages = [(p, Variant(net, exits=Exits(names, p, channels)).architecture.layer_shapes()) for p in names]
+    stages = [(p, Variant(net, exits=dataclasses.replace(exits, answer=p)).architecture.layer_shapes())
+              for p in names]
     rows = exit_costs([*stages, ("trunk", trunk.layer_shapes())], acc, load_technology(tech),
                       {"conv"} if priced is Priced.conv else None)
-    typer.echo(f"{net} with exits at {', '.join(names)} (branch {channels} channels), {sram} SRAM, {bits}-bit, "
+    branch = f"branch {channels} channels" + (f", given at {'+'.join(p for p, _ in exits.given)}" if exits.given else "")
+    typer.echo(f"{net} with exits at {', '.join(names)} ({branch}), {sram} SRAM, {bits}-bit, "
                f"{priced.value} layers priced; energy in nJ")
     typer.echo(f"{'exit':>8} {'alone':>10} {'escalation':>11} {'answered here':>14}  waiting activations")
     for row in rows:
@@ -50,3 +60,18 @@ def exits_cost_command(
                  f"({wait[0].dram_bytes:.0f} DRAM bytes, {wait[0].energy_pj * _NJ:.2f} nJ)") if wait else "-"
         typer.echo(f"{row.name:>8} {row.alone.energy_pj * _NJ:>10.2f} {row.escalation.energy_pj * _NJ:>11.2f} "
                    f"{row.answered_here.energy_pj * _NJ:>14.2f}  {where}")
+
+
+def _from_spec(net: str, spec: Path | None) -> tuple[tuple, tuple[str, ...]]:
+    """The given branches and [exits] points of `spec` when `net` is its big net (else none); declares its models."""
+    from dse.core.spec import load_spec
+    from dse.mechanisms.early_exit.given import given_branches
+
+    use_models(())  # without --spec, only shipped names
+    if spec is None:
+        return (), ()
+    loaded = load_spec(spec)
+    config = loaded.section("exits")
+    if net != loaded.nets.big or not config.points:
+        return (), ()
+    return given_branches(loaded, config.points, config.branch), tuple(config.points)
