@@ -38,3 +38,18 @@ def test_a_variant_scored_on_a_resplit_problem_gets_its_redrawn_rows() -> None:
             assert np.array_equal(half.correct[split][index], reference.correct[split][1])
             assert np.array_equal(half.confidence("entropy", split)[index], reference.confidence("entropy", split)[1])
         assert lazy.names == ["mini7", "lenet"] and lazy.margin["calib"].shape == (2, 30)  # the source unchanged
+
+
+def test_a_variant_scored_on_a_carved_problem_gets_its_rows_and_leaves_the_source_alone() -> None:
+    every = {v: scored(v, i) for i, v in enumerate(VARIANTS)}
+    full = dse.CascadeProblem.from_scores(list(every.values()), 2, ACC, load_technology())
+    lazy = dse.CascadeProblem.from_scores([every[VARIANTS[0]], every[VARIANTS[2]]], 1, ACC, load_technology())
+    lazy.builder = lambda variants: [every[v] for v in variants]
+    carved = lazy.carve("certify", 0.5, seed=3)
+    index = carved.ensure(VARIANTS[1])
+    reference = full.carve("certify", 0.5, seed=3)  # scored before the rows were carved
+    for split in ("calib", "certify", "test"):
+        assert np.array_equal(carved.margin[split][index], reference.margin[split][1])
+        assert np.array_equal(carved.correct[split][index], reference.correct[split][1])
+    assert lazy.names == ["mini7", "lenet"] and lazy.margin["calib"].shape == (2, 30)  # the source unchanged
+    assert lazy.ensure(VARIANTS[1]) == 2 and np.array_equal(lazy.margin["calib"][2], full.margin["calib"][1])

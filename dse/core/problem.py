@@ -131,8 +131,10 @@ class CascadeProblem:
                 name: {i: w[aside] for i, w in self.work.get("calib", {}).items()}}
         probabilities = ({**self.probabilities, "calib": self.probabilities["calib"][:, keep],
                           name: self.probabilities["calib"][:, aside]} if "calib" in self.probabilities else {})
-        return dataclasses.replace(self, margin=split_rows(self.margin), correct=split_rows(self.correct), work=work,
-                                   probabilities=probabilities, _confidence={},
+        return dataclasses.replace(self, variants=list(self.variants), applied=list(self.applied),
+                                   layers=list(self.layers), margin=split_rows(self.margin),
+                                   correct=split_rows(self.correct), work=work, probabilities=probabilities,
+                                   _confidence={},
                                    rows={"calib": ("calib", keep), name: ("calib", aside)})
 
     def ensure(self, variant: Variant) -> int:
