@@ -53,3 +53,20 @@ def test_a_variant_scored_on_a_carved_problem_gets_its_rows_and_leaves_the_sourc
         assert np.array_equal(carved.correct[split][index], reference.correct[split][1])
     assert lazy.names == ["mini7", "lenet"] and lazy.margin["calib"].shape == (2, 30)  # the source unchanged
     assert lazy.ensure(VARIANTS[1]) == 2 and np.array_equal(lazy.margin["calib"][2], full.margin["calib"][1])
+
+
+def test_a_carved_half_scores_on_demand_from_its_own_rows() -> None:
+    every = {v: scored(v, i) for i, v in enumerate(VARIANTS)}
+    full = dse.CascadeProblem.from_scores(list(every.values()), 2, ACC, load_technology())
+    lazy = dse.CascadeProblem.from_scores([every[VARIANTS[0]], every[VARIANTS[2]]], 1, ACC, load_technology())
+    lazy.builder = lambda variants: [every[v] for v in variants]
+    order = np.random.default_rng(11).permutation(60)
+    calib, test = np.sort(order[:30]), np.sort(order[30:])
+    for carved, reference in ((lazy.resplit(calib, test).carve("certify", 0.5, seed=5),
+                               full.resplit(calib, test).carve("certify", 0.5, seed=5)),
+                              (lazy.carve("a", 0.3, seed=1).carve("b", 0.5, seed=2),
+                               full.carve("a", 0.3, seed=1).carve("b", 0.5, seed=2))):
+        index = carved.ensure(VARIANTS[1])
+        for split in reference.margin:
+            assert np.array_equal(carved.margin[split][index], reference.margin[split][1]), split
+            assert np.array_equal(carved.correct[split][index], reference.correct[split][1]), split

@@ -131,11 +131,15 @@ class CascadeProblem:
                 name: {i: w[aside] for i, w in self.work.get("calib", {}).items()}}
         probabilities = ({**self.probabilities, "calib": self.probabilities["calib"][:, keep],
                           name: self.probabilities["calib"][:, aside]} if "calib" in self.probabilities else {})
+        source, base = self.rows.get("calib", ("calib", None))  # a resplit or carved problem's calib rows
+
+        def rows_of(part: np.ndarray) -> tuple[str, np.ndarray]:
+            return source, part if base is None else base[part]
+
         return dataclasses.replace(self, variants=list(self.variants), applied=list(self.applied),
                                    layers=list(self.layers), margin=split_rows(self.margin),
                                    correct=split_rows(self.correct), work=work, probabilities=probabilities,
-                                   _confidence={},
-                                   rows={"calib": ("calib", keep), name: ("calib", aside)})
+                                   _confidence={}, rows={**self.rows, "calib": rows_of(keep), name: rows_of(aside)})
 
     def ensure(self, variant: Variant) -> int:
         """Index of `variant`, scoring it first (through the cache) if the problem does not hold it yet."""
