@@ -293,3 +293,30 @@ def test_evaluator_chunking_does_not_change_results() -> None:
 def test_bad_input_is_rejected_in_one_line(call, message) -> None:
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_packed_descending_sort_equals_argsort(seed) -> None:
+    """The float32 key sort (the fast path) against argsort: same margins, flags and order up to ties."""
+    from dse.core._exact import _descending
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 3000))
+    margin = rng.choice(np.r_[rng.normal(size=50), 0.0, -0.0, 1e-40, -1e-40, 3e38, -3e38], n).astype(np.float32)
+    margin = margin.astype(np.float64)
+    flags = [rng.integers(0, 2, n), rng.integers(0, 2, n)]
+    sorted_margin, (first, second), order = _descending(margin, *flags)
+    reference = np.argsort(-margin, kind="stable")
+    assert np.array_equal(sorted_margin, margin[reference])
+    assert np.array_equal(margin[order()], sorted_margin)
+    assert np.array_equal(first, flags[0][order()]) and np.array_equal(second, flags[1][order()])
+    assert sorted(order().tolist()) == list(range(n))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_exact_front_2_is_the_same_with_margins_beyond_float32(seed) -> None:
+    """Margins a float32 cannot hold take the argsort path; its front equals brute force too."""
+    rng = np.random.default_rng(500 + seed)
+    margins, correct, cost = random_cascade(rng, 2, int(rng.integers(1, 13)), seed % 2 == 0, True, levels=4)
+    margins = margins / 3 + 1e-12  # thirds: not float32 values
+    assert as_tuples(exact_front_2(margins, correct, cost)) == brute_front(margins, correct, cost)
