@@ -275,24 +275,32 @@ class CascadeProblem:
                 energy[row], latency[row] = cost.energy_pj, cost.latency_s
         return energy, latency
 
-    def breakdown(self, stages: list[int], thresholds: np.ndarray, split: str,
-                  accelerator: costmodel.Accelerator | None = None, reuse: bool = False,
-                  criterion: str = "margin") -> Breakdown:
-        """Expected energy per inference by component (J) and each stage's reach: the sum over stages of the
-        samples reaching it times its cost components (per sample for stages whose work varies)."""
+    def breakdowns(self, stages: list[int], thresholds: np.ndarray, split: str,
+                   accelerator: costmodel.Accelerator | None = None, reuse: bool = False,
+                   criterion: str = "margin", chunk_cells: int = 2**24) -> list[Breakdown]:
+        """Expected energy per inference by component (J) and each stage's reach, for threshold vectors (P, S-1): the
+        sum over stages of the samples reaching it times its cost components (per sample for stages whose work
+        varies). Stages are priced once for all the vectors, which go through in chunks of bounded memory."""
         priced = self.stage_costs(stages, accelerator, reuse)
-        answered = exit_stages(self.confidence(criterion, split)[stages], np.atleast_2d(thresholds))[0]  # (N,)
-        reached = answered[None, :] >= np.arange(len(stages))[:, None]  # (S, N)
-        parts = dict.fromkeys(ENERGY_PARTS, 0.0)
-        for row, (stage, cost) in enumerate(zip(stages, priced)):
-            varying = self._per_sample(stage, cost, split, accelerator) if stage in self.work.get(split, {}) else None
-            for part in ENERGY_PARTS:
-                if varying is None:
-                    parts[part] += float(reached[row].mean()) * getattr(cost, f"{part}_pj")
-                else:
-                    parts[part] += float((getattr(varying, f"{part}_pj") * reached[row]).mean())
-        return Breakdown({part: value * PJ for part, value in parts.items()},
-                         tuple(float(r) for r in reached.mean(axis=1)))
+        work = self.work.get(split, {})
+        varying = {row: self._per_sample(stage, cost, split, accelerator)
+                   for row, (stage, cost) in enumerate(zip(stages, priced)) if stage in work}
+        confidence = self.confidence(criterion, split)[stages]
+        step = max(1, chunk_cells // max(confidence.size, 1))
+        out = []
+        for start in range(0, len(thresholds), step):
+            answered = exit_stages(confidence, thresholds[start:start + step])  # (P, N)
+            reach = np.stack([(answered >= row).mean(axis=1) for row in range(len(stages))], axis=1)  # (P, S)
+            parts = {part: np.zeros(len(answered)) for part in ENERGY_PARTS}
+            for row, cost in enumerate(priced):
+                for part in ENERGY_PARTS:
+                    if row in varying:
+                        parts[part] += (getattr(varying[row], f"{part}_pj")[None, :] * (answered >= row)).mean(axis=1)
+                    else:
+                        parts[part] += reach[:, row] * getattr(cost, f"{part}_pj")
+            out += [Breakdown({part: float(parts[part][p]) * PJ for part in ENERGY_PARTS},
+                              tuple(float(r) for r in reach[p])) for p in range(len(answered))]
+        return out
 
     def evaluate(self, stages: list[int], thresholds: np.ndarray, split: str,
                  accelerator: costmodel.Accelerator | None = None, reuse: bool = False,

@@ -210,11 +210,11 @@ class CascadeObjective:
         # one list of layer mappings for every point of the front; a system attribute, kept out of those
         # optuna-dashboard lists
         mappings = LayerMapping.of_stages(self.problem.stage_costs(stages, accelerator, reuse))
+        breakdowns = {split: self.problem.breakdowns(stages, thresholds[keep], split, accelerator, reuse, criterion)
+                      for split in SPLITS}
         points = [TrialResult(trial.number, cascade, tuple(float(t) for t in thresholds[i]), {}, calib[i], t, True, i,
-                              breakdown={split: self.problem.breakdown(stages, thresholds[i], split, accelerator, reuse,
-                                                                       criterion)
-                                         for split in SPLITS}, **configuration).user_attrs()
-                  for i, t in zip(keep, test)]
+                              breakdown={split: breakdowns[split][j] for split in SPLITS}, **configuration).user_attrs()
+                  for j, (i, t) in enumerate(zip(keep, test))]
         chosen = self._representative([calib[i] for i in keep])
         system: dict[str, Any] = {MAPPINGS: [m.to_json() for m in mappings]}
         if self.spec.search.max_accuracy_loss_pct is not None:
