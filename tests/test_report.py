@@ -177,5 +177,5 @@ def test_mapping_table_groups_points_by_variant_setting_and_mapping() -> None:
                           ["a", "16 KiB, 0.25/0.5/0.25", "conv1: weight_stationary n>m>s", "3"]]
     assert table.caption.startswith("Study dataflow: diannao.")
     restored = TrialResult.from_user_attrs(1, {}, points[0].user_attrs(), True, True, 0,
-                                           [m.to_json() for m in fixed])
+                                           LayerMapping.all_from_json([m.to_json() for m in fixed]))
     assert restored.mappings == fixed and "mappings" not in points[0].user_attrs()  # stored once per trial

@@ -108,6 +108,11 @@ class LayerMapping:
         """JSON-ready form."""
         return asdict(self)
 
+    @classmethod
+    def all_from_json(cls, rows: Iterable[dict[str, Any]] | None) -> tuple[LayerMapping, ...]:
+        """Inverse of `to_json` over a trial's stored list (None: a trial stored without mappings)."""
+        return tuple(cls(**row) for row in rows or ())
+
 
 @dataclass(frozen=True)
 class TrialResult:
@@ -158,13 +163,13 @@ class TrialResult:
 
     @classmethod
     def from_user_attrs(cls, number: int, params: dict[str, Any], attrs: dict[str, Any], feasible: bool,
-                        pareto: bool, point: int = 0, mappings: list[dict[str, Any]] | None = None) -> "TrialResult":
-        """Inverse of `user_attrs` (one point of a trial's front), given the trial's stored `mappings`."""
+                        pareto: bool, point: int = 0, mappings: tuple[LayerMapping, ...] = ()) -> "TrialResult":
+        """Inverse of `user_attrs` (one point of a trial's front), given the trial's `mappings` (read once a trial)."""
         return cls(number, attrs["cascade"], tuple(attrs["thresholds"]), dict(params),
                    Metrics.from_row(attrs, "calib"), Metrics.from_row(attrs, "test"), feasible, point, pareto,
                    tuple(attrs["stage_bits"]), int(attrs["sram_bytes"]), tuple(attrs["partition"]),
                    {split: Breakdown.from_json(attrs[f"{split}_breakdown"]) for split in ("calib", "test")
-                    if f"{split}_breakdown" in attrs}, tuple(LayerMapping(**m) for m in mappings or ()))
+                    if f"{split}_breakdown" in attrs}, mappings)
 
 
 @dataclass(frozen=True)

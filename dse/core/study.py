@@ -370,11 +370,12 @@ def trial_results(study: optuna.Study) -> list[TrialResult]:
     limit, z = study.user_attrs.get("max_accuracy_loss_pct"), study.user_attrs.get("loss_confidence_z", 0.0)
     points = []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        mappings = LayerMapping.all_from_json(trial.system_attrs.get(MAPPINGS))
         for index, point in enumerate(trial.user_attrs.get(RECORD, [])):
             calib = Metrics.from_row(point, "calib")
             feasible = limit is None or loss_excess(calib, limit, z) <= 0
             points.append(TrialResult.from_user_attrs(trial.number, trial.params, point, feasible, False, index,
-                                                      trial.system_attrs.get(MAPPINGS)))
+                                                      mappings))
     values = np.array([objective_values(p.calib, spec_objectives) for p in points]).reshape(len(points), -1)
     front, seen = [], set()
     order = sorted(range(len(points)), key=lambda i: tuple(values[i]))
