@@ -153,8 +153,9 @@ class _Front:
         return ThresholdFront(self.thresholds, self.errors, self.energy / n_samples)
 
 
-def _descending(margin: np.ndarray, *flags: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], Callable[[], np.ndarray]]:
-    """`margin` sorted descending, two 0/1 `flags` in the same order (int64), and a function giving the order itself.
+def _descending(margin: np.ndarray, first: np.ndarray, second: np.ndarray
+                ) -> tuple[np.ndarray, list[np.ndarray], Callable[[], np.ndarray]]:
+    """`margin` sorted descending, two 0/1 flags in the same order (int64), and a function giving the order itself.
 
     When every margin is a float32 (as cached scores are) and there are fewer than 2**30 samples, one sort of 64-bit
     keys does it: the margin's order-preserving float32 bits, the sample's index and the two flags, so no gather
@@ -163,14 +164,14 @@ def _descending(margin: np.ndarray, *flags: np.ndarray) -> tuple[np.ndarray, lis
     """
     n = len(margin)
     single = margin.astype(np.float32)
-    if len(flags) != 2 or n >= 2 ** 30 or not np.array_equal(single, margin):
+    if n >= 2 ** 30 or not np.array_equal(single, margin):
         order = np.argsort(-margin)
-        return margin[order], [flag[order] for flag in flags], lambda: order
+        return margin[order], [first[order], second[order]], lambda: order
     bits = single.view(np.uint32)
     ascending = np.where(bits >> 31 != 0, ~bits, bits | np.uint32(0x80000000))  # -0.0 and +0.0 end up adjacent
     keys = (~ascending).astype(np.uint64) << np.uint64(32)
     keys |= np.arange(n, dtype=np.uint64) << np.uint64(2)
-    keys |= (flags[0].astype(np.uint64) << np.uint64(1)) | flags[1].astype(np.uint64)
+    keys |= (first.astype(np.uint64) << np.uint64(1)) | second.astype(np.uint64)
     keys.sort()
     high = ~(keys >> np.uint64(32)).astype(np.uint32)
     sorted_margin = np.where(high >> 31 != 0, high & np.uint32(0x7FFFFFFF), ~high).view(np.float32)
