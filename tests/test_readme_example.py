@@ -1,4 +1,5 @@
-"""The README's worked example runs as written: its files and commands are read from README.md, not copied here."""
+"""The worked example of the guide runs as written: its files and commands are read from
+docs/guide/bring-your-own.md, not copied here."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_PAGE = ROOT / "docs" / "guide" / "bring-your-own.md"
 
 
 def readme_examples() -> dict[str, str]:
-    """Every fenced block after an `<!-- example: NAME -->` marker in README.md, by NAME."""
-    text = (ROOT / "README.md").read_text()
+    """Every fenced block after an `<!-- example: NAME -->` marker in the guide's worked example, by NAME."""
+    text = EXAMPLE_PAGE.read_text()
     return dict(re.findall(r"<!-- example: (\S+) -->\n```[a-z]*\n(.*?)```", text, flags=re.DOTALL))
 
 
