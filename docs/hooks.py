@@ -1,10 +1,13 @@
 """MkDocs hooks: benchmark figures read from `benchmarks/results/`, and the CLI reference generated from the `dse` app.
 
 Pages hold placeholders that are replaced when the site is built, so no figure and no option list is typed by hand:
-- `bench("STEM", "KEY", "SUFFIX")`: one value of `benchmarks/results/STEM.json` (the last JSON line that
-  `benchmarks/STEM.py` printed; a dotted KEY reaches into nested objects; SUFFIX, optional, is appended, e.g. "%");
+- `bench("STEM", "KEY", "SUFFIX", DIGITS)`: one value of `benchmarks/results/STEM.json` (the last JSON line that
+  `benchmarks/STEM.py` printed; a dotted KEY reaches into nested objects; SUFFIX, optional, is appended, e.g. " %";
+  DIGITS, optional, rounds a number to that many decimals for display);
 - `bench_table("STEM")`: every value of that file, as a table;
-- `cli_reference()`: every command of `dse`, its usage, arguments and options, read from the typer app.
+- `cli_reference()`: every command of `dse`, its usage, arguments and options, read from the typer app;
+- `builtin_studies()`: the built-in study specs, each with its description and dataset;
+- `network_costs("NET,NET,...", "SRAM")`: the cost model's price of shipped networks, computed at build time.
 Each is written between double braces. A missing results file renders "not yet measured"; a key that the file
 lacks, or a benchmark that does not exist, is an error (the build fails).
 """
@@ -21,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
 RESULTS = BENCHMARKS / "results"
 NOT_MEASURED = "*not yet measured*"
-PLACEHOLDER = re.compile(r"\{\{\s*(bench|bench_table|cli_reference)\((.*?)\)\s*\}\}")
+PLACEHOLDER = re.compile(r"\{\{\s*(bench|bench_table|cli_reference|builtin_studies|network_costs)\((.*?)\)\s*\}\}")
 
 
 class DocsError(Exception):
@@ -52,25 +55,28 @@ def lookup(result: dict[str, Any], stem: str, key: str) -> Any:
     return value
 
 
-def format_value(value: Any) -> str:
-    """A JSON value as it reads in a sentence or a table cell: numbers as stored, lists joined by commas."""
+def format_value(value: Any, digits: int | None = None) -> str:
+    """A JSON value as it reads in a sentence or a table cell: numbers as stored (or rounded to `digits` decimals),
+    lists joined by commas."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if value is None:
         return "—"
     if isinstance(value, list):
-        return ", ".join(format_value(item) for item in value)
+        return ", ".join(format_value(item, digits) for item in value)
     if isinstance(value, dict):
-        return "; ".join(f"{key} {format_value(item)}" for key, item in value.items())
+        return "; ".join(f"{key} {format_value(item, digits)}" for key, item in value.items())
+    if digits is not None and isinstance(value, (int, float)):
+        return f"{value:,.{digits}f}"
     return str(value)
 
 
-def bench(stem: str, key: str, suffix: str = "") -> str:
+def bench(stem: str, key: str, suffix: str = "", digits: int | None = None) -> str:
     """One stored figure of a benchmark, or "not yet measured" when its results file is absent."""
     result = load_result(stem)
     if result is None:
         return NOT_MEASURED
-    return format_value(lookup(result, stem, key)) + suffix
+    return format_value(lookup(result, stem, key), digits) + suffix
 
 
 def _flatten(result: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -146,9 +152,39 @@ def _param_row(param: Any, context: Any) -> tuple[str, str]:
     return name, f"{help_text}  [{extra}]" if extra else help_text
 
 
+def builtin_studies() -> str:
+    """A table of the built-in study specs (`dse run NAME`), read from the specs shipped in `studies/`."""
+    import tomllib
+
+    from dse import builtin_specs
+
+    rows = []
+    for name, path in sorted(builtin_specs().items()):
+        spec = tomllib.loads(path.read_text())
+        rows.append(f"| `{name}` | {_cell(spec.get('description', ''))} | `{spec.get('data', {}).get('dataset', '')}` |")
+    return "| study | what it runs | dataset |\n|---|---|---|\n" + "\n".join(rows) + "\n"
+
+
+def network_costs(names: str, sram: str = "16KiB") -> str:
+    """A table of shipped networks priced by the cost model (16-bit, every layer) under both mappings."""
+    import nets
+    from costmodel import Accelerator, network_cost, parse_bytes
+
+    rows = []
+    for name in names.split(","):
+        layers = nets.architecture(name).layer_shapes(1.0)
+        auto, diannao = (network_cost(layers, Accelerator(sram_bytes=parse_bytes(sram), dataflow=dataflow))
+                         for dataflow in ("auto", "diannao"))
+        rows.append(f"| `{name}` | {auto.macs / 1e6:,.2f} | {auto.weight_bytes / 2**10:,.1f} | "
+                    f"{auto.energy_pj / 1e6:,.1f} | {diannao.energy_pj / 1e6:,.1f} | {auto.dram_pj / auto.energy_pj:.0%} |")
+    return ("| network | MACs (millions) | weights (KiB) | energy, `auto` (µJ) | energy, `diannao` (µJ) | "
+            "DRAM share, `auto` |\n|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
+
+
 def render(markdown: str) -> str:
     """A page's markdown with every placeholder replaced."""
-    functions = {"bench": bench, "bench_table": bench_table, "cli_reference": cli_reference}
+    functions = {"bench": bench, "bench_table": bench_table, "cli_reference": cli_reference,
+                 "builtin_studies": builtin_studies, "network_costs": network_costs}
 
     def replace(match: re.Match[str]) -> str:
         arguments = ast.literal_eval(f"({match.group(2)},)") if match.group(2).strip() else ()
