@@ -41,7 +41,7 @@ def load_result(stem: str) -> dict[str, Any] | None:
     lines = path.read_text().strip().splitlines()
     result = json.loads(lines[-1]) if len(lines) == 1 else None
     if not isinstance(result, dict):
-        raise DocsError(f"{path.relative_to(ROOT)} must hold one line, one JSON object (the benchmark's last line)")
+        raise DocsError(f"benchmarks/results/{stem}.json must hold one line, one JSON object (the benchmark's last line)")
     return result
 
 
