@@ -82,6 +82,14 @@ def test_readme_own_model_spec_is_a_valid_spec_that_prices(tmp_path: Path) -> No
     assert "conv" in done.output
 
 
+def test_spec_reference_example_is_a_valid_spec() -> None:
+    from dse import parse_spec
+
+    text = re.search(r"```toml\n(.*?)```", (DOCS / "guide" / "specs.md").read_text(), re.S).group(1)
+    spec = parse_spec(text, "docs/guide/specs.md")
+    assert {"little", "bitwidth", "incremental", "effort", "exits"} <= set(spec.enabled())
+
+
 def _placeholders() -> list[tuple[Path, str, tuple]]:
     """(page, function, arguments) of every placeholder on the user pages."""
     import ast
