@@ -128,7 +128,9 @@ def cli_reference() -> str:
             lines.append("")
         sections.append("\n".join(lines))
         for name in getattr(command, "list_commands", lambda _: [])(context):
-            walk(command.get_command(context, name), [*path, name], context)
+            subcommand = command.get_command(context, name)
+            if not subcommand.hidden:
+                walk(subcommand, [*path, name], context)
 
     walk(root, ["dse"], None)
     return "\n".join(sections)
