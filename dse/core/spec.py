@@ -274,7 +274,7 @@ def parse_spec(text: str, source: str) -> StudySpec:
 
     if raw.get("version") == 1:
         raise SpecError(f"{source}: version: version 1 specs are no longer read; version 2 gives every mechanism its "
-                        f"own section and [nets] keeps only `big` (see the README's 'Study specs')")
+                        f"own section and [nets] keeps only `big` (see docs/guide/specs.md, 'Upgrading a version 1 spec')")
     mechanism_sections = {name: mechanism.Section for name, mechanism in registry().items()}
     top = {"name", "description", "version", "models"}
     known = top | set(SECTIONS) | set(mechanism_sections)
