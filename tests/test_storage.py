@@ -1,11 +1,11 @@
-"""One storage contract, every backend: SQLite file, journal file, PostgreSQL server (started by .ci/run).
+"""One storage contract, every backend: SQLite file, journal file, PostgreSQL server (started by .ci/run; each test
+gets a new database of its own).
 
 Each backend must resume a study and take trials from several worker processes at once.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
@@ -16,22 +16,17 @@ import optuna
 import dse.core.study
 import pytest
 
-POSTGRES = os.environ.get("DSE_TEST_POSTGRES_URL")
-
-
 @pytest.fixture(params=["sqlite", "journal", "postgresql"])
 def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'study.db'}"
     if request.param == "journal":
         return f"journal:///{tmp_path / 'study.log'}"
-    if POSTGRES is None:
-        pytest.skip("DSE_TEST_POSTGRES_URL not set (.ci/run starts a server and sets it: bash .ci/postgres.sh)")
-    return POSTGRES
+    return request.getfixturevalue("postgres_url")  # a new, empty database: the first run creates the tables
 
 
 def _spec(tiny_study: dict, tmp_path: Path) -> tuple[Path, str]:
-    """The tiny spec under a fresh study name (PostgreSQL keeps studies between runs)."""
+    """The tiny spec under a fresh study name."""
     name = f"tiny-{uuid.uuid4().hex[:8]}"
     spec = tmp_path / "spec.toml"
     spec.write_text(tiny_study["spec"].read_text().replace('name = "tiny"', f'name = "{name}"'))
@@ -61,5 +56,3 @@ def test_resume_and_parallel_workers(storage_url: str, tiny_study: dict, tmp_pat
     assert len(complete) == 4 + 6 + 6
     assert len({t.number for t in complete}) == 16
     assert dse.core.study.report_data(study)["baselines"] and "baselines" not in study.user_attrs
-    if storage_url.startswith("postgresql"):
-        optuna.delete_study(study_name=name, storage=storage)
