@@ -56,3 +56,36 @@ def test_resume_and_parallel_workers(storage_url: str, tiny_study: dict, tmp_pat
     assert len(complete) == 4 + 6 + 6
     assert len({t.number for t in complete}) == 16
     assert dse.core.study.report_data(study)["baselines"] and "baselines" not in study.user_attrs
+
+
+def _tables(url: str) -> set[str]:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        return set(sqlalchemy.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_an_empty_server_database_gets_the_tables_and_a_foreign_one_is_refused(postgres_url: str) -> None:
+    import sqlalchemy
+
+    from dse.core.storage import StorageError, open_storage, study_exists
+
+    assert not study_exists(postgres_url, "s")  # reading an empty database creates nothing
+    with pytest.raises(StorageError, match="no study database there"):
+        open_storage(postgres_url, None, create=False)
+    assert _tables(postgres_url) == set()
+    optuna.create_study(storage=open_storage(postgres_url), study_name="s")
+    assert study_exists(postgres_url, "s") and {"studies", "trials", "version_info"} <= _tables(postgres_url)
+    engine = sqlalchemy.create_engine(postgres_url, poolclass=sqlalchemy.pool.NullPool)
+    with engine.begin() as connection:  # now make it someone else's database
+        connection.execute(sqlalchemy.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public; "
+                                           "CREATE TABLE orders (id integer)"))
+    engine.dispose()
+    before = _tables(postgres_url)
+    for call in (lambda: open_storage(postgres_url), lambda: study_exists(postgres_url, "s")):
+        with pytest.raises(StorageError, match="holds other tables .* not a study database"):
+            call()
+    assert _tables(postgres_url) == before  # left unchanged
