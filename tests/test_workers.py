@@ -81,6 +81,22 @@ def test_three_workers_on_a_new_database_and_a_cold_cache(postgres_url: str, tin
     assert front.returncode == 0 and (tmp_path / "front.csv").is_file(), front.stderr
 
 
+def test_the_recipe_for_machines_without_a_shared_filesystem(postgres_url: str, tiny_study: dict,
+                                                              tmp_path: Path) -> None:
+    """The guide's recipe: one worker creates the study on an empty database and builds the cache (`--trials 0`),
+    the cache travels as an archive, a worker on the imported cache trains nothing and tops the study up."""
+    spec, name = _spec(tiny_study, tmp_path)
+    trained, imported, archive = tiny_study["root"] / "cache", tmp_path / "imported", tmp_path / "cache.tar"
+    steps = [dse("worker", str(spec), "--storage", postgres_url, "--trials", "0", "--cache-dir", str(trained)),
+             dse("cache", "export", str(archive), "--cache-dir", str(trained)),
+             dse("cache", "import", str(archive), "--cache-dir", str(imported)),
+             dse("worker", str(spec), "--storage", postgres_url, "--until", "5", "--cache-dir", str(imported))]
+    outputs = [subprocess.run(step, capture_output=True, text=True, timeout=300) for step in steps]
+    assert all(run.returncode == 0 for run in outputs), [run.stderr for run in outputs]
+    assert "3 of 3 variants cached; 0 to train" in outputs[-1].stdout
+    _assert_exact(_trials(postgres_url, name), 5)
+
+
 def test_four_first_runs_on_a_fresh_sqlite_path_all_succeed(tiny_study: dict, tmp_path: Path) -> None:
     spec, name = _spec(tiny_study, tmp_path)
     out = tmp_path / "fresh" / "out"
