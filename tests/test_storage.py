@@ -89,3 +89,22 @@ def test_an_empty_server_database_gets_the_tables_and_a_foreign_one_is_refused(p
         with pytest.raises(StorageError, match="holds other tables .* not a study database"):
             call()
     assert _tables(postgres_url) == before  # left unchanged
+
+
+OPEN = """
+import sys, optuna
+from dse.core.storage import open_storage
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+optuna.create_study(storage=open_storage(sys.argv[1]), study_name="s", load_if_exists=True)
+"""
+
+
+def test_many_first_opens_of_an_empty_server_database_at_once(postgres_url: str) -> None:
+    opens = [subprocess.Popen([sys.executable, "-c", OPEN, postgres_url], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for _ in range(6)]
+    outputs = [(process.wait(timeout=300), process.stdout.read()) for process in opens]  # type: ignore[union-attr]
+    assert all(code == 0 for code, _ in outputs), outputs
+    from dse.core.storage import open_storage
+
+    assert [s.study_name for s in optuna.get_all_study_summaries(open_storage(postgres_url, None, create=False),
+                                                                 include_best_trial=False)] == ["s"]

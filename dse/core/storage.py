@@ -396,10 +396,9 @@ def open_storage(url: str, heartbeat_s: int | None = HEARTBEAT_S, create: bool =
     if url.startswith("journal:///"):
         return _open_journal(url, heartbeat_s, create)
     with _tables_lock(url):
-        ours = _server_ours(url)
-        if not ours and not create:
+        if not _server_ours(url) and not create:
             raise StorageError(f"--storage {url}: no study database there (the database holds no tables)")
-        return _rdb(url, heartbeat_s, skip_table_creation=ours)
+        return _rdb(url, heartbeat_s, skip_table_creation=not create)
 
 
 def study_exists(url: str, name: str) -> bool:
