@@ -1,5 +1,6 @@
 """Building a variant's scores: train its weights once per training key, score the calib and test splits; a
-declared model that is not trained is scored from its logits file or by onnxruntime.
+declared model that is not trained is scored from its logits file or by onnxruntime. Processes sharing a cache
+directory claim each key before building it (`nets._claims`), so each is trained and scored once.
 
 Scoring applies every transform the variant carries (width or increments, bits, knobs) and records which it
 applied, so that a study can check that what it scores is what it prices.
@@ -15,6 +16,7 @@ import time
 from typing import Callable, Sequence
 
 from nets._cache import SCORED_SPLITS, CacheCorrupted, ScoreCache, variant_key, weights_key
+from nets._claims import BUILT, claim, claimed, share
 from nets._data import Dataset
 from nets._imported import ImportedModelError, split_scores
 from nets._models import Model, declared_models, use_models, user_model
@@ -62,14 +64,33 @@ def cached_golden(cache: ScoreCache, dataset: Dataset, net: str, config: Trainin
 
         variant = Variant(net, width)
         key = weights_key(dataset, variant, config)
-        try:
-            data = cache.load_weights(key)
-        except (FileNotFoundError, CacheCorrupted):
-            train_weights(dataset, variant, config, key, str(cache.root))
+        with claim(cache.root, key, wait=True):  # another process may be training it: wait, then load
+            if _checked(cache.load_weights, key) is None:
+                train_weights(dataset, variant, config, key, str(cache.root))
             data = cache.load_weights(key)
         return torch.load(io.BytesIO(data), weights_only=True)
 
     return golden
+
+
+def _checked(load: Callable, *args: object) -> object:
+    """What `load(*args)` reads from the cache, or None when the entry is missing or corrupted."""
+    try:
+        return load(*args)
+    except (FileNotFoundError, CacheCorrupted):
+        return None
+
+
+def _train_claimed(dataset: Dataset, variant: Variant, config: TrainingConfig, key: str, root: str) -> tuple:
+    """`train_weights` under the claim on `key` (see `nets._claims.claimed`)."""
+    return claimed(root, key, lambda: _checked(ScoreCache(root).load_weights, key),
+                   lambda: train_weights(dataset, variant, config, key, root))
+
+
+def _score_claimed(dataset: Dataset, variant: Variant, config: TrainingConfig, key: str, root: str) -> tuple:
+    """`score_variant` under the claim on `key` (see `nets._claims.claimed`)."""
+    return claimed(root, key, lambda: _checked(ScoreCache(root).load, key, variant, dataset),
+                   lambda: score_variant(dataset, variant, config, key, root))
 
 
 
@@ -225,17 +246,29 @@ def build_scores(dataset: Dataset, variants: Sequence[Variant], config: Training
     log(f"cache {cache.root}: {len(results)} of {len(results) + len(to_score)} variants cached; "
         f"{len(to_train)} to train, {len(to_score)} to score")
     start = time.perf_counter()
+    root = str(cache.root)
+
+    def jobs(function: Callable, todo: dict[str, Variant]) -> Callable[[list[str]], object]:
+        """Run `function` on the given keys of `todo` in parallel, each under its claim."""
+        return lambda keys: _parallel([(models, function, dataset, todo[key], config, key, root) for key in keys],
+                                      n_jobs)
+
+    def waiting(todo: dict[str, Variant], what: str) -> Callable[[str], None]:
+        return lambda key: log(f"  waiting for another process {what} {todo[key].name}")
+
     # ordinary weights first: incremental training and frozen trunks start from the plain nets they may include
     builds_on = {key: bool(v.increments) or v.exits is not None for key, v in to_train.items()}
     for phase in ([k for k in to_train if not builds_on[k]], [k for k in to_train if builds_on[k]]):
-        jobs = [(models, train_weights, dataset, to_train[key], config, key, str(cache.root)) for key in phase]
-        for key in _parallel(jobs, n_jobs) if jobs else ():
-            log(f"  trained {to_train[key].name} ({time.perf_counter() - start:.0f}s)")
+        for key, outcome, _ in share(phase, jobs(_train_claimed, to_train), root, waiting(to_train, "training")):
+            done = "trained" if outcome == BUILT else "trained by another process:"
+            log(f"  {done} {to_train[key].name} ({time.perf_counter() - start:.0f}s)")
     if to_score:
-        jobs = [(models, score_variant, dataset, v, config, key, str(cache.root)) for v, key in to_score]
-        for scores in _parallel(jobs, n_jobs):
+        todo = {key: variant for variant, key in to_score}
+        for _, outcome, scores in share(list(todo), jobs(_score_claimed, todo), root, waiting(todo, "scoring")):
             results[scores.variant] = scores
+            by = "" if outcome == BUILT else ", scored by another process"
             log(f"  {scores.variant.name:>12}: calib acc {scores.splits['calib'].accuracy:.2%}, "
-                f"test acc {scores.splits['test'].accuracy:.2%} ({time.perf_counter() - start:.0f}s)")
-        cache.write_manifest()
+                f"test acc {scores.splits['test'].accuracy:.2%} ({time.perf_counter() - start:.0f}s{by})")
+        with claim(root, "manifest", wait=True):  # one rebuild at a time: the last one sees every process's entries
+            cache.write_manifest()
     return {variant: results[variant] for variant in variants}

@@ -2,9 +2,10 @@
 
 Layout of the cache directory: `<key>.npz` (per-sample rows of the calib and test splits) with
 `<key>.json` (metadata, SHA-256 of the npz), `weights/<key>.pt` with `weights/<key>.json` (SHA-256),
-and `manifest.json` (all variant metadata, rebuilt after each build). Every file is written
-atomically, data before metadata; a file whose hash or contents do not check out is reported and
-rebuilt, never used.
+`manifest.json` (all variant metadata, rebuilt after each build), `builds.log` (one JSON line per
+stored entry: what, which key, which host and process, when) and `claims/` (see `nets._claims`).
+Every file but the log is written atomically, data before metadata; the log is appended one line
+per write. A file whose hash or contents do not check out is reported and rebuilt, never used.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import hashlib
 import io
 import json
 import os
+import socket
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -26,6 +29,7 @@ from nets._variant import SplitScores, TrainingConfig, Variant, VariantScores
 CODE_VERSION = "2"
 SCORED_SPLITS = ("calib", "test")
 FIELDS = ("prediction", "correct", "margin", "scores")
+BUILDS_LOG = "builds.log"
 
 
 class CacheCorrupted(Exception):
@@ -153,6 +157,7 @@ class ScoreCache:
         atomic_write_bytes(data_path, weights)
         atomic_write_text(meta_path, json.dumps({"key": key, "variant": variant.name, "sha256": _sha256(weights),
                                                  **info}, indent=1))
+        self._record("weights", key, variant)
 
     def store(self, key: str, variant: Variant, splits: dict[str, SplitScores], applied: tuple[str, ...],
               info: dict) -> VariantScores:
@@ -163,7 +168,27 @@ class ScoreCache:
                 "bits": variant.bits, "applied": list(applied), "sha256": _sha256(blob),
                 "accuracy": {split: rows.accuracy for split, rows in splits.items()}, **info}
         atomic_write_text(self._meta_path(key), json.dumps(meta, indent=1))
+        self._record("scores", key, variant)
         return VariantScores(variant, key, splits, applied)
+
+    def _record(self, kind: str, key: str, variant: Variant) -> None:
+        """Append one line to `builds.log`: which entry was stored, by which host and process (one write of one
+        short line with O_APPEND, so lines of processes sharing the cache do not interleave)."""
+        line = json.dumps({"stored": kind, "key": key, "variant": variant.name, "host": socket.gethostname(),
+                           "pid": os.getpid(), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n"
+        fd = os.open(self.root / BUILDS_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+
+    def builds(self) -> list[dict]:
+        """Every line of `builds.log` (empty before the first build)."""
+        try:
+            text = (self.root / BUILDS_LOG).read_text()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
 
     def write_manifest(self) -> None:
         """Rebuild manifest.json from every variant's metadata file."""

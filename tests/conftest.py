@@ -1,8 +1,11 @@
-"""Shared fixtures: small real datasets and a throwaway cache directory."""
+"""Shared fixtures: small real datasets, a throwaway cache directory and a PostgreSQL database of each test's own."""
 
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -23,6 +26,28 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "cache"
     monkeypatch.setenv("DSE_CACHE_DIR", str(path))
     return path
+
+
+@pytest.fixture()
+def postgres_url() -> Iterator[str]:
+    """A brand-new, empty PostgreSQL database (random name) on the server of $DSE_TEST_POSTGRES_URL, dropped after the
+    test, so that no test sees another's tables; skips when the variable is not set."""
+    server = os.environ.get("DSE_TEST_POSTGRES_URL")
+    if not server:
+        pytest.skip("DSE_TEST_POSTGRES_URL not set (.ci/run starts a server and sets it: bash .ci/postgres.sh)")
+    import sqlalchemy
+
+    url = sqlalchemy.engine.make_url(server)
+    name = f"dse_test_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool)
+    with admin.connect() as connection:
+        connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:  # FORCE: the test's own pooled connections may still be open
+            connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 TINY_SPEC = """

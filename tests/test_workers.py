@@ -1,7 +1,8 @@
 """Many workers, crashes and signals, as a user would meet them: real `python -m dse.cli` processes.
 
-Three `dse worker` processes on one PostgreSQL study; four first runs on one fresh SQLite path; SIGKILL at five random
-moments and resume with `--until`; a killed parent leaves no child process; Ctrl-C prints one line and exits 130.
+Three `dse worker` processes on a brand-new PostgreSQL database and a cold shared cache; four first runs on one fresh
+SQLite path; SIGKILL at five random moments and resume with `--until`; a killed parent leaves no child process; Ctrl-C
+prints one line and exits 130.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-POSTGRES = os.environ.get("DSE_TEST_POSTGRES_URL")
 HEARTBEAT = ["--heartbeat", "1"]
 
 
@@ -30,7 +30,7 @@ def dse(*args: str) -> list[str]:
 
 
 def _spec(tiny_study: dict, tmp_path: Path) -> tuple[Path, str]:
-    """The tiny spec under a fresh study name (PostgreSQL keeps studies between runs)."""
+    """The tiny spec under a fresh study name."""
     name = f"tiny-{uuid.uuid4().hex[:8]}"
     spec = tmp_path / "spec.toml"
     spec.write_text(tiny_study["spec"].read_text().replace('name = "tiny"', f'name = "{name}"'))
@@ -56,25 +56,45 @@ def _assert_exact(trials: list[optuna.trial.FrozenTrial], total: int) -> None:
     assert _states(trials)[TrialState.RUNNING] == 0 and _states(trials)[TrialState.WAITING] == 0
 
 
-@pytest.mark.skipif(POSTGRES is None, reason="DSE_TEST_POSTGRES_URL not set (.ci/run starts a server: bash .ci/postgres.sh)")
-def test_three_workers_on_postgresql_reach_the_total_exactly(tiny_study: dict, tmp_path: Path) -> None:
+def test_three_workers_on_a_new_database_and_a_cold_cache(postgres_url: str, tiny_study: dict,
+                                                           tmp_path: Path) -> None:
+    """The first processes on an empty database create its tables; each variant is trained and scored once, by
+    whichever worker claimed it (counted from the cache's build log); the study holds exactly the total."""
     spec, name = _spec(tiny_study, tmp_path)
-    cache = str(tiny_study["root"] / "cache")
-    assert POSTGRES is not None
-    workers = [subprocess.Popen(dse("worker", str(spec), "--storage", POSTGRES, "--until", "30", "--cache-dir", cache,
-                                    *HEARTBEAT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cache = tmp_path / "cache"
+    workers = [subprocess.Popen(dse("worker", str(spec), "--storage", postgres_url, "--until", "30", "--cache-dir",
+                                    str(cache), *HEARTBEAT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                for _ in range(3)]
-    outputs = [(w.wait(timeout=300), w.stdout.read()) for w in workers]  # type: ignore[union-attr]
+    outputs = [(w.wait(timeout=600), w.stdout.read()) for w in workers]  # type: ignore[union-attr]
     assert all(code == 0 for code, _ in outputs), outputs
     ran = [int(text.split("worker: ")[1].split()[0]) for _, text in outputs]
     assert sum(ran) == 30  # every completed trial was run by exactly one worker
-    _assert_exact(_trials(POSTGRES, name), 30)
-    front = subprocess.run(dse("pareto", name, "--storage", POSTGRES, "--csv", str(tmp_path / "front.csv")),
+    _assert_exact(_trials(postgres_url, name), 30)
+    from nets import ScoreCache
+
+    builds = ScoreCache(cache).builds()
+    for stored in ("weights", "scores"):
+        variants = [line["variant"] for line in builds if line["stored"] == stored]
+        assert sorted(variants) == ["lenet", "mini7", "mini8"], (stored, builds)  # each exactly once
+    front = subprocess.run(dse("pareto", name, "--storage", postgres_url, "--csv", str(tmp_path / "front.csv")),
                            capture_output=True, text=True, timeout=120)
     assert front.returncode == 0 and (tmp_path / "front.csv").is_file(), front.stderr
-    from dse import open_storage
 
-    optuna.delete_study(study_name=name, storage=open_storage(POSTGRES, None, create=False))
+
+def test_the_recipe_for_machines_without_a_shared_filesystem(postgres_url: str, tiny_study: dict,
+                                                              tmp_path: Path) -> None:
+    """The guide's recipe: one worker creates the study on an empty database and builds the cache (`--trials 0`),
+    the cache travels as an archive, a worker on the imported cache trains nothing and tops the study up."""
+    spec, name = _spec(tiny_study, tmp_path)
+    trained, imported, archive = tiny_study["root"] / "cache", tmp_path / "imported", tmp_path / "cache.tar"
+    steps = [dse("worker", str(spec), "--storage", postgres_url, "--trials", "0", "--cache-dir", str(trained)),
+             dse("cache", "export", str(archive), "--cache-dir", str(trained)),
+             dse("cache", "import", str(archive), "--cache-dir", str(imported)),
+             dse("worker", str(spec), "--storage", postgres_url, "--until", "5", "--cache-dir", str(imported))]
+    outputs = [subprocess.run(step, capture_output=True, text=True, timeout=300) for step in steps]
+    assert all(run.returncode == 0 for run in outputs), [run.stderr for run in outputs]
+    assert "3 of 3 variants cached; 0 to train" in outputs[-1].stdout
+    _assert_exact(_trials(postgres_url, name), 5)
 
 
 def test_four_first_runs_on_a_fresh_sqlite_path_all_succeed(tiny_study: dict, tmp_path: Path) -> None:

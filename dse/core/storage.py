@@ -3,7 +3,9 @@
 Every storage that can hold several processes gets heartbeats: a trial left RUNNING by a dead process is failed once
 its heartbeat is stale, and its parameters are retried (SQLite and server databases through Optuna's RDB heartbeat,
 journal files through `HeartbeatJournalStorage`). Creating a storage is race-free (a directory lock around SQLite
-creation, retries around table creation on a server), and a file the tool did not create is only ever read.
+creation; on PostgreSQL an advisory lock, elsewhere retries, around table creation on a server), and a file or
+database the tool did not create is only ever read: an empty server database gets the study tables, one that holds
+other tables is refused.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import sqlite3
 import time
 import warnings
+import zlib
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -33,6 +36,7 @@ MAX_RETRY = 3  # a stale trial's parameters are retried at most this often
 SCHEMES = ("sqlite:///", "journal:///", "postgresql", "mysql")
 OPTUNA_TABLES = {"studies", "trials", "alembic_version"}
 HEARTBEAT_ATTR = "heartbeat_unix_s"  # journal trials: the last heartbeat, seconds since the epoch
+TABLES_LOCK = zlib.crc32(b"adaptive-dse: study tables")  # PostgreSQL advisory lock key around table creation
 
 
 class StorageError(UserError):
@@ -217,6 +221,60 @@ def _open_sqlite(url: str, heartbeat_s: int | None, create: bool) -> optuna.stor
     return storage
 
 
+def _engine(url: str):  # type: ignore[no-untyped-def]
+    """A SQLAlchemy engine on a server database, for the checks around Optuna's own (no pool kept)."""
+    import sqlalchemy
+
+    return sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+
+
+def _server_error(url: str, exc: Exception) -> StorageError:
+    """A driver error while checking a server database, as one line naming the URL."""
+    return StorageError(f"--storage {url}: cannot open the database ({_first_line(getattr(exc, 'orig', exc))})")
+
+
+@contextmanager
+def _tables_lock(url: str) -> Iterator[None]:
+    """On PostgreSQL, a database-wide advisory lock held while the study tables are checked and created, so that
+    processes starting at once create them once; the server drops it if this process dies. Elsewhere, no lock
+    (`_rdb` retries a creation that collides)."""
+    if not url.startswith("postgresql"):
+        yield
+        return
+    import sqlalchemy
+
+    engine = _engine(url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": TABLES_LOCK})
+            try:
+                yield
+            finally:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": TABLES_LOCK})
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.DatabaseError) as exc:
+        raise _server_error(url, exc) from None
+    finally:
+        engine.dispose()
+
+
+def _server_ours(url: str) -> bool:
+    """True when the server database holds the study tables, False when it holds no table; refuses a database that
+    holds other tables (it is left unchanged)."""
+    import sqlalchemy
+
+    engine = _engine(url)
+    try:
+        tables = set(sqlalchemy.inspect(engine).get_table_names())
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.DatabaseError) as exc:
+        raise _server_error(url, exc) from None
+    finally:
+        engine.dispose()
+    if tables and not OPTUNA_TABLES <= tables:
+        raise StorageError(f"--storage {url}: the database holds other tables ({', '.join(sorted(tables)[:3])}"
+                           f"{', …' if len(tables) > 3 else ''}), not a study database (left unchanged)")
+    return bool(tables)
+
+
 def constraint_attr(name: str) -> str:
     """The trial system attribute in which Optuna keeps constraint `name` (what `FrozenTrial.constraints` reads)."""
     from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
@@ -337,7 +395,10 @@ def open_storage(url: str, heartbeat_s: int | None = HEARTBEAT_S, create: bool =
         return _open_sqlite(url, heartbeat_s, create)
     if url.startswith("journal:///"):
         return _open_journal(url, heartbeat_s, create)
-    return _rdb(url, heartbeat_s, skip_table_creation=not create)
+    with _tables_lock(url):
+        if not _server_ours(url) and not create:
+            raise StorageError(f"--storage {url}: no study database there (the database holds no tables)")
+        return _rdb(url, heartbeat_s, skip_table_creation=not create)
 
 
 def study_exists(url: str, name: str) -> bool:
@@ -346,5 +407,9 @@ def study_exists(url: str, name: str) -> bool:
         scheme = "sqlite:///" if url.startswith("sqlite:///") else "journal:///"
         if not _file_path(url, scheme).exists():
             return False
+    else:
+        with _tables_lock(url):  # a first run may be creating the tables right now: wait until they are whole
+            if not _server_ours(url):
+                return False
     storage = open_storage(url, heartbeat_s=None, create=False)
     return name in {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}

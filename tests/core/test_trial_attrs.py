@@ -3,7 +3,6 @@ on every storage: SQLite and PostgreSQL (one upsert per kind), journal files and
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
@@ -12,7 +11,6 @@ import pytest
 
 from dse.core.storage import HEARTBEAT_ATTR, constraint_attr, open_storage, set_trial_attrs
 
-POSTGRES = os.environ.get("DSE_TEST_POSTGRES_URL")
 USER = {"front": [{"cascade": "a > b", "thresholds": [0.25], "calib_energy_j": 6.0e-5}],
         "cascade": "a > b", "calib_extra_errors": 10, "test_accuracy_loss_pct": 1.0000000000000009, "none": None}
 
@@ -25,9 +23,7 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> optuna.storages.B
         return open_storage(f"journal:///{tmp_path / 'study.log'}")
     if request.param == "memory":
         return optuna.storages.InMemoryStorage()
-    if POSTGRES is None:
-        pytest.skip("DSE_TEST_POSTGRES_URL not set (.ci/run starts a server and sets it: bash .ci/postgres.sh)")
-    return open_storage(POSTGRES)
+    return open_storage(request.getfixturevalue("postgres_url"))  # a database of this test's own
 
 
 def _user(trial: optuna.trial.FrozenTrial) -> dict:
