@@ -18,8 +18,8 @@ from dse.core.mechanism import registry
 from dse.core.models import check_models
 from dse.core.results import ENERGY_PARTS, PJ, Breakdown, Metrics
 from dse.core.spec import SpecError, StudySpec
-from nets import (ArchitectureError, Dataset, ScoreCache, SplitScores, Variant, VariantScores, build_scores,
-                  confidence, load_dataset)
+from nets import (CRITERIA, ArchitectureError, Dataset, ScoreCache, SplitScores, Variant, VariantScores, build_scores,
+                  load_dataset)
 
 
 CERTIFY = "certify"  # calibration rows kept aside to certify a loss guarantee (never searched on)
@@ -46,21 +46,32 @@ def make_accelerator(spec: StudySpec) -> tuple[costmodel.Accelerator, costmodel.
 POOL = "calib+test"  # the rows a resplit problem draws from: the scored calib rows, then the test rows
 
 
+OTHER_CRITERIA = tuple(c for c in CRITERIA if c != "margin")  # the confidences kept beside the margins
+
+
 def _pooled(calib: SplitScores, test: SplitScores) -> SplitScores:
     """The scored calib rows followed by the test rows."""
-    ops = None if calib.ops is None or test.ops is None else np.concatenate([calib.ops, test.ops])
+    def joined(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None or b is None else np.concatenate([a, b])
+
     return SplitScores(*(np.concatenate([a, b]) for a, b in ((calib.prediction, test.prediction),
                                                              (calib.correct, test.correct),
-                                                             (calib.margin, test.margin),
-                                                             (calib.scores, test.scores))), ops)
+                                                             (calib.margin, test.margin))),
+                       joined(calib.scores, test.scores), joined(calib.ops, test.ops),
+                       {c: np.concatenate([calib.confidence(c), test.confidence(c)]) for c in OTHER_CRITERIA})
+
+
+def _confidences(rows: list[SplitScores]) -> dict[str, np.ndarray]:
+    """criterion -> (V, N) confidences of the variants' rows, for every criterion but the margin."""
+    return {criterion: np.stack([r.confidence(criterion) for r in rows]) for criterion in OTHER_CRITERIA}
 
 
 @dataclass
 class CascadeProblem:
     """Everything a trial needs, in arrays: per-variant margins/correctness per split, layer shapes, pricing.
 
-    `margin` is the top-1 minus top-2 confidence; `confidence(criterion, split)` gives any exit criterion's, computed
-    from the softmax `probabilities`.
+    `margin` is the top-1 minus top-2 confidence; `confidence(criterion, split)` gives any exit criterion's (the
+    others are kept in `confidences`: the full scores are not kept).
     """
 
     variants: list[Variant]
@@ -77,8 +88,7 @@ class CascadeProblem:
     work: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)  # split -> variant -> executed fraction (N,)
     scoring_s: float = 0.0  # time spent scoring variants on demand (`ensure`)
     measured: dict[str, tuple[float, float | None]] = field(default_factory=dict)  # net -> (energy_j, latency_s)
-    probabilities: dict[str, np.ndarray] = field(default_factory=dict)  # split -> (V, N, classes) float16 softmax
-    _confidence: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
+    confidences: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # split -> criterion -> (V, N)
 
     @classmethod
     def from_scores(cls, scores: list[VariantScores], big: int, accelerator: costmodel.Accelerator,
@@ -92,7 +102,7 @@ class CascadeProblem:
             layers=[_priced_shapes(s.variant, priced_layers) for s in scores], accelerator=accelerator,
             technology=technology, priced_layers=priced_layers, work={sp: {} for sp in splits},
             applied=[s.applied for s in scores],
-            probabilities={sp: np.stack([s.splits[sp].scores for s in scores]) for sp in splits})
+            confidences={sp: _confidences([s.splits[sp] for s in scores]) for sp in splits})
         for index, variant_scores in enumerate(scores):
             problem._record_work(index, variant_scores)
         return problem
@@ -101,10 +111,7 @@ class CascadeProblem:
         """A variant's scored rows of one of this problem's splits (a carved split takes its rows of the scored one)."""
         source, rows = self.rows.get(split, (split, None))
         scored = scores.splits[source] if source != POOL else _pooled(scores.splits["calib"], scores.splits["test"])
-        if rows is None:
-            return scored
-        return SplitScores(scored.prediction[rows], scored.correct[rows], scored.margin[rows], scored.scores[rows],
-                           None if scored.ops is None else scored.ops[rows])
+        return scored if rows is None else scored.take(rows)
 
     def _record_work(self, index: int, scores: VariantScores) -> None:
         """Keep the per-sample executed fraction of the work of a variant that varies it (knobs)."""
@@ -129,8 +136,8 @@ class CascadeProblem:
 
         work = {**self.work, "calib": {i: w[keep] for i, w in self.work.get("calib", {}).items()},
                 name: {i: w[aside] for i, w in self.work.get("calib", {}).items()}}
-        probabilities = ({**self.probabilities, "calib": self.probabilities["calib"][:, keep],
-                          name: self.probabilities["calib"][:, aside]} if "calib" in self.probabilities else {})
+        confidences = {**self.confidences, "calib": {c: v[:, keep] for c, v in self.confidences["calib"].items()},
+                       name: {c: v[:, aside] for c, v in self.confidences["calib"].items()}}
         source, base = self.rows.get("calib", ("calib", None))  # a resplit or carved problem's calib rows
 
         def rows_of(part: np.ndarray) -> tuple[str, np.ndarray]:
@@ -138,8 +145,8 @@ class CascadeProblem:
 
         return dataclasses.replace(self, variants=list(self.variants), applied=list(self.applied),
                                    layers=list(self.layers), margin=split_rows(self.margin),
-                                   correct=split_rows(self.correct), work=work, probabilities=probabilities,
-                                   _confidence={}, rows={**self.rows, "calib": rows_of(keep), name: rows_of(aside)})
+                                   correct=split_rows(self.correct), work=work, confidences=confidences,
+                                   rows={**self.rows, "calib": rows_of(keep), name: rows_of(aside)})
 
     def ensure(self, variant: Variant) -> int:
         """Index of `variant`, scoring it first (through the cache) if the problem does not hold it yet."""
@@ -154,9 +161,8 @@ class CascadeProblem:
             rows = self._split_rows(scores, split)
             self.margin[split] = np.vstack([self.margin[split], rows.margin[None]])
             self.correct[split] = np.vstack([self.correct[split], rows.correct[None]])
-            if split in self.probabilities:
-                self.probabilities[split] = np.concatenate([self.probabilities[split], rows.scores[None]])
-        self._confidence.clear()
+            self.confidences[split] = {c: np.vstack([v, rows.confidence(c)[None]])
+                                       for c, v in self.confidences[split].items()}
         self.variants.append(variant)
         self.applied.append(scores.applied)
         self.layers.append(_priced_shapes(variant, self.priced_layers))
@@ -165,11 +171,7 @@ class CascadeProblem:
 
     def confidence(self, criterion: str, split: str) -> np.ndarray:
         """(V, N) per-sample confidence of every variant under an exit criterion ('margin': the cached margins)."""
-        if criterion == "margin":
-            return self.margin[split]
-        if (criterion, split) not in self._confidence:
-            self._confidence[(criterion, split)] = confidence(self.probabilities[split], criterion)
-        return self._confidence[(criterion, split)]
+        return self.margin[split] if criterion == "margin" else self.confidences[split][criterion]
 
     @property
     def names(self) -> list[str]:
@@ -181,17 +183,17 @@ class CascadeProblem:
         pooled_margin = np.concatenate([self.margin["calib"], self.margin["test"]], axis=1)
         pooled_correct = np.concatenate([self.correct["calib"], self.correct["test"]], axis=1)
         pooled_work = {i: np.concatenate([w, self.work["test"][i]]) for i, w in self.work.get("calib", {}).items()}
-        pooled_probabilities = [np.concatenate([self.probabilities["calib"], self.probabilities["test"]], axis=1)
-                                ] if self.probabilities else []
+        pooled_confidences = {c: np.concatenate([v, self.confidences["test"][c]], axis=1)
+                              for c, v in self.confidences["calib"].items()}
         # own lists, and rows into the pool, so that a variant scored on demand gets its re-drawn rows (a carved
         # problem's rows are not re-drawn: it scores nothing on demand)
         return dataclasses.replace(
             self, variants=list(self.variants), applied=list(self.applied), layers=list(self.layers),
             builder=None if self.rows else self.builder, rows={} if self.rows else {"calib": (POOL, calib),
                                                                                      "test": (POOL, test)},
-            margin={"calib": pooled_margin[:, calib], "test": pooled_margin[:, test]}, _confidence={},
-            probabilities={split: pooled[:, rows] for pooled in pooled_probabilities
-                           for split, rows in (("calib", calib), ("test", test))},
+            margin={"calib": pooled_margin[:, calib], "test": pooled_margin[:, test]},
+            confidences={split: {c: v[:, rows] for c, v in pooled_confidences.items()}
+                         for split, rows in (("calib", calib), ("test", test))},
             correct={"calib": pooled_correct[:, calib], "test": pooled_correct[:, test]},
             work={"calib": {i: w[calib] for i, w in pooled_work.items()},
                   "test": {i: w[test] for i, w in pooled_work.items()}})
