@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -82,11 +83,13 @@ def run(
     from dse.core.study import open_study, record_study_facts, run_search, study_results
     from dse.core.workers import StopRequest, trial_counts
 
+    start = time.perf_counter()  # ingest: the spec (and the files it names) read, then every variant's scores
     study_spec = load_spec(spec).with_overrides(data={"path": str(data)} if data else {})
     out_dir = out_dir_for(study_spec.name, out)
     url = storage_url_for(out_dir, storage)
     with progress_bar("training and caching variants", enabled=progress, echo=True) as step:
         problem, dataset = prepare(study_spec, data, cache_dir, out_dir, url, jobs, log=step)
+    ingest_s = time.perf_counter() - start
     n_trials = study_spec.search.n_trials if trials is None else trials
     study = open_study(study_spec, open_storage(url, heartbeat))
     before = len(study.trials)
@@ -102,7 +105,9 @@ def run(
             total = until if until is not None else trial_counts(study)[0] + n_trials
             timing = run_workers(spec, workers, total, url, data, cache_dir, heartbeat, stop)
     stopped(stop)
+    start = time.perf_counter()
     report_path = write_outputs(study, out_dir)
+    report_s = time.perf_counter() - start
     results = study_results(study)
     summary(results)
     say(f"study '{study.study_name}' in {url}: {before} -> {len(study.trials)} trials; {len(results.pareto)} distinct "
@@ -118,7 +123,7 @@ def run(
         verbose_only=True)
     say(f"report: {report_path.resolve()}")
     result({**front_json(results), "storage": url, "trials": len(study.trials), "report": str(report_path.resolve()),
-            "search_s": timing.wall_s})
+            "search_s": timing.wall_s, "timing_s": {"ingest": ingest_s, "search": timing.wall_s, "report": report_s}})
 
 
 def report(

@@ -12,6 +12,7 @@ import numpy as np
 
 import costmodel
 import nets
+from dse.core._batch import Outcomes, batch_outcomes
 from dse.core._exact import front
 from dse.core.evaluate import evaluate_cascade, exit_stages
 from dse.core.mechanism import registry
@@ -287,6 +288,11 @@ class CascadeProblem:
         work = self.work.get(split, {})
         varying = {row: self._per_sample(stage, cost, split, accelerator)
                    for row, (stage, cost) in enumerate(zip(stages, priced)) if stage in work}
+        if not varying:  # every stage costs the same for every sample: each stage's reach prices it
+            reach = self._outcomes(stages, thresholds, split, priced, criterion).reach
+            parts = {part: reach @ np.array([getattr(cost, f"{part}_pj") for cost in priced]) for part in ENERGY_PARTS}
+            return [Breakdown({part: float(parts[part][p]) * PJ for part in ENERGY_PARTS},
+                              tuple(float(r) for r in reach[p])) for p in range(len(reach))]
         confidence = self.confidence(criterion, split)[stages]
         step = max(1, chunk_cells // max(confidence.size, 1))
         out = []
@@ -304,36 +310,58 @@ class CascadeProblem:
                               tuple(float(r) for r in reach[p])) for p in range(len(answered))]
         return out
 
+    def _outcomes(self, stages: list[int], thresholds: np.ndarray, split: str, priced: list[costmodel.NetworkCost],
+                  criterion: str) -> Outcomes:
+        """Errors, errors where the big net is right, mean energy (pJ) and latency, reach: the fast batch path for
+        stages priced the same for every sample (`dse.core._batch`)."""
+        return batch_outcomes(self.confidence(criterion, split)[stages], self.correct[split][stages],
+                              self.correct[split][self.big], np.array([p.energy_pj for p in priced]),
+                              np.array([p.latency_s for p in priced]), thresholds)
+
     def evaluate(self, stages: list[int], thresholds: np.ndarray, split: str,
                  accelerator: costmodel.Accelerator | None = None, reuse: bool = False,
                  criterion: str = "margin") -> dict[str, np.ndarray]:
         """Metrics of cascade `stages` for a batch of threshold vectors (B, S-1) on `split`, a stage answering when
         its confidence under `criterion` reaches its threshold."""
         energy, latency = self._stage_arrays(stages, split, accelerator, reuse)
-        result = evaluate_cascade(self.confidence(criterion, split)[stages], self.correct[split][stages], energy,
-                                  latency, thresholds)
         big_correct = self.correct[split][self.big]
-        big_accuracy = big_correct.mean()
-        final_correct = self.correct[split][stages][result.exit_stage, np.arange(big_correct.size)]  # (B, N)
-        paired = big_correct[None, :].astype(np.float64) - final_correct
+        n = big_correct.size
+        big_errors = int(n - big_correct.sum())
+        if energy.ndim == 1:  # every stage costs the same for every sample: the fast batch path
+            outcomes = self._outcomes(stages, np.atleast_2d(thresholds), split,
+                                      self.stage_costs(stages, accelerator, reuse), criterion)
+            errors, worse = outcomes.errors, outcomes.worse
+            energy_pj, latency_s, reach = outcomes.energy, outcomes.latency, outcomes.reach
+            better = worse - (errors - big_errors)
+            # the paired difference (big right) - (cascade right) is +1 on `worse` samples, -1 on `better` ones
+            mean = (worse - better) / n
+            loss_sd = np.sqrt(np.maximum((worse + better) / n - mean ** 2, 0.0))
+        else:
+            result = evaluate_cascade(self.confidence(criterion, split)[stages], self.correct[split][stages], energy,
+                                      latency, thresholds)
+            final_correct = self.correct[split][stages][result.exit_stage, np.arange(n)].astype(bool)  # (B, N)
+            big_right = big_correct[None, :].astype(bool)
+            errors = n - final_correct.sum(axis=1).astype(np.int64)
+            worse = (big_right & ~final_correct).sum(axis=1)  # wrong where the big net is right
+            better = (~big_right & final_correct).sum(axis=1)
+            energy_pj, latency_s, reach = result.energy_pj, result.latency_s, result.reach_fraction
+            loss_sd = (big_right.astype(np.float64) - final_correct).std(axis=1)
+        accuracy = 1.0 - errors / n
         big_energy = self.price(self.big, accelerator).energy_pj
         storage = float(sum(self._stored_bytes(stages, accelerator)))
-        n = big_correct.size
-        errors = n - final_correct.sum(axis=1).astype(np.int64)
-        big_right = big_correct[None, :].astype(bool)
         return {
-            "accuracy": result.accuracy,
+            "accuracy": accuracy,
             "errors": errors,
-            "worse": (big_right & ~final_correct.astype(bool)).sum(axis=1),  # wrong where the big net is right
-            "better": (~big_right & final_correct.astype(bool)).sum(axis=1),
-            "extra_errors": errors - int(n - big_correct.sum()),  # integer: limits are compared exactly on it
-            "accuracy_loss_pct": 100.0 * (big_accuracy - result.accuracy),
-            "accuracy_loss_se_pct": 100.0 * paired.std(axis=1) / np.sqrt(n),
-            "energy_pj": result.energy_pj,
-            "energy_saving_pct": 100.0 * (1.0 - result.energy_pj / big_energy),
-            "latency_s": result.latency_s,
-            "storage_bytes": np.full(len(result.accuracy), storage),
-            "big_fraction": result.reach_fraction[:, -1],
+            "worse": worse,
+            "better": better,
+            "extra_errors": errors - big_errors,  # integer: limits are compared exactly on it
+            "accuracy_loss_pct": 100.0 * (big_correct.mean() - accuracy),
+            "accuracy_loss_se_pct": 100.0 * loss_sd / np.sqrt(n),
+            "energy_pj": energy_pj,
+            "energy_saving_pct": 100.0 * (1.0 - energy_pj / big_energy),
+            "latency_s": latency_s,
+            "storage_bytes": np.full(len(accuracy), storage),
+            "big_fraction": reach[:, -1],
         }
 
     def _stored_bytes(self, stages: list[int], accelerator: costmodel.Accelerator | None) -> list[float]:
