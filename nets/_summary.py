@@ -50,16 +50,20 @@ def summarize(blocks: Iterator[np.ndarray], where: str) -> LogitSummary:
             bad += int(np.count_nonzero(~finite))
             seen += len(block)
             continue
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        probs = np.exp(shifted)
-        total = probs.sum(axis=1, keepdims=True)
-        probs /= total
-        top2 = np.partition(probs, -2, axis=1)[:, -2:]
-        predictions.append(probs.argmax(axis=1).astype(np.int16))
-        margins.append((top2[:, 1] - top2[:, 0]).astype(np.float32))
-        tops.append(top2[:, 1].astype(np.float32))
+        rows = np.arange(len(logits))
+        top = logits.argmax(axis=1)
+        shifted = logits - logits[rows, top][:, None]  # z <= 0, and 0 at the top class
+        exp = np.exp(shifted)
+        total = exp.sum(axis=1)
+        # the softmax's top two, as a sort of p = exp(z) / total would give them: 1 / total and exp(z2) / total
+        shifted[rows, top] = -np.inf
+        first, second = 1.0 / total, np.exp(shifted.max(axis=1)) / total
+        shifted[rows, top] = 0.0
+        predictions.append(top.astype(np.int16))
+        margins.append((first - second).astype(np.float32))
+        tops.append(first.astype(np.float32))
         # entropy = log(sum exp z) - sum p z over the shifted logits z: no logarithm per class
-        entropy = np.log(total[:, 0]) - np.einsum("ij,ij->i", probs, shifted)
+        entropy = np.log(total) - np.einsum("ij,ij->i", exp, shifted) / total
         entropies.append(np.clip(1.0 - entropy / np.log(classes), 0.0, 1.0).astype(np.float32))
         seen += len(block)
     if bad:

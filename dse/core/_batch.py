@@ -12,6 +12,8 @@ import numpy as np
 
 from dse.core._exact import CascadeEvaluator
 
+MEMORY_BYTES = 32 * 2**20  # working memory of each of the two evaluators
+
 
 @dataclass(frozen=True)
 class Outcomes:
@@ -24,14 +26,25 @@ class Outcomes:
     reach: np.ndarray  # fraction of the samples that run each stage
 
 
-def batch_outcomes(confidence: np.ndarray, correct: np.ndarray, big_correct: np.ndarray, energy: np.ndarray,
-                   latency: np.ndarray, thresholds: np.ndarray) -> Outcomes:
-    """Outcomes of threshold vectors (B, S-1) on a cascade: confidence and correct (S, N), the big net's correct
-    (N,), per-stage energy and latency (S,) paid by every sample that runs the stage."""
-    thresholds = np.atleast_2d(np.asarray(thresholds, dtype=np.float64))
-    result = CascadeEvaluator(confidence, correct, energy, latency).evaluate(thresholds)
-    # a second count over the same exits: a final answer is "wrong" here when it is wrong and the big net is right
-    wrong_where_big_right = ~(~np.asarray(correct, bool) & np.asarray(big_correct, bool)[None, :])
-    zeros = np.zeros(len(confidence))
-    worse = CascadeEvaluator(confidence, wrong_where_big_right, zeros, zeros).evaluate(thresholds).errors
-    return Outcomes(result.errors, worse, result.energy, result.latency, result.reach_fraction)
+class BatchEvaluator:
+    """One cascade whose stages cost the same for every sample, set up once (sorted confidences, prefix sums) for any
+    number of batches of threshold vectors: confidence and correct (S, N), the big net's correct (N,), per-stage
+    energy and latency (S,) paid by every sample that runs the stage (a NaN latency: unknown, so is the cascade's)."""
+
+    def __init__(self, confidence: np.ndarray, correct: np.ndarray, big_correct: np.ndarray, energy: np.ndarray,
+                 latency: np.ndarray) -> None:
+        self.known_latency = bool(np.isfinite(latency).all())  # a measured price may come without a latency
+        self.outcome = CascadeEvaluator(confidence, correct, energy,
+                                        latency if self.known_latency else np.zeros(len(latency)), MEMORY_BYTES)
+        # the same exits counted again: a final answer is "wrong" here when it is wrong and the big net is right
+        wrong_where_big_right = ~(~np.asarray(correct, bool) & np.asarray(big_correct, bool)[None, :])
+        zeros = np.zeros(len(confidence))
+        self.worse = CascadeEvaluator(confidence, wrong_where_big_right, zeros, zeros, MEMORY_BYTES)
+
+    def outcomes(self, thresholds: np.ndarray) -> Outcomes:
+        """Outcomes of threshold vectors (B, S-1)."""
+        thresholds = np.atleast_2d(np.asarray(thresholds, dtype=np.float64))
+        result = self.outcome.evaluate(thresholds)
+        latency = result.latency if self.known_latency else np.full(len(thresholds), np.nan)
+        return Outcomes(result.errors, self.worse.evaluate(thresholds).errors, result.energy, latency,
+                        result.reach_fraction)

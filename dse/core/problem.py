@@ -12,7 +12,7 @@ import numpy as np
 
 import costmodel
 import nets
-from dse.core._batch import Outcomes, batch_outcomes
+from dse.core._batch import BatchEvaluator, Outcomes
 from dse.core._exact import front
 from dse.core.evaluate import evaluate_cascade, exit_stages
 from dse.core.mechanism import registry
@@ -90,6 +90,7 @@ class CascadeProblem:
     scoring_s: float = 0.0  # time spent scoring variants on demand (`ensure`)
     measured: dict[str, tuple[float, float | None]] = field(default_factory=dict)  # net -> (energy_j, latency_s)
     confidences: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # split -> criterion -> (V, N)
+    _batches: dict[tuple, tuple] = field(default_factory=dict, repr=False)  # recent cascades' batch evaluators
 
     @classmethod
     def from_scores(cls, scores: list[VariantScores], big: int, accelerator: costmodel.Accelerator,
@@ -313,10 +314,17 @@ class CascadeProblem:
     def _outcomes(self, stages: list[int], thresholds: np.ndarray, split: str, priced: list[costmodel.NetworkCost],
                   criterion: str) -> Outcomes:
         """Errors, errors where the big net is right, mean energy (pJ) and latency, reach: the fast batch path for
-        stages priced the same for every sample (`dse.core._batch`)."""
-        return batch_outcomes(self.confidence(criterion, split)[stages], self.correct[split][stages],
-                              self.correct[split][self.big], np.array([p.energy_pj for p in priced]),
-                              np.array([p.latency_s for p in priced]), thresholds)
+        stages priced the same for every sample (`dse.core._batch`), its set-up kept for the last few cascades (keyed
+        by the arrays it reads, held with it, so that a copy of the problem with other rows never matches)."""
+        confidence, correct = self.confidence(criterion, split), self.correct[split]
+        energy, latency = tuple(p.energy_pj for p in priced), tuple(p.latency_s for p in priced)
+        key = (id(confidence), id(correct), tuple(stages), self.big, energy, tuple(np.nan_to_num(latency, nan=-1.0)))
+        if key not in self._batches:
+            if len(self._batches) >= 8:
+                self._batches.pop(next(iter(self._batches)))
+            self._batches[key] = (confidence, correct, BatchEvaluator(
+                confidence[stages], correct[stages], correct[self.big], np.array(energy), np.array(latency)))
+        return self._batches[key][2].outcomes(thresholds)
 
     def evaluate(self, stages: list[int], thresholds: np.ndarray, split: str,
                  accelerator: costmodel.Accelerator | None = None, reuse: bool = False,
@@ -381,7 +389,8 @@ class CascadeProblem:
                       criterion: str = "margin", chunk_cells: int = 2**24) -> list[Metrics]:
         """The typed metrics of threshold vectors (P, S-1) on `split`, evaluated in chunks of bounded memory."""
         n = int(self.margin[split].shape[1])
-        step = max(1, chunk_cells // max(n * len(stages), 1))
+        fast = not any(stage in self.work.get(split, {}) for stage in stages)  # bounded memory at any batch size
+        step = max(len(thresholds), 1) if fast else max(1, chunk_cells // max(n * len(stages), 1))
         out = []
         for start in range(0, len(thresholds), step):
             values = self.evaluate(stages, thresholds[start:start + step], split, accelerator, reuse, criterion)

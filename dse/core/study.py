@@ -364,7 +364,7 @@ def trial_results(study: optuna.Study) -> list[TrialResult]:
     front flagged: the feasible points no other feasible point dominates on the calibration objectives.
 
     A point whose objective values tie with an earlier front point (e.g. the same cascade in two trials) is not
-    flagged again, so the front lists each distinct point once.
+    flagged again, so the front lists each distinct point once: the one of the fewest stages, then the first run.
     """
     spec_objectives = study.user_attrs.get("objectives", ["energy", "accuracy_loss"])
     limit, z = study.user_attrs.get("max_accuracy_loss_pct"), study.user_attrs.get("loss_confidence_z", 0.0)
@@ -377,16 +377,18 @@ def trial_results(study: optuna.Study) -> list[TrialResult]:
             points.append(TrialResult.from_user_attrs(trial.number, trial.params, point, feasible, False, index,
                                                       mappings))
     values = np.array([objective_values(p.calib, spec_objectives) for p in points]).reshape(len(points), -1)
-    front, seen = [], set()
-    order = sorted(range(len(points)), key=lambda i: tuple(values[i]))
-    for i in order:  # sorted by the first objective: a point is dominated only by points before it
-        if not points[i].feasible or tuple(values[i]) in seen:
+    front, seen = np.empty_like(values), set()  # the front's values so far, in its first rows
+    flagged: set[int] = set()
+    # sorted by the first objective (a point is dominated only by points before it); of equal points the one of the
+    # fewest stages (a little net alone before the same net with the big one never reached), then the first run
+    order = sorted(range(len(points)), key=lambda i: (tuple(values[i]), len(points[i].stages)))
+    for i in order:
+        key = tuple(values[i])
+        if not points[i].feasible or key in seen or np.all(front[:len(flagged)] <= values[i], axis=1).any():
             continue
-        if any(np.all(values[j] <= values[i]) for j in front):
-            continue
-        front.append(i)
-        seen.add(tuple(values[i]))
-    flagged = set(front)
+        front[len(flagged)] = values[i]
+        flagged.add(i)
+        seen.add(key)
     return [dataclasses.replace(p, pareto=i in flagged) for i, p in enumerate(points)]
 
 
