@@ -18,8 +18,8 @@ StorageOption = Annotated[Optional[str], typer.Option(
                       "[default: SQLite file in the output directory]")]
 
 
-def write_outputs(study, out_dir: Path) -> Path:  # type: ignore[no-untyped-def]
-    """Write trials.csv, pareto.csv and report.html for a study; return the report's path."""
+def write_outputs(study, out_dir: Path):  # type: ignore[no-untyped-def]
+    """Write trials.csv, pareto.csv and report.html for a study; return the report's path and the results read."""
     import reports
     from dse.core.output import export_tables
     from dse.core.study import study_results
@@ -30,7 +30,7 @@ def write_outputs(study, out_dir: Path) -> Path:  # type: ignore[no-untyped-def]
         step("importances and history")
         search = reports.search_data(study)
         step("rendering")
-        return reports.write_report(reports.build_report_data(results, search), out_dir / "report.html")
+        return reports.write_report(reports.build_report_data(results, search), out_dir / "report.html"), results
 
 
 def front_json(results) -> dict[str, Any]:  # type: ignore[no-untyped-def]
@@ -80,7 +80,7 @@ def run(
     from dse.core.output import out_dir_for, storage_url_for
     from dse.core.spec import load_spec
     from dse.core.storage import open_storage
-    from dse.core.study import open_study, record_study_facts, run_search, study_results
+    from dse.core.study import open_study, record_study_facts, run_search
     from dse.core.workers import StopRequest, trial_counts
 
     start = time.perf_counter()  # ingest: the spec (and the files it names) read, then every variant's scores
@@ -92,7 +92,7 @@ def run(
     ingest_s = time.perf_counter() - start
     n_trials = study_spec.search.n_trials if trials is None else trials
     study = open_study(study_spec, open_storage(url, heartbeat))
-    before = len(study.trials)
+    before = len(study.get_trials(deepcopy=False))
     with StopRequest() as stop:
         if workers == 1:
             with progress_bar("search", total=until or n_trials, enabled=progress) as step:
@@ -106,11 +106,11 @@ def run(
             timing = run_workers(spec, workers, total, url, data, cache_dir, heartbeat, stop)
     stopped(stop)
     start = time.perf_counter()
-    report_path = write_outputs(study, out_dir)
+    report_path, results = write_outputs(study, out_dir)
     report_s = time.perf_counter() - start
-    results = study_results(study)
+    after = len(study.get_trials(deepcopy=False))  # without copying every trial's front
     summary(results)
-    say(f"study '{study.study_name}' in {url}: {before} -> {len(study.trials)} trials; {len(results.pareto)} distinct "
+    say(f"study '{study.study_name}' in {url}: {before} -> {after} trials; {len(results.pareto)} distinct "
         f"feasible Pareto points (calibration split, {problem.margin['calib'].shape[1]} samples)")
     if workers > 1:
         say(f"search: {timing.trials} trials by {workers} workers in {timing.wall_s:.1f} s (with their start)",
@@ -122,7 +122,7 @@ def run(
     say("score-margin classifier AUC (test split): " + ", ".join(f"{c.net} {c.auc:.3f}" for c in results.margins),
         verbose_only=True)
     say(f"report: {report_path.resolve()}")
-    result({**front_json(results), "storage": url, "trials": len(study.trials), "report": str(report_path.resolve()),
+    result({**front_json(results), "storage": url, "trials": after, "report": str(report_path.resolve()),
             "search_s": timing.wall_s, "timing_s": {"ingest": ingest_s, "search": timing.wall_s, "report": report_s}})
 
 
@@ -140,7 +140,7 @@ def report(
         check_output_dir(out, "--out")
     loaded, out_dir = load_existing_study(study, out, storage)
     check_output_dir(out_dir, "--out")
-    path = write_outputs(loaded, out_dir).resolve()
+    path = write_outputs(loaded, out_dir)[0].resolve()
     say(f"report: {path}")
     result({"report": str(path)})
 

@@ -320,7 +320,7 @@ class CascadeProblem:
         energy, latency = tuple(p.energy_pj for p in priced), tuple(p.latency_s for p in priced)
         key = (id(confidence), id(correct), tuple(stages), self.big, energy, tuple(np.nan_to_num(latency, nan=-1.0)))
         if key not in self._batches:
-            if len(self._batches) >= 8:
+            if len(self._batches) >= 2:  # a trial reads one cascade on two splits
                 self._batches.pop(next(iter(self._batches)))
             self._batches[key] = (confidence, correct, BatchEvaluator(
                 confidence[stages], correct[stages], correct[self.big], np.array(energy), np.array(latency)))

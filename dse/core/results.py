@@ -40,7 +40,7 @@ class Metrics:
     @classmethod
     def from_row(cls, row: dict[str, Any], prefix: str) -> "Metrics":
         """Read back the flat `<prefix>_<field>` columns that `flat` writes."""
-        values = {f.name: row[f"{prefix}_{f.name}"] for f in fields(cls)}
+        values = {name: row[f"{prefix}_{name}"] for name in _METRIC_FIELDS}
         for name in ("errors", "extra_errors", "samples"):
             values[name] = int(values[name])
         return cls(**values)
@@ -62,7 +62,10 @@ class Metrics:
 
     def flat(self, prefix: str) -> dict[str, Any]:
         """Flat `<prefix>_<field>` columns (for trial attributes and CSV rows)."""
-        return {f"{prefix}_{name}": value for name, value in asdict(self).items()}
+        return {f"{prefix}_{name}": getattr(self, name) for name in _METRIC_FIELDS}
+
+
+_METRIC_FIELDS = tuple(f.name for f in fields(Metrics))  # read once: a study reads and writes thousands of points
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from nets import file_digest
 OBJECTIVE_COLUMNS = {"energy": "energy_pj", "accuracy_loss": "accuracy_loss_pct", "latency": "latency_s",
                      "storage": "storage_bytes"}
 SPLITS = ("calib", "test")
-RECORD = "front"  # the trial user attribute holding every recorded point of the trial's threshold front
+RECORD = "front"  # the trial user attribute holding every recorded point of the trial's threshold front (as JSON)
 REPORT_PREFIX = "dse:"  # study system attributes holding the report's baselines, margin curves and panels
 DASHBOARD_CONSTRAINTS = "constraints"  # the system attribute optuna-dashboard 0.21 reads constraints from
 
@@ -221,7 +221,7 @@ class CascadeObjective:
             value = constraint_value(calib[keep[chosen]], self.spec)
             system |= {constraint_attr("accuracy_loss"): value, DASHBOARD_CONSTRAINTS: [value]}
         # the whole front, and the representative point one attribute per metric (dashboard): one transaction
-        set_trial_attrs(trial, {RECORD: points, **points[chosen]}, system)
+        set_trial_attrs(trial, {RECORD: json.dumps(points), **points[chosen]}, system)
         return objective_values(calib[keep[chosen]], self.spec.search.objectives)
 
     def _kept(self, calib: list[Metrics]) -> list[int]:
@@ -339,7 +339,7 @@ def certify(study: optuna.Study, problem: CascadeProblem, spec: StudySpec) -> li
         trial = trials[number]
         structure = replay_structure(space, trial.params)
         stages, accelerator, reuse = space.stages(structure), structure.accelerator, structure.cascade.reuse
-        points = sorted(trial.user_attrs[RECORD], key=lambda p: -p["calib_energy_j"])
+        points = sorted(recorded_points(trial), key=lambda p: -p["calib_energy_j"])
         thresholds = np.array([p["thresholds"] for p in points], dtype=np.float64).reshape(len(points), -1)
         values = problem.evaluate(stages, thresholds, CERTIFY, accelerator, reuse, structure.criterion)
         count = fixed_sequence(values["worse"], values["better"], n, guarantee.alpha_pct, delta)
@@ -352,6 +352,13 @@ def certify(study: optuna.Study, problem: CascadeProblem, spec: StudySpec) -> li
                                   float(values["energy_pj"][count - 1]) * PJ,
                                   problem.metrics(stages, chosen, "test", accelerator, reuse, structure.criterion)))
     return out
+
+
+def recorded_points(trial: optuna.trial.FrozenTrial) -> list[dict[str, Any]]:
+    """Every point a trial recorded: one JSON string (so that Optuna copies a trial's front as one value), or the
+    list itself, as studies recorded it before."""
+    record = trial.user_attrs.get(RECORD, [])
+    return json.loads(record) if isinstance(record, str) else record
 
 
 def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
@@ -371,7 +378,7 @@ def trial_results(study: optuna.Study) -> list[TrialResult]:
     points = []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         mappings = LayerMapping.all_from_json(trial.system_attrs.get(MAPPINGS))
-        for index, point in enumerate(trial.user_attrs.get(RECORD, [])):
+        for index, point in enumerate(recorded_points(trial)):
             calib = Metrics.from_row(point, "calib")
             feasible = limit is None or loss_excess(calib, limit, z) <= 0
             points.append(TrialResult.from_user_attrs(trial.number, trial.params, point, feasible, False, index,
