@@ -48,18 +48,30 @@ def text_table(columns: list[str], rows: list[list[str]]) -> str:
                      for line in [columns, *rows])
 
 
-def summary(results) -> None:  # type: ignore[no-untyped-def]
-    """The answer first, then the front as a table with units in its headers."""
+SHORT_FRONT = 10  # front rows the console shows, spread along the front
+
+
+def spread(count: int, rows: int = SHORT_FRONT) -> list[int]:
+    """Indices of at most `rows` of `count` items spread evenly from the first to the last."""
+    return sorted({round(i * (count - 1) / max(rows - 1, 1)) for i in range(min(rows, count))})
+
+
+def summary(results, full_front: str = "pareto.csv") -> None:  # type: ignore[no-untyped-def]
+    """The answer first, then a short front (rows spread along it) as a table with units in its headers, and where
+    the full front is."""
     import reports
     from dse.core.results import headline
 
     say(headline(results).sentence())
-    front = results.pareto
-    labels = {"trial": [t.label.removeprefix("trial ") for t in front], "cascade": [t.cascade for t in front]}
+    front = [results.pareto[i] for i in spread(len(results.pareto))]
+    labels = {"trial": [t.label.removeprefix("trial ") for t in front], "cascade": [t.cascade for t in front],
+              "thresholds": ["/".join(f"{x:.3g}" for x in t.thresholds) or "none" for t in front]}
     table = reports.metric_table("", "", labels,
                                  [(t.calib, t.test) for t in front], results.max_accuracy_loss_pct)
     if table.rows:
         say(text_table(table.columns, table.rows))
+    if len(front) < len(results.pareto):
+        say(f"{len(front)} of the {len(results.pareto)} front points, spread along it; the full front: {full_front}")
 
 
 def run(
@@ -109,7 +121,7 @@ def run(
     report_path, results = write_outputs(study, out_dir)
     report_s = time.perf_counter() - start
     after = len(study.get_trials(deepcopy=False))  # without copying every trial's front
-    summary(results)
+    summary(results, str(out_dir / "pareto.csv"))
     say(f"study '{study.study_name}' in {url}: {before} -> {after} trials; {len(results.pareto)} distinct "
         f"feasible Pareto points (calibration split, {problem.margin['calib'].shape[1]} samples)")
     if workers > 1:
@@ -164,7 +176,7 @@ def pareto(
     if as_json or SETTINGS.json:
         typer.echo(json.dumps(front_json(results), indent=2, default=float))
     else:
-        summary(results)
+        summary(results, str(csv or "`dse pareto --csv FILE`"))
     if csv:
         atomic_write_text(csv, csv_text(pareto_rows(results)))
         say(f"wrote {csv}")

@@ -36,7 +36,7 @@ class BatchEvaluator:
         self.known_latency = bool(np.isfinite(latency).all())  # a measured price may come without a latency
         self.outcome = CascadeEvaluator(confidence, correct, energy,
                                         latency if self.known_latency else np.zeros(len(latency)), MEMORY_BYTES)
-        # the same exits counted again: a final answer is "wrong" here when it is wrong and the big net is right
+        # counted again with the same answering stages: an answer is "wrong" here when wrong where the big net is right
         wrong_where_big_right = ~(~np.asarray(correct, bool) & np.asarray(big_correct, bool)[None, :])
         zeros = np.zeros(len(confidence))
         self.worse = CascadeEvaluator(confidence, wrong_where_big_right, zeros, zeros, MEMORY_BYTES)

@@ -138,8 +138,9 @@ class CascadeProblem:
 
         work = {**self.work, "calib": {i: w[keep] for i, w in self.work.get("calib", {}).items()},
                 name: {i: w[aside] for i, w in self.work.get("calib", {}).items()}}
-        confidences = {**self.confidences, "calib": {c: v[:, keep] for c, v in self.confidences["calib"].items()},
-                       name: {c: v[:, aside] for c, v in self.confidences["calib"].items()}}
+        calib = self.confidences.get("calib", {})
+        confidences = {**self.confidences, "calib": {c: v[:, keep] for c, v in calib.items()},
+                       name: {c: v[:, aside] for c, v in calib.items()}}
         source, base = self.rows.get("calib", ("calib", None))  # a resplit or carved problem's calib rows
 
         def rows_of(part: np.ndarray) -> tuple[str, np.ndarray]:
@@ -186,7 +187,7 @@ class CascadeProblem:
         pooled_correct = np.concatenate([self.correct["calib"], self.correct["test"]], axis=1)
         pooled_work = {i: np.concatenate([w, self.work["test"][i]]) for i, w in self.work.get("calib", {}).items()}
         pooled_confidences = {c: np.concatenate([v, self.confidences["test"][c]], axis=1)
-                              for c, v in self.confidences["calib"].items()}
+                              for c, v in self.confidences.get("calib", {}).items()}
         # own lists, and rows into the pool, so that a variant scored on demand gets its re-drawn rows (a carved
         # problem's rows are not re-drawn: it scores nothing on demand)
         return dataclasses.replace(

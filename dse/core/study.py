@@ -387,7 +387,7 @@ def trial_results(study: optuna.Study) -> list[TrialResult]:
     front, seen = np.empty_like(values), set()  # the front's values so far, in its first rows
     flagged: set[int] = set()
     # sorted by the first objective (a point is dominated only by points before it); of equal points the one of the
-    # fewest stages (a little net alone before the same net with the big one never reached), then the first run
+    # fewest stages (one net alone before the same net followed by a stage never reached), then the first run
     order = sorted(range(len(points)), key=lambda i: (tuple(values[i]), len(points[i].stages)))
     for i in order:
         key = tuple(values[i])
