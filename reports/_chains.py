@@ -28,11 +28,12 @@ def chain_table(results: StudyResults) -> Table:
         rows.append([length, point.cascade, "/".join(f"{t:.4g}" for t in point.thresholds) or "none",
                      "/".join(f"{100 * r:.3g}" for r in reach.stage_reach) if reach else "",
                      f"{point.calib.energy_saving_pct:.4g}", f"{point.test.energy_saving_pct:.4g}",
-                     f"{point.test.accuracy_loss_pct:.4g}", point.label.removeprefix("trial ")])
+                     f"{point.test.accuracy_loss_pct:.4g}", point.threshold_front, point.label.removeprefix("trial ")])
     budget = results.max_accuracy_loss_pct
     return Table("Best point per cascade length",
                  "The cheapest feasible point (calibration split" + ("" if budget is None else f", loss budget "
                  f"{budget:g} pp") + ") of each chain length: its models in order, each stage's exit threshold, how "
-                 "often each stage runs on the test split, and the energy it saves against the big net alone.",
+                 "often each stage runs on the test split, the energy it saves against the big net alone, and whether its chain's "
+                 "threshold front was solved exactly (up to 3 stages) or approximately.",
                  ["models", "cascade", "thresholds", "stage reach, test (%)", "calib saving (%)", "test saving (%)",
-                  "test loss (pp)", "trial"], rows)
+                  "test loss (pp)", "threshold front", "trial"], rows)

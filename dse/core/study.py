@@ -163,6 +163,7 @@ class SearchTiming:
         return self.per_trial_ms(self.wall_s - self.scoring_s - self.evaluate_s)
 
 
+EXACT_STAGES = 3  # threshold fronts of up to this many stages are solved exactly (`dse.core._exact.front`)
 EXTRA_INFEASIBLE_POINTS = 8  # a trial keeps its front's feasible points and this many beyond the loss limit
 
 
@@ -206,7 +207,9 @@ class CascadeObjective:
         self.evaluate_s += time.perf_counter() - start
         cascade = " > ".join(self.problem.names[s] for s in stages)
         configuration = {"stage_bits": tuple(self.problem.variants[s].bits or accelerator.bits for s in stages),
-                         "sram_bytes": accelerator.sram_bytes, "partition": tuple(accelerator.partition)}
+                         "sram_bytes": accelerator.sram_bytes, "partition": tuple(accelerator.partition),
+                         "threshold_front": "sampled" if self.spec.search.thresholds == "sampled"
+                         else "exact" if len(stages) <= EXACT_STAGES else "approximate"}
         # one list of layer mappings for every point of the front; a system attribute, kept out of those
         # optuna-dashboard lists
         mappings = LayerMapping.of_stages(self.problem.stage_costs(stages, accelerator, reuse))
