@@ -9,8 +9,9 @@ by all models and a confusing class shared by all models, so errors are correlat
 (and so its accuracy) rises with its price. The study cascades up to 3 of the models (`[little] max_stages = 3`, the
 dearest model as the big net) under a 1 % loss budget, and runs twice through `dse run` in child processes: cold (an
 empty score cache) and warm (the same cache, a fresh study). The last line is JSON: the warm run's ingest, search and
-report seconds and total, the cold run's ingest seconds, the peak resident memory of the child processes, the sizes,
-and the best calibration saving of a 2-model and of a 3-model cascade on the warm run's front at the same budget.
+report seconds, its wall and CPU seconds (the machine's load, 1-minute average before and after, moves the wall
+times), the cold run's ingest and total seconds, the peak resident memory of the child processes, the sizes, and the
+best calibration saving of a 2-model and of a 3-model cascade among the warm run's feasible points (same budget).
 """
 
 from __future__ import annotations
@@ -77,12 +78,13 @@ def dse_run(spec: Path, out: Path, cache: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
            "DSE_CACHE_DIR": str(cache)}
     command = [sys.executable, "-m", "dse.cli", "--json", "run", str(spec), "--no-progress", "--out", str(out)]
-    start = time.perf_counter()
+    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
+    seconds, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
-    return {**json.loads(done.stdout), "wall_s": seconds}
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {**json.loads(done.stdout), "wall_s": seconds, "cpu_s": cpu}
 
 
 def best_savings(out: Path) -> dict[int, float]:
@@ -103,7 +105,8 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=8)
     parser.add_argument("--trials", type=int, default=60)
     args = parser.parse_args()
-    print(f"load before: {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} CPUs")
+    load_before = os.getloadavg()[0]
+    print(f"load before: {load_before:.2f} (1 min) on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="zoo-scale-") as tmp:
         root = Path(tmp)
         start = time.perf_counter()
@@ -115,13 +118,15 @@ def main() -> None:
         cold = dse_run(spec, root / "cold", root / "cache")
         warm = dse_run(spec, root / "warm", root / "cache")
         best = best_savings(root / "warm")
-        print(f"load after: {os.getloadavg()[0]:.2f}")
+        load_after = os.getloadavg()[0]
+        print(f"load after: {load_after:.2f}")
         print(f"headline: {warm['headline']['sentence']}")
     timing = warm["timing_s"]
     print(json.dumps({
         "ingest_seconds": round(timing["ingest"], 2), "search_seconds": round(timing["search"], 2),
         "report_seconds": round(timing["report"], 2), "total_seconds": round(warm["wall_s"], 2),
-        "cold_ingest_seconds": round(cold["timing_s"]["ingest"], 2), "cold_total_seconds": round(cold["wall_s"], 2),
+        "cpu_seconds": round(warm["cpu_s"], 2), "cold_ingest_seconds": round(cold["timing_s"]["ingest"], 2),
+        "cold_total_seconds": round(cold["wall_s"], 2), "load_1min": [round(load_before, 2), round(load_after, 2)],
         "peak_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
         "n": args.samples, "classes": args.classes, "models": len(names), "structures": warm["trials"],
         "loss_budget_pct": LOSS_BUDGET_PCT, "best_saving_pct_k2": round(best.get(2, float("nan")), 2),

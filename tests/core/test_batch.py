@@ -53,3 +53,35 @@ def test_an_unknown_latency_stays_unknown() -> None:
     got = BatchEvaluator(confidence, correct, np.ones(2, bool), np.array([1.0, 4.0]),
                          np.array([np.nan, 1.0])).outcomes(np.array([[0.5]]))
     assert np.isnan(got.latency).all() and got.energy.tolist() == [3.0]
+
+
+def test_problem_metrics_of_the_fast_path_equal_a_sample_loop() -> None:
+    """Errors, paired counts, loss and its standard error, energy and reach of `CascadeProblem.evaluate` (stages
+    priced the same for every sample: the batch path) against walking each sample through the cascade."""
+    from costmodel import Accelerator, load_technology
+    from dse import CascadeProblem
+    from nets import Variant, VariantScores, scores_from_logits
+
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 10, 60)
+    made = [VariantScores(v, f"k{i}", {split: scores_from_logits(rng.normal(size=(30, 10)) * 3, labels[rows])
+                                       for split, rows in (("calib", slice(0, 30)), ("test", slice(30, 60)))})
+            for i, v in enumerate([Variant("mini8"), Variant("mini7"), Variant("lenet")])]
+    problem = CascadeProblem.from_scores(made, 2, Accelerator(), load_technology())
+    stages = [0, 1, 2]
+    thresholds = np.r_[rng.uniform(0, 0.6, (12, 2)), [[np.inf, np.inf], [0.0, 0.0]]]
+    values = problem.evaluate(stages, thresholds, "test")
+    prices = np.array([cost.energy_pj for cost in problem.stage_costs(stages)])
+    margin, correct, big = problem.margin["test"][stages], problem.correct["test"][stages], problem.correct["test"][2]
+    for b, vector in enumerate(thresholds):
+        final, spent = [], 0.0
+        for i in range(margin.shape[1]):
+            stage = next(k for k in range(3) if k == 2 or margin[k, i] >= vector[k])
+            final.append(bool(correct[stage, i]))
+            spent += prices[:stage + 1].sum()
+        paired = big.astype(float) - np.array(final, float)
+        assert values["errors"][b] == final.count(False)
+        assert values["worse"][b] == int(np.sum(big & ~np.array(final)))
+        assert values["better"][b] == int(np.sum(~big & np.array(final)))
+        assert values["accuracy_loss_se_pct"][b] == pytest.approx(100 * paired.std() / np.sqrt(len(final)), abs=1e-12)
+        assert values["energy_pj"][b] == pytest.approx(spent / len(final), rel=1e-12)
