@@ -8,11 +8,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import numpy as np
 
 from dse.core._exact import CascadeEvaluator
 
 MEMORY_BYTES = 32 * 2**20  # working memory of each of the two evaluators
+
+
+def _block(n: int) -> int:
+    """Samples per block of a 3-stage evaluator's table: twice the evaluator's default, so that its table (built for
+    each cascade and split) costs a quarter, within MEMORY_BYTES; a query then scans two blocks."""
+    cells = MEMORY_BYTES // 2 // (8 * 5)  # five weights per table cell (`CascadeEvaluator._build_quadrants`)
+    return max(1, math.isqrt(n) // 2, -(-n // max(1, math.isqrt(cells) - 1)))
 
 
 @dataclass(frozen=True)
@@ -34,12 +43,14 @@ class BatchEvaluator:
     def __init__(self, confidence: np.ndarray, correct: np.ndarray, big_correct: np.ndarray, energy: np.ndarray,
                  latency: np.ndarray) -> None:
         self.known_latency = bool(np.isfinite(latency).all())  # a measured price may come without a latency
+        block = _block(np.shape(confidence)[1])
         self.outcome = CascadeEvaluator(confidence, correct, energy,
-                                        latency if self.known_latency else np.zeros(len(latency)), MEMORY_BYTES)
+                                        latency if self.known_latency else np.zeros(len(latency)), MEMORY_BYTES,
+                                        block)
         # counted again with the same answering stages: an answer is "wrong" here when wrong where the big net is right
         wrong_where_big_right = ~(~np.asarray(correct, bool) & np.asarray(big_correct, bool)[None, :])
         zeros = np.zeros(len(confidence))
-        self.worse = CascadeEvaluator(confidence, wrong_where_big_right, zeros, zeros, MEMORY_BYTES)
+        self.worse = CascadeEvaluator(confidence, wrong_where_big_right, zeros, zeros, MEMORY_BYTES, block)
 
     def outcomes(self, thresholds: np.ndarray) -> Outcomes:
         """Outcomes of threshold vectors (B, S-1)."""
