@@ -171,12 +171,12 @@ def pareto(
 
     if csv is not None:
         check_output_file(csv, "--csv")
-    loaded, _ = load_existing_study(study, out, storage)
+    loaded, out_dir = load_existing_study(study, out, storage)
     results = study_results(loaded)
     if as_json or SETTINGS.json:
         typer.echo(json.dumps(front_json(results), indent=2, default=float))
     else:
-        summary(results, str(csv or "`dse pareto --csv FILE`"))
+        summary(results, str(csv or out_dir / "pareto.csv"))
     if csv:
         atomic_write_text(csv, csv_text(pareto_rows(results)))
         say(f"wrote {csv}")
