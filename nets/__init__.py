@@ -13,10 +13,11 @@ from nets._cache import CacheCorrupted, ScoreCache, default_cache_dir, variant_k
 from nets._data import Dataset, DatasetError, content_digest, stratified_split
 from nets._effort import KNOBS, EffortError, resolve_knobs
 from nets._exits import ExitError, Exits, check_exits, check_given_branch, exit_architecture, tap_step
-from nets._imported import (ImportedArrays, ImportedModelError, file_digest, imported_scores, load_labels, load_logits,
+from nets._imported import (ImportedArrays, ImportedLogits, ImportedModelError, file_digest, imported_scores, load_labels, load_logits,
                             split_scores)
 from nets._increments import IncrementalError, check_increments
 from nets._loaders import labels_dataset, load_dataset
+from nets._summary import LogitSummary
 from nets._models import Model, declared_models, takes_transforms, use_models, user_model
 from nets._onnx import OnnxModel, check_class_count, check_output_size, load_onnx, onnx_logits
 from nets._variant import SplitScores, TrainingConfig, Variant, VariantScores, scores_from_logits
@@ -25,7 +26,7 @@ from nets._zoo import UnknownArchitecture, architecture, architecture_names
 __all__ = [
     "CRITERIA", "FC", "KNOBS", "Add", "Architecture", "ArchitectureError", "BatchNorm", "CacheCorrupted", "Conv",
     "CriterionError", "Dataset", "DatasetError", "EffortError", "ExitError", "Exits", "Flatten", "GlobalPool",
-    "ImportedArrays", "ImportedModelError", "IncrementalError", "Layer", "Model", "OnnxModel", "Pool", "ReLU",
+    "ImportedArrays", "ImportedLogits", "ImportedModelError", "IncrementalError", "Layer", "LogitSummary", "Model", "OnnxModel", "Pool", "ReLU",
     "ScoreCache", "SplitScores", "TrainingConfig", "UnknownArchitecture", "UserError", "Variant", "VariantScores",
     "architecture", "architecture_from_table", "architecture_names", "atomic_write_bytes", "atomic_write_text",
     "build_scores", "cached_golden", "check_class_count", "check_exits", "check_given_branch", "check_increments",

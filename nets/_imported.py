@@ -14,15 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from costmodel import UserError
-from nets._variant import SplitScores, scores_from_logits
+from nets._summary import ImportedModelError, LogitSummary, array_blocks, npy_blocks, summarize
+from nets._variant import SplitScores
 
 SCORED_SPLITS = ("calib", "test")
 _CHUNK = 1 << 20
-
-
-class ImportedModelError(UserError):
-    """A user's ONNX model, logits or labels file that cannot be used as it is."""
 
 
 def file_digest(path: str | Path, chunk: int = _CHUNK) -> str:
@@ -48,15 +44,48 @@ class ImportedArrays:
         return int(self.splits[SCORED_SPLITS[0]].shape[1])
 
 
-def load_logits(path: str | Path) -> ImportedArrays:
-    """`calib_logits` and `test_logits` (n x classes, finite, same class count) from an .npz or a directory."""
-    arrays, digest = _read_arrays(Path(path), [f"{split}_logits" for split in SCORED_SPLITS])
-    splits = {split: check_logits(*arrays[f"{split}_logits"]) for split in SCORED_SPLITS}
-    widths = {split: logits.shape[1] for split, logits in splits.items()}
+@dataclass(frozen=True)
+class ImportedLogits:
+    """What a study keeps of a logits source: per split, each sample's prediction and confidences (`LogitSummary`),
+    and the SHA-256 of the files read."""
+
+    source: str
+    splits: dict[str, LogitSummary] = field(repr=False)
+    digest: str
+
+    @property
+    def num_classes(self) -> int:
+        """Class count of the logits (their second dimension)."""
+        return self.splits[SCORED_SPLITS[0]].classes
+
+
+def load_logits(path: str | Path) -> ImportedLogits:
+    """`calib_logits` and `test_logits` (n x classes, finite, same class count) from an .npz or a directory, read
+    once each (a C-ordered .npy is streamed in blocks of rows, hashed on the way) and summarised per sample."""
+    path = Path(path)
+    names = [f"{split}_logits" for split in SCORED_SPLITS]
+    if path.is_dir():
+        files = _directory_files(path, names)
+        splits, parts = {}, []
+        for split, name, file in zip(SCORED_SPLITS, names, files):
+            hasher = hashlib.sha256()
+            blocks = npy_blocks(file, hasher) if file.suffix == ".npy" else None
+            if blocks is None:
+                splits[split] = summarize(array_blocks(_read_file(file, name, mmap=True)), f"{file}: '{name}'")
+                parts.append(f"{file.name}:{file_digest(file)};")
+            else:
+                splits[split] = summarize(blocks, f"{file}: '{name}'")
+                parts.append(f"{file.name}:{hasher.hexdigest()};")
+        digest = hashlib.sha256("".join(parts).encode()).hexdigest()
+    else:
+        digest, splits = file_digest(_npz_file(path)), {}
+        for split, name in zip(SCORED_SPLITS, names):  # one array in memory at a time
+            splits[split] = summarize(array_blocks(_npz_arrays(path, [name])[name]), f"{path}: '{name}'")
+    widths = {split: rows.classes for split, rows in splits.items()}
     if len(set(widths.values())) > 1:
         raise ImportedModelError(f"{path}: 'calib_logits' has {widths['calib']} classes but 'test_logits' has "
                                  f"{widths['test']}")
-    return ImportedArrays(str(path), splits, digest)
+    return ImportedLogits(str(path), splits, digest)
 
 
 def load_labels(path: str | Path) -> ImportedArrays:
@@ -98,9 +127,9 @@ def _check_labels(labels: np.ndarray, where: str) -> np.ndarray:
     return labels.astype(np.int64)
 
 
-def split_scores(logits: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray], logits_source: str,
+def split_scores(logits: Mapping[str, LogitSummary], labels: Mapping[str, np.ndarray], logits_source: str,
                  labels_source: str, num_classes: int | None = None) -> dict[str, SplitScores]:
-    """Per-split scores of `logits` against `labels` (calib and test), checked against each other.
+    """Per-split scores of summarised `logits` against `labels` (calib and test), checked against each other.
 
     Lengths must agree per split, every label must lie in [0, classes), and the logits' class count must equal
     `num_classes` when the study fixes it (the data's or another model's).
@@ -108,21 +137,23 @@ def split_scores(logits: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarr
     scores = {}
     for split in SCORED_SPLITS:
         rows, targets = logits[split], labels[split]
-        if num_classes is not None and rows.shape[1] != num_classes:
-            raise ImportedModelError(f"{logits_source}: '{split}_logits' has {rows.shape[1]} classes, "
+        if num_classes is not None and rows.classes != num_classes:
+            raise ImportedModelError(f"{logits_source}: '{split}_logits' has {rows.classes} classes, "
                                      f"the study has {num_classes}")
         if len(rows) != len(targets):
             raise ImportedModelError(f"{logits_source}: '{split}_logits' has {len(rows)} samples but "
                                      f"{labels_source} '{split}_labels' has {len(targets)}")
-        outside = int(np.count_nonzero((targets < 0) | (targets >= rows.shape[1])))
+        outside = int(np.count_nonzero((targets < 0) | (targets >= rows.classes)))
         if outside:
             raise ImportedModelError(f"{labels_source}: '{split}_labels' has {outside} labels outside "
-                                     f"[0, {rows.shape[1]}) (the classes of {logits_source}), e.g. {targets.max()}")
-        scores[split] = scores_from_logits(rows, targets)
+                                     f"[0, {rows.classes}) (the classes of {logits_source}), e.g. {targets.max()}")
+        confidences = rows.confidences
+        scores[split] = SplitScores(rows.prediction, rows.prediction == targets, confidences["margin"], None,
+                                    confidences={k: v for k, v in confidences.items() if k != "margin"})
     return scores
 
 
-def imported_scores(logits: ImportedArrays, labels: ImportedArrays,
+def imported_scores(logits: ImportedLogits, labels: ImportedArrays,
                     num_classes: int | None = None) -> dict[str, SplitScores]:
     """Per-split scores of logits read from one file against labels read from another (see `split_scores`)."""
     return split_scores(logits.splits, labels.splits, logits.source, labels.source, num_classes)
@@ -131,37 +162,53 @@ def imported_scores(logits: ImportedArrays, labels: ImportedArrays,
 def _read_arrays(path: Path, names: list[str]) -> tuple[dict[str, tuple[np.ndarray, str]], str]:
     """Each named array with the 'file: name' that locates it, and one SHA-256 over the files read."""
     if path.is_dir():
-        found = {name: [path / f"{name}{ext}" for ext in (".npy", ".parquet") if (path / f"{name}{ext}").is_file()]
-                 for name in names}
-        for name, files in found.items():
-            if len(files) != 1:
-                raise ImportedModelError(f"{path}: needs exactly one of {name}.npy, {name}.parquet; "
-                                         f"found {len(files)}")
-        files = [found[name][0] for name in names]
+        files = _directory_files(path, names)
         arrays = {name: (_read_file(file, name), f"{file}: '{name}'") for name, file in zip(names, files)}
         digest = hashlib.sha256("".join(f"{file.name}:{file_digest(file)};" for file in files).encode()).hexdigest()
         return arrays, digest
+    arrays = _npz_arrays(_npz_file(path), names)
+    return {name: (array, f"{path}: '{name}'") for name, array in arrays.items()}, file_digest(path)
+
+
+def _directory_files(path: Path, names: list[str]) -> list[Path]:
+    """The one .npy or .parquet file of each named array in directory `path`."""
+    found = {name: [path / f"{name}{ext}" for ext in (".npy", ".parquet") if (path / f"{name}{ext}").is_file()]
+             for name in names}
+    for name, files in found.items():
+        if len(files) != 1:
+            raise ImportedModelError(f"{path}: needs exactly one of {name}.npy, {name}.parquet; found {len(files)}")
+    return [found[name][0] for name in names]
+
+
+def _npz_file(path: Path) -> Path:
+    """`path`, checked to be an existing .npz file."""
     if not path.is_file():
         raise ImportedModelError(f"{path}: no such file or directory")
     if path.suffix != ".npz":
         raise ImportedModelError(f"{path}: expected an .npz file or a directory of .npy/.parquet files")
+    return path
+
+
+def _npz_arrays(path: Path, names: list[str]) -> dict[str, np.ndarray]:
+    """The named arrays of an .npz file."""
     try:
         with np.load(path, allow_pickle=False) as archive:
             stored = archive.files
-            arrays = {name: (archive[name], f"{path}: '{name}'") for name in names if name in stored}
+            arrays = {name: archive[name] for name in names if name in stored}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise ImportedModelError(f"{path}: not a readable .npz file ({exc})") from None
     missing = [name for name in names if name not in arrays]
     if missing:
         raise ImportedModelError(f"{path}: no array '{missing[0]}' (found: {', '.join(stored) or 'none'})")
-    return arrays, file_digest(path)
+    return arrays
 
 
-def _read_file(file: Path, name: str) -> np.ndarray:
-    """One array from an .npy or .parquet file (parquet: all columns, as samples x columns; one column: 1-D)."""
+def _read_file(file: Path, name: str, mmap: bool = False) -> np.ndarray:
+    """One array from an .npy (memory-mapped with `mmap`) or .parquet file (parquet: all columns, as samples x
+    columns; one column: 1-D)."""
     if file.suffix == ".npy":
         try:
-            return np.load(file, allow_pickle=False)
+            return np.load(file, allow_pickle=False, mmap_mode="r" if mmap else None)
         except (OSError, ValueError, EOFError) as exc:
             raise ImportedModelError(f"{file}: not a readable .npy file ({exc})") from None
     try:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from nets._arch import Architecture
 
 if TYPE_CHECKING:
-    from nets._imported import ImportedArrays
+    from nets._imported import ImportedLogits
     from nets._onnx import OnnxModel
 
 
@@ -27,7 +27,7 @@ class Model:
     name: str
     architecture: Architecture | None
     onnx: "OnnxModel | None" = None
-    logits: "ImportedArrays | None" = None
+    logits: "ImportedLogits | None" = None
     input_mean: tuple[float, ...] | None = None
     input_std: tuple[float, ...] | None = None
     energy_j: float | None = None

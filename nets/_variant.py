@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from nets._arch import Architecture
+from nets._confidence import confidence
 from nets._exits import Exits, exit_architecture
 from nets._zoo import architecture
 
@@ -115,13 +116,31 @@ class SplitScores:
     prediction: np.ndarray  # (N,) int16 predicted class
     correct: np.ndarray  # (N,) bool
     margin: np.ndarray  # (N,) float32 softmax top-1 minus top-2
-    scores: np.ndarray  # (N, classes) float16 softmax scores
+    scores: np.ndarray | None  # (N, classes) float16 softmax scores (None: only the confidences were kept)
     ops: np.ndarray | None = None  # (N,) float64 operations actually executed per sample, if the variant varies them
+    confidences: dict[str, np.ndarray] | None = None  # criterion -> (N,) float32, kept instead of the scores
 
     @property
     def accuracy(self) -> float:
         """Fraction of correct predictions."""
         return float(self.correct.mean())
+
+    def confidence(self, criterion: str) -> np.ndarray:
+        """(N,) float32 confidence under an exit criterion: the margin, a kept one, or one computed from the scores."""
+        if criterion == "margin":
+            return self.margin
+        if self.confidences is not None and criterion in self.confidences:
+            return self.confidences[criterion]
+        if self.scores is None:
+            raise KeyError(f"no scores to compute the '{criterion}' confidence from")
+        return confidence(self.scores, criterion)
+
+    def take(self, rows: np.ndarray) -> "SplitScores":
+        """The same results for a subset of the samples (indices or a mask)."""
+        return SplitScores(self.prediction[rows], self.correct[rows], self.margin[rows],
+                           None if self.scores is None else self.scores[rows],
+                           None if self.ops is None else self.ops[rows],
+                           None if self.confidences is None else {k: v[rows] for k, v in self.confidences.items()})
 
 
 @dataclass(frozen=True)

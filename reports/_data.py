@@ -12,7 +12,9 @@ from typing import Any
 
 from dse.core.results import (ENERGY_PARTS, Headline, LayerMapping, MarginCurve, Panel, StudyResults, TrialResult,
                               headline)
+from reports._chains import chain_table
 from reports._search import SearchData
+from reports._table import Table
 from reports._units import scale_for
 
 BIG_ONLY = "big only"
@@ -40,16 +42,6 @@ class Front:
     others: Series
     baselines: list[Series]
     max_accuracy_loss_pct: float | None
-
-
-@dataclass(frozen=True)
-class Table:
-    """A rendered table: headers carry the unit of their column, cells are already scaled and formatted."""
-
-    title: str
-    caption: str
-    columns: list[str]
-    rows: list[list[Any]]
 
 
 @dataclass(frozen=True)
@@ -95,6 +87,7 @@ class ReportData:
     certified: Table  # points whose held-out loss is certified (no rows without a loss guarantee)
     search: SearchData | None = None
     sections: list[str] = field(default_factory=list)
+    chains: Table = field(default_factory=lambda: Table("", "", [], []))  # best point per cascade length
 
 
 def _series(name: str, trials: list[TrialResult], split: str) -> Series:
@@ -263,11 +256,13 @@ def build_report_data(results: StudyResults, search: SearchData | None = None) -
                                      "net": [b.label for b in results.baselines]},
                                     [(b.calib, b.test) for b in results.baselines], limit),
         breakdown=_breakdown(pareto, str(results.settings.get("dataflow", ""))), margins=list(results.margins), panels=list(results.panels),
-        sweeps=_sweeps(results), settings=_settings(results.settings), certified=_certified(results), search=search)
+        sweeps=_sweeps(results), settings=_settings(results.settings), certified=_certified(results), search=search,
+        chains=chain_table(results))
     present = {"headline": True, "configuration": bool(data.configuration.rows), "fronts": bool(data.fronts),
                "pareto_table": bool(data.pareto_table.rows), "baselines": bool(data.baseline_table.rows),
                "breakdown": bool(data.breakdown.points), "margins": bool(data.margins), "panels": bool(data.panels),
                "sweeps": bool(data.sweeps), "settings": bool(data.settings.rows), "certified": bool(data.certified.rows),
                "importances": bool(search and search.importances), "history": bool(search and search.history)}
+    present["chains"] = bool(data.chains.rows)
     data.sections.extend(name for name, shown in present.items() if shown)
     return data

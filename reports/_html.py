@@ -196,6 +196,8 @@ def _sections(data: ReportData) -> list[str]:
     if "configuration" in data.sections:
         out.append(f"<h2>Configuration</h2>\n<p>{html.escape(data.configuration.caption)}</p>\n"
                    f"{_table(data.configuration)}")
+    if "chains" in data.sections:
+        out.append(f"<h2>{data.chains.title}</h2>\n<p>{html.escape(data.chains.caption)}</p>\n{_table(data.chains)}")
     figures: list[tuple[str, str, "go.Figure"]] = []  # (heading and text, div id, figure)
     for front in data.fronts:
         text = (f"<h2>Pareto front, {front.split} split</h2>\n<p>Points are labelled by trial; a red ✕ marks a point "

@@ -63,6 +63,8 @@ batch_size = 128
 big = "lenet"
 [little]
 nets = ["mini7", "mini8"]
+max_stages = 2  # one little net before the big one (Park's big/little), never alone
+alone = false
 [search]
 n_trials = 12
 sampler = "random"

@@ -10,7 +10,7 @@ import numpy as np
 import pandas
 import pytest
 
-from nets import (ImportedModelError, file_digest, imported_scores, load_labels, load_logits, scores_from_logits,
+from nets import (ImportedModelError, confidence, file_digest, imported_scores, load_labels, load_logits, scores_from_logits,
                   split_scores)
 
 RNG = np.random.default_rng(0)
@@ -94,10 +94,38 @@ def test_npy_and_parquet_directories_read_the_same_arrays(tmp_path: Path) -> Non
     for directory in ("npy", "pq"):
         logits, labels = load_logits(tmp_path / directory), load_labels(tmp_path / directory)
         for split in ("calib", "test"):
-            assert np.array_equal(logits.splits[split], npz.splits[split])
+            got, want = logits.splits[split], npz.splits[split]
+            assert np.array_equal(got.prediction, want.prediction) and got.classes == want.classes
+            assert all(np.array_equal(got.confidences[c], want.confidences[c]) for c in want.confidences)
             assert np.array_equal(labels.splits[split], data[f"{split}_labels"])
     assert load_logits(tmp_path / "npy").digest == load_logits(tmp_path / "npy").digest != npz.digest
     assert load_logits(tmp_path / "npy").digest != load_logits(tmp_path / "pq").digest
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_streamed_npy_logits_match_the_whole_array_reference(tmp_path: Path, dtype: type,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A .npy read in blocks of a few rows (hashed on the way) gives the confidences of the whole softmax at once
+    and the file's own SHA-256."""
+    import nets._summary
+
+    monkeypatch.setattr(nets._summary, "BLOCK_BYTES", 8 * 1000 * 7)  # 7 rows of 1,000 classes per block
+    data = {"calib_logits": RNG.normal(0, 4, (40, 1000)).astype(dtype),
+            "test_logits": RNG.normal(0, 4, (23, 1000)).astype(dtype)}
+    for name, array in data.items():
+        np.save(tmp_path / f"{name}.npy", array)
+    logits = load_logits(tmp_path)
+    digest = __import__("hashlib").sha256(
+        "".join(f"{n}.npy:{file_digest(tmp_path / f'{n}.npy')};" for n in data).encode()).hexdigest()
+    assert logits.digest == digest and logits.num_classes == 1000
+    for split in ("calib", "test"):
+        whole = data[f"{split}_logits"].astype(np.float64)
+        probs = np.exp(whole - whole.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        got = logits.splits[split]
+        assert got.prediction.tolist() == probs.argmax(axis=1).tolist()
+        for criterion in ("margin", "max_softmax", "entropy"):
+            np.testing.assert_allclose(got.confidences[criterion], confidence(probs, criterion), atol=2e-6)
 
 
 def test_parquet_without_pyarrow_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,6 +3,7 @@ docs/guide/bring-your-own.md, not copied here."""
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import shlex
@@ -40,4 +41,8 @@ def test_the_readme_worked_example_runs_as_written(tmp_path: Path) -> None:
         assert done.returncode == 0, f"{line}\n{done.stdout}\n{done.stderr}"
         outputs.append(done.stdout)
     assert re.search(r"0 -> [1-9]\d* trials", outputs[1]) and (tmp_path / "dse-out" / "digits" / "report.html").is_file()
+    with open(tmp_path / "dse-out" / "digits" / "trials.csv") as handle:  # the 3-model chain ran, cheapest first
+        chains = {row["cascade"]: row for row in csv.DictReader(handle)}
+    assert "little > mid > big" in chains and chains["little > mid > big"]["test_reach_stage2"] != ""
+    assert "Best point per cascade length" in (tmp_path / "dse-out" / "digits" / "report.html").read_text()
     assert re.search(r"MACs 11776\b", outputs[2])  # conv 16x1x3x3 on 8x8 (9,216) + fc 256x10 (2,560)

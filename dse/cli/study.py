@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -17,8 +18,8 @@ StorageOption = Annotated[Optional[str], typer.Option(
                       "[default: SQLite file in the output directory]")]
 
 
-def write_outputs(study, out_dir: Path) -> Path:  # type: ignore[no-untyped-def]
-    """Write trials.csv, pareto.csv and report.html for a study; return the report's path."""
+def write_outputs(study, out_dir: Path):  # type: ignore[no-untyped-def]
+    """Write trials.csv, pareto.csv and report.html for a study; return the report's path and the results read."""
     import reports
     from dse.core.output import export_tables
     from dse.core.study import study_results
@@ -29,7 +30,7 @@ def write_outputs(study, out_dir: Path) -> Path:  # type: ignore[no-untyped-def]
         step("importances and history")
         search = reports.search_data(study)
         step("rendering")
-        return reports.write_report(reports.build_report_data(results, search), out_dir / "report.html")
+        return reports.write_report(reports.build_report_data(results, search), out_dir / "report.html"), results
 
 
 def front_json(results) -> dict[str, Any]:  # type: ignore[no-untyped-def]
@@ -47,18 +48,30 @@ def text_table(columns: list[str], rows: list[list[str]]) -> str:
                      for line in [columns, *rows])
 
 
-def summary(results) -> None:  # type: ignore[no-untyped-def]
-    """The answer first, then the front as a table with units in its headers."""
+SHORT_FRONT = 10  # front rows the console shows, spread along the front
+
+
+def spread(count: int, rows: int = SHORT_FRONT) -> list[int]:
+    """Indices of at most `rows` of `count` items spread evenly from the first to the last."""
+    return sorted({round(i * (count - 1) / max(rows - 1, 1)) for i in range(min(rows, count))})
+
+
+def summary(results, full_front: str = "pareto.csv") -> None:  # type: ignore[no-untyped-def]
+    """The answer first, then a short front (rows spread along it) as a table with units in its headers, and where
+    the full front is."""
     import reports
     from dse.core.results import headline
 
     say(headline(results).sentence())
-    front = results.pareto
-    labels = {"trial": [t.label.removeprefix("trial ") for t in front], "cascade": [t.cascade for t in front]}
+    front = [results.pareto[i] for i in spread(len(results.pareto))]
+    labels = {"trial": [t.label.removeprefix("trial ") for t in front], "cascade": [t.cascade for t in front],
+              "thresholds": ["/".join(f"{x:.3g}" for x in t.thresholds) or "none" for t in front]}
     table = reports.metric_table("", "", labels,
                                  [(t.calib, t.test) for t in front], results.max_accuracy_loss_pct)
     if table.rows:
         say(text_table(table.columns, table.rows))
+    if len(front) < len(results.pareto):
+        say(f"{len(front)} of the {len(results.pareto)} front points, spread along it; the full front: {full_front}")
 
 
 def run(
@@ -79,17 +92,19 @@ def run(
     from dse.core.output import out_dir_for, storage_url_for
     from dse.core.spec import load_spec
     from dse.core.storage import open_storage
-    from dse.core.study import open_study, record_study_facts, run_search, study_results
+    from dse.core.study import open_study, record_study_facts, run_search
     from dse.core.workers import StopRequest, trial_counts
 
+    start = time.perf_counter()  # ingest: the spec (and the files it names) read, then every variant's scores
     study_spec = load_spec(spec).with_overrides(data={"path": str(data)} if data else {})
     out_dir = out_dir_for(study_spec.name, out)
     url = storage_url_for(out_dir, storage)
     with progress_bar("training and caching variants", enabled=progress, echo=True) as step:
         problem, dataset = prepare(study_spec, data, cache_dir, out_dir, url, jobs, log=step)
+    ingest_s = time.perf_counter() - start
     n_trials = study_spec.search.n_trials if trials is None else trials
     study = open_study(study_spec, open_storage(url, heartbeat))
-    before = len(study.trials)
+    before = len(study.get_trials(deepcopy=False))
     with StopRequest() as stop:
         if workers == 1:
             with progress_bar("search", total=until or n_trials, enabled=progress) as step:
@@ -102,10 +117,12 @@ def run(
             total = until if until is not None else trial_counts(study)[0] + n_trials
             timing = run_workers(spec, workers, total, url, data, cache_dir, heartbeat, stop)
     stopped(stop)
-    report_path = write_outputs(study, out_dir)
-    results = study_results(study)
-    summary(results)
-    say(f"study '{study.study_name}' in {url}: {before} -> {len(study.trials)} trials; {len(results.pareto)} distinct "
+    start = time.perf_counter()
+    report_path, results = write_outputs(study, out_dir)
+    report_s = time.perf_counter() - start
+    after = len(study.get_trials(deepcopy=False))  # without copying every trial's front
+    summary(results, str(out_dir / "pareto.csv"))
+    say(f"study '{study.study_name}' in {url}: {before} -> {after} trials; {len(results.pareto)} distinct "
         f"feasible Pareto points (calibration split, {problem.margin['calib'].shape[1]} samples)")
     if workers > 1:
         say(f"search: {timing.trials} trials by {workers} workers in {timing.wall_s:.1f} s (with their start)",
@@ -117,8 +134,8 @@ def run(
     say("score-margin classifier AUC (test split): " + ", ".join(f"{c.net} {c.auc:.3f}" for c in results.margins),
         verbose_only=True)
     say(f"report: {report_path.resolve()}")
-    result({**front_json(results), "storage": url, "trials": len(study.trials), "report": str(report_path.resolve()),
-            "search_s": timing.wall_s})
+    result({**front_json(results), "storage": url, "trials": after, "report": str(report_path.resolve()),
+            "search_s": timing.wall_s, "timing_s": {"ingest": ingest_s, "search": timing.wall_s, "report": report_s}})
 
 
 def report(
@@ -135,7 +152,7 @@ def report(
         check_output_dir(out, "--out")
     loaded, out_dir = load_existing_study(study, out, storage)
     check_output_dir(out_dir, "--out")
-    path = write_outputs(loaded, out_dir).resolve()
+    path = write_outputs(loaded, out_dir)[0].resolve()
     say(f"report: {path}")
     result({"report": str(path)})
 
@@ -154,12 +171,12 @@ def pareto(
 
     if csv is not None:
         check_output_file(csv, "--csv")
-    loaded, _ = load_existing_study(study, out, storage)
+    loaded, out_dir = load_existing_study(study, out, storage)
     results = study_results(loaded)
     if as_json or SETTINGS.json:
         typer.echo(json.dumps(front_json(results), indent=2, default=float))
     else:
-        summary(results)
+        summary(results, str(csv or out_dir / "pareto.csv"))
     if csv:
         atomic_write_text(csv, csv_text(pareto_rows(results)))
         say(f"wrote {csv}")

@@ -12,14 +12,15 @@ import numpy as np
 
 import costmodel
 import nets
+from dse.core._batch import BatchEvaluator, Outcomes
 from dse.core._exact import front
 from dse.core.evaluate import evaluate_cascade, exit_stages
 from dse.core.mechanism import registry
 from dse.core.models import check_models
 from dse.core.results import ENERGY_PARTS, PJ, Breakdown, Metrics
 from dse.core.spec import SpecError, StudySpec
-from nets import (ArchitectureError, Dataset, ScoreCache, SplitScores, Variant, VariantScores, build_scores,
-                  confidence, load_dataset)
+from nets import (CRITERIA, ArchitectureError, Dataset, ScoreCache, SplitScores, Variant, VariantScores, build_scores,
+                  load_dataset)
 
 
 CERTIFY = "certify"  # calibration rows kept aside to certify a loss guarantee (never searched on)
@@ -46,21 +47,32 @@ def make_accelerator(spec: StudySpec) -> tuple[costmodel.Accelerator, costmodel.
 POOL = "calib+test"  # the rows a resplit problem draws from: the scored calib rows, then the test rows
 
 
+OTHER_CRITERIA = tuple(c for c in CRITERIA if c != "margin")  # the confidences kept beside the margins
+
+
 def _pooled(calib: SplitScores, test: SplitScores) -> SplitScores:
     """The scored calib rows followed by the test rows."""
-    ops = None if calib.ops is None or test.ops is None else np.concatenate([calib.ops, test.ops])
+    def joined(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None or b is None else np.concatenate([a, b])
+
     return SplitScores(*(np.concatenate([a, b]) for a, b in ((calib.prediction, test.prediction),
                                                              (calib.correct, test.correct),
-                                                             (calib.margin, test.margin),
-                                                             (calib.scores, test.scores))), ops)
+                                                             (calib.margin, test.margin))),
+                       joined(calib.scores, test.scores), joined(calib.ops, test.ops),
+                       {c: np.concatenate([calib.confidence(c), test.confidence(c)]) for c in OTHER_CRITERIA})
+
+
+def _confidences(rows: list[SplitScores]) -> dict[str, np.ndarray]:
+    """criterion -> (V, N) confidences of the variants' rows, for every criterion but the margin."""
+    return {criterion: np.stack([r.confidence(criterion) for r in rows]) for criterion in OTHER_CRITERIA}
 
 
 @dataclass
 class CascadeProblem:
     """Everything a trial needs, in arrays: per-variant margins/correctness per split, layer shapes, pricing.
 
-    `margin` is the top-1 minus top-2 confidence; `confidence(criterion, split)` gives any exit criterion's, computed
-    from the softmax `probabilities`.
+    `margin` is the top-1 minus top-2 confidence; `confidence(criterion, split)` gives any exit criterion's (the
+    others are kept in `confidences`: the full scores are not kept).
     """
 
     variants: list[Variant]
@@ -77,8 +89,8 @@ class CascadeProblem:
     work: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)  # split -> variant -> executed fraction (N,)
     scoring_s: float = 0.0  # time spent scoring variants on demand (`ensure`)
     measured: dict[str, tuple[float, float | None]] = field(default_factory=dict)  # net -> (energy_j, latency_s)
-    probabilities: dict[str, np.ndarray] = field(default_factory=dict)  # split -> (V, N, classes) float16 softmax
-    _confidence: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
+    confidences: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # split -> criterion -> (V, N)
+    _batches: dict[tuple, tuple] = field(default_factory=dict, repr=False)  # recent cascades' batch evaluators
 
     @classmethod
     def from_scores(cls, scores: list[VariantScores], big: int, accelerator: costmodel.Accelerator,
@@ -92,7 +104,7 @@ class CascadeProblem:
             layers=[_priced_shapes(s.variant, priced_layers) for s in scores], accelerator=accelerator,
             technology=technology, priced_layers=priced_layers, work={sp: {} for sp in splits},
             applied=[s.applied for s in scores],
-            probabilities={sp: np.stack([s.splits[sp].scores for s in scores]) for sp in splits})
+            confidences={sp: _confidences([s.splits[sp] for s in scores]) for sp in splits})
         for index, variant_scores in enumerate(scores):
             problem._record_work(index, variant_scores)
         return problem
@@ -101,10 +113,7 @@ class CascadeProblem:
         """A variant's scored rows of one of this problem's splits (a carved split takes its rows of the scored one)."""
         source, rows = self.rows.get(split, (split, None))
         scored = scores.splits[source] if source != POOL else _pooled(scores.splits["calib"], scores.splits["test"])
-        if rows is None:
-            return scored
-        return SplitScores(scored.prediction[rows], scored.correct[rows], scored.margin[rows], scored.scores[rows],
-                           None if scored.ops is None else scored.ops[rows])
+        return scored if rows is None else scored.take(rows)
 
     def _record_work(self, index: int, scores: VariantScores) -> None:
         """Keep the per-sample executed fraction of the work of a variant that varies it (knobs)."""
@@ -129,8 +138,9 @@ class CascadeProblem:
 
         work = {**self.work, "calib": {i: w[keep] for i, w in self.work.get("calib", {}).items()},
                 name: {i: w[aside] for i, w in self.work.get("calib", {}).items()}}
-        probabilities = ({**self.probabilities, "calib": self.probabilities["calib"][:, keep],
-                          name: self.probabilities["calib"][:, aside]} if "calib" in self.probabilities else {})
+        calib = self.confidences.get("calib", {})
+        confidences = {**self.confidences, "calib": {c: v[:, keep] for c, v in calib.items()},
+                       name: {c: v[:, aside] for c, v in calib.items()}}
         source, base = self.rows.get("calib", ("calib", None))  # a resplit or carved problem's calib rows
 
         def rows_of(part: np.ndarray) -> tuple[str, np.ndarray]:
@@ -138,8 +148,8 @@ class CascadeProblem:
 
         return dataclasses.replace(self, variants=list(self.variants), applied=list(self.applied),
                                    layers=list(self.layers), margin=split_rows(self.margin),
-                                   correct=split_rows(self.correct), work=work, probabilities=probabilities,
-                                   _confidence={}, rows={**self.rows, "calib": rows_of(keep), name: rows_of(aside)})
+                                   correct=split_rows(self.correct), work=work, confidences=confidences,
+                                   rows={**self.rows, "calib": rows_of(keep), name: rows_of(aside)})
 
     def ensure(self, variant: Variant) -> int:
         """Index of `variant`, scoring it first (through the cache) if the problem does not hold it yet."""
@@ -154,9 +164,8 @@ class CascadeProblem:
             rows = self._split_rows(scores, split)
             self.margin[split] = np.vstack([self.margin[split], rows.margin[None]])
             self.correct[split] = np.vstack([self.correct[split], rows.correct[None]])
-            if split in self.probabilities:
-                self.probabilities[split] = np.concatenate([self.probabilities[split], rows.scores[None]])
-        self._confidence.clear()
+            self.confidences[split] = {c: np.vstack([v, rows.confidence(c)[None]])
+                                       for c, v in self.confidences[split].items()}
         self.variants.append(variant)
         self.applied.append(scores.applied)
         self.layers.append(_priced_shapes(variant, self.priced_layers))
@@ -165,11 +174,7 @@ class CascadeProblem:
 
     def confidence(self, criterion: str, split: str) -> np.ndarray:
         """(V, N) per-sample confidence of every variant under an exit criterion ('margin': the cached margins)."""
-        if criterion == "margin":
-            return self.margin[split]
-        if (criterion, split) not in self._confidence:
-            self._confidence[(criterion, split)] = confidence(self.probabilities[split], criterion)
-        return self._confidence[(criterion, split)]
+        return self.margin[split] if criterion == "margin" else self.confidences[split][criterion]
 
     @property
     def names(self) -> list[str]:
@@ -181,17 +186,17 @@ class CascadeProblem:
         pooled_margin = np.concatenate([self.margin["calib"], self.margin["test"]], axis=1)
         pooled_correct = np.concatenate([self.correct["calib"], self.correct["test"]], axis=1)
         pooled_work = {i: np.concatenate([w, self.work["test"][i]]) for i, w in self.work.get("calib", {}).items()}
-        pooled_probabilities = [np.concatenate([self.probabilities["calib"], self.probabilities["test"]], axis=1)
-                                ] if self.probabilities else []
+        pooled_confidences = {c: np.concatenate([v, self.confidences["test"][c]], axis=1)
+                              for c, v in self.confidences.get("calib", {}).items()}
         # own lists, and rows into the pool, so that a variant scored on demand gets its re-drawn rows (a carved
         # problem's rows are not re-drawn: it scores nothing on demand)
         return dataclasses.replace(
             self, variants=list(self.variants), applied=list(self.applied), layers=list(self.layers),
             builder=None if self.rows else self.builder, rows={} if self.rows else {"calib": (POOL, calib),
                                                                                      "test": (POOL, test)},
-            margin={"calib": pooled_margin[:, calib], "test": pooled_margin[:, test]}, _confidence={},
-            probabilities={split: pooled[:, rows] for pooled in pooled_probabilities
-                           for split, rows in (("calib", calib), ("test", test))},
+            margin={"calib": pooled_margin[:, calib], "test": pooled_margin[:, test]},
+            confidences={split: {c: v[:, rows] for c, v in pooled_confidences.items()}
+                         for split, rows in (("calib", calib), ("test", test))},
             correct={"calib": pooled_correct[:, calib], "test": pooled_correct[:, test]},
             work={"calib": {i: w[calib] for i, w in pooled_work.items()},
                   "test": {i: w[test] for i, w in pooled_work.items()}})
@@ -285,6 +290,11 @@ class CascadeProblem:
         work = self.work.get(split, {})
         varying = {row: self._per_sample(stage, cost, split, accelerator)
                    for row, (stage, cost) in enumerate(zip(stages, priced)) if stage in work}
+        if not varying:  # every stage costs the same for every sample: each stage's reach prices it
+            reach = self._outcomes(stages, thresholds, split, priced, criterion).reach
+            parts = {part: reach @ np.array([getattr(cost, f"{part}_pj") for cost in priced]) for part in ENERGY_PARTS}
+            return [Breakdown({part: float(parts[part][p]) * PJ for part in ENERGY_PARTS},
+                              tuple(float(r) for r in reach[p])) for p in range(len(reach))]
         confidence = self.confidence(criterion, split)[stages]
         step = max(1, chunk_cells // max(confidence.size, 1))
         out = []
@@ -302,36 +312,65 @@ class CascadeProblem:
                               tuple(float(r) for r in reach[p])) for p in range(len(answered))]
         return out
 
+    def _outcomes(self, stages: list[int], thresholds: np.ndarray, split: str, priced: list[costmodel.NetworkCost],
+                  criterion: str) -> Outcomes:
+        """Errors, errors where the big net is right, mean energy (pJ) and latency, reach: the fast batch path for
+        stages priced the same for every sample (`dse.core._batch`), its set-up kept for the last few cascades (keyed
+        by the arrays it reads, held with it, so that a copy of the problem with other rows never matches)."""
+        confidence, correct = self.confidence(criterion, split), self.correct[split]
+        energy, latency = tuple(p.energy_pj for p in priced), tuple(p.latency_s for p in priced)
+        key = (id(confidence), id(correct), tuple(stages), self.big, energy, tuple(np.nan_to_num(latency, nan=-1.0)))
+        if key not in self._batches:
+            if len(self._batches) >= 2:  # a trial reads one cascade on two splits
+                self._batches.pop(next(iter(self._batches)))
+            self._batches[key] = (confidence, correct, BatchEvaluator(
+                confidence[stages], correct[stages], correct[self.big], np.array(energy), np.array(latency)))
+        return self._batches[key][2].outcomes(thresholds)
+
     def evaluate(self, stages: list[int], thresholds: np.ndarray, split: str,
                  accelerator: costmodel.Accelerator | None = None, reuse: bool = False,
                  criterion: str = "margin") -> dict[str, np.ndarray]:
         """Metrics of cascade `stages` for a batch of threshold vectors (B, S-1) on `split`, a stage answering when
         its confidence under `criterion` reaches its threshold."""
         energy, latency = self._stage_arrays(stages, split, accelerator, reuse)
-        result = evaluate_cascade(self.confidence(criterion, split)[stages], self.correct[split][stages], energy,
-                                  latency, thresholds)
         big_correct = self.correct[split][self.big]
-        big_accuracy = big_correct.mean()
-        final_correct = self.correct[split][stages][result.exit_stage, np.arange(big_correct.size)]  # (B, N)
-        paired = big_correct[None, :].astype(np.float64) - final_correct
+        n = big_correct.size
+        big_errors = int(n - big_correct.sum())
+        if energy.ndim == 1:  # every stage costs the same for every sample: the fast batch path
+            outcomes = self._outcomes(stages, np.atleast_2d(thresholds), split,
+                                      self.stage_costs(stages, accelerator, reuse), criterion)
+            errors, worse = outcomes.errors, outcomes.worse
+            energy_pj, latency_s, reach = outcomes.energy, outcomes.latency, outcomes.reach
+            better = worse - (errors - big_errors)
+            # the paired difference (big right) - (cascade right) is +1 on `worse` samples, -1 on `better` ones
+            mean = (worse - better) / n
+            loss_sd = np.sqrt(np.maximum((worse + better) / n - mean ** 2, 0.0))
+        else:
+            result = evaluate_cascade(self.confidence(criterion, split)[stages], self.correct[split][stages], energy,
+                                      latency, thresholds)
+            final_correct = self.correct[split][stages][result.exit_stage, np.arange(n)].astype(bool)  # (B, N)
+            big_right = big_correct[None, :].astype(bool)
+            errors = n - final_correct.sum(axis=1).astype(np.int64)
+            worse = (big_right & ~final_correct).sum(axis=1)  # wrong where the big net is right
+            better = (~big_right & final_correct).sum(axis=1)
+            energy_pj, latency_s, reach = result.energy_pj, result.latency_s, result.reach_fraction
+            loss_sd = (big_right.astype(np.float64) - final_correct).std(axis=1)
+        accuracy = 1.0 - errors / n
         big_energy = self.price(self.big, accelerator).energy_pj
         storage = float(sum(self._stored_bytes(stages, accelerator)))
-        n = big_correct.size
-        errors = n - final_correct.sum(axis=1).astype(np.int64)
-        big_right = big_correct[None, :].astype(bool)
         return {
-            "accuracy": result.accuracy,
+            "accuracy": accuracy,
             "errors": errors,
-            "worse": (big_right & ~final_correct.astype(bool)).sum(axis=1),  # wrong where the big net is right
-            "better": (~big_right & final_correct.astype(bool)).sum(axis=1),
-            "extra_errors": errors - int(n - big_correct.sum()),  # integer: limits are compared exactly on it
-            "accuracy_loss_pct": 100.0 * (big_accuracy - result.accuracy),
-            "accuracy_loss_se_pct": 100.0 * paired.std(axis=1) / np.sqrt(n),
-            "energy_pj": result.energy_pj,
-            "energy_saving_pct": 100.0 * (1.0 - result.energy_pj / big_energy),
-            "latency_s": result.latency_s,
-            "storage_bytes": np.full(len(result.accuracy), storage),
-            "big_fraction": result.reach_fraction[:, -1],
+            "worse": worse,
+            "better": better,
+            "extra_errors": errors - big_errors,  # integer: limits are compared exactly on it
+            "accuracy_loss_pct": 100.0 * (big_correct.mean() - accuracy),
+            "accuracy_loss_se_pct": 100.0 * loss_sd / np.sqrt(n),
+            "energy_pj": energy_pj,
+            "energy_saving_pct": 100.0 * (1.0 - energy_pj / big_energy),
+            "latency_s": latency_s,
+            "storage_bytes": np.full(len(accuracy), storage),
+            "big_fraction": reach[:, -1],
         }
 
     def _stored_bytes(self, stages: list[int], accelerator: costmodel.Accelerator | None) -> list[float]:
@@ -351,7 +390,8 @@ class CascadeProblem:
                       criterion: str = "margin", chunk_cells: int = 2**24) -> list[Metrics]:
         """The typed metrics of threshold vectors (P, S-1) on `split`, evaluated in chunks of bounded memory."""
         n = int(self.margin[split].shape[1])
-        step = max(1, chunk_cells // max(n * len(stages), 1))
+        fast = not any(stage in self.work.get(split, {}) for stage in stages)  # bounded memory at any batch size
+        step = max(len(thresholds), 1) if fast else max(1, chunk_cells // max(n * len(stages), 1))
         out = []
         for start in range(0, len(thresholds), step):
             values = self.evaluate(stages, thresholds[start:start + step], split, accelerator, reuse, criterion)

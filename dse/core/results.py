@@ -40,7 +40,7 @@ class Metrics:
     @classmethod
     def from_row(cls, row: dict[str, Any], prefix: str) -> "Metrics":
         """Read back the flat `<prefix>_<field>` columns that `flat` writes."""
-        values = {f.name: row[f"{prefix}_{f.name}"] for f in fields(cls)}
+        values = {name: row[f"{prefix}_{name}"] for name in _METRIC_FIELDS}
         for name in ("errors", "extra_errors", "samples"):
             values[name] = int(values[name])
         return cls(**values)
@@ -62,7 +62,10 @@ class Metrics:
 
     def flat(self, prefix: str) -> dict[str, Any]:
         """Flat `<prefix>_<field>` columns (for trial attributes and CSV rows)."""
-        return {f"{prefix}_{name}": value for name, value in asdict(self).items()}
+        return {f"{prefix}_{name}": getattr(self, name) for name in _METRIC_FIELDS}
+
+
+_METRIC_FIELDS = tuple(f.name for f in fields(Metrics))  # read once: a study reads and writes thousands of points
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,7 @@ class TrialResult:
     partition: tuple[float, ...] = ()
     breakdown: dict[str, Breakdown] = field(default_factory=dict)  # split -> energy breakdown and stage reach
     mappings: tuple[LayerMapping, ...] = ()  # the same for every point of a trial: stored once, under MAPPINGS
+    threshold_front: str = "exact"  # how its thresholds were found: "exact", "approximate" (4+ stages) or "sampled"
 
     @property
     def stages(self) -> list[str]:
@@ -152,14 +156,15 @@ class TrialResult:
                 "partition": "/".join(f"{f:g}" for f in self.partition), **self.params,
                 **self.calib.flat("calib"), **self.test.flat("test"),
                 **{k: v for split, b in self.breakdown.items() for k, v in b.flat(split).items()},
-                "feasible": self.feasible, "pareto": self.pareto}
+                "threshold_front": self.threshold_front, "feasible": self.feasible, "pareto": self.pareto}
 
     def user_attrs(self) -> dict[str, Any]:
         """One Optuna user attribute per metric (what optuna-dashboard lists), plus the configuration."""
         return {"cascade": self.cascade, "thresholds": list(self.thresholds), "stage_bits": list(self.stage_bits),
                 "sram_bytes": self.sram_bytes, "partition": list(self.partition),
                 **self.calib.flat("calib"), **self.test.flat("test"),
-                **{f"{split}_breakdown": b.to_json() for split, b in self.breakdown.items()}}
+                **{f"{split}_breakdown": b.to_json() for split, b in self.breakdown.items()},
+                "threshold_front": self.threshold_front}
 
     @classmethod
     def from_user_attrs(cls, number: int, params: dict[str, Any], attrs: dict[str, Any], feasible: bool,
@@ -169,7 +174,7 @@ class TrialResult:
                    Metrics.from_row(attrs, "calib"), Metrics.from_row(attrs, "test"), feasible, point, pareto,
                    tuple(attrs["stage_bits"]), int(attrs["sram_bytes"]), tuple(attrs["partition"]),
                    {split: Breakdown.from_json(attrs[f"{split}_breakdown"]) for split in ("calib", "test")
-                    if f"{split}_breakdown" in attrs}, mappings)
+                    if f"{split}_breakdown" in attrs}, mappings, attrs.get("threshold_front", "exact"))
 
 
 @dataclass(frozen=True)

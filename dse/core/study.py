@@ -30,7 +30,7 @@ from nets import file_digest
 OBJECTIVE_COLUMNS = {"energy": "energy_pj", "accuracy_loss": "accuracy_loss_pct", "latency": "latency_s",
                      "storage": "storage_bytes"}
 SPLITS = ("calib", "test")
-RECORD = "front"  # the trial user attribute holding every recorded point of the trial's threshold front
+RECORD = "front"  # the trial user attribute holding every recorded point of the trial's threshold front (as JSON)
 REPORT_PREFIX = "dse:"  # study system attributes holding the report's baselines, margin curves and panels
 DASHBOARD_CONSTRAINTS = "constraints"  # the system attribute optuna-dashboard 0.21 reads constraints from
 
@@ -163,6 +163,7 @@ class SearchTiming:
         return self.per_trial_ms(self.wall_s - self.scoring_s - self.evaluate_s)
 
 
+EXACT_STAGES = 3  # threshold fronts of up to this many stages are solved exactly (`dse.core._exact.front`)
 EXTRA_INFEASIBLE_POINTS = 8  # a trial keeps its front's feasible points and this many beyond the loss limit
 
 
@@ -206,7 +207,9 @@ class CascadeObjective:
         self.evaluate_s += time.perf_counter() - start
         cascade = " > ".join(self.problem.names[s] for s in stages)
         configuration = {"stage_bits": tuple(self.problem.variants[s].bits or accelerator.bits for s in stages),
-                         "sram_bytes": accelerator.sram_bytes, "partition": tuple(accelerator.partition)}
+                         "sram_bytes": accelerator.sram_bytes, "partition": tuple(accelerator.partition),
+                         "threshold_front": "sampled" if self.spec.search.thresholds == "sampled"
+                         else "exact" if len(stages) <= EXACT_STAGES else "approximate"}
         # one list of layer mappings for every point of the front; a system attribute, kept out of those
         # optuna-dashboard lists
         mappings = LayerMapping.of_stages(self.problem.stage_costs(stages, accelerator, reuse))
@@ -221,7 +224,7 @@ class CascadeObjective:
             value = constraint_value(calib[keep[chosen]], self.spec)
             system |= {constraint_attr("accuracy_loss"): value, DASHBOARD_CONSTRAINTS: [value]}
         # the whole front, and the representative point one attribute per metric (dashboard): one transaction
-        set_trial_attrs(trial, {RECORD: points, **points[chosen]}, system)
+        set_trial_attrs(trial, {RECORD: json.dumps(points), **points[chosen]}, system)
         return objective_values(calib[keep[chosen]], self.spec.search.objectives)
 
     def _kept(self, calib: list[Metrics]) -> list[int]:
@@ -339,7 +342,7 @@ def certify(study: optuna.Study, problem: CascadeProblem, spec: StudySpec) -> li
         trial = trials[number]
         structure = replay_structure(space, trial.params)
         stages, accelerator, reuse = space.stages(structure), structure.accelerator, structure.cascade.reuse
-        points = sorted(trial.user_attrs[RECORD], key=lambda p: -p["calib_energy_j"])
+        points = sorted(recorded_points(trial), key=lambda p: -p["calib_energy_j"])
         thresholds = np.array([p["thresholds"] for p in points], dtype=np.float64).reshape(len(points), -1)
         values = problem.evaluate(stages, thresholds, CERTIFY, accelerator, reuse, structure.criterion)
         count = fixed_sequence(values["worse"], values["better"], n, guarantee.alpha_pct, delta)
@@ -354,6 +357,13 @@ def certify(study: optuna.Study, problem: CascadeProblem, spec: StudySpec) -> li
     return out
 
 
+def recorded_points(trial: optuna.trial.FrozenTrial) -> list[dict[str, Any]]:
+    """Every point a trial recorded: one JSON string (so that Optuna copies a trial's front as one value), or the
+    list itself, as studies recorded it before."""
+    record = trial.user_attrs.get(RECORD, [])
+    return json.loads(record) if isinstance(record, str) else record
+
+
 def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
     """True when every constraint value is <= 0 (Optuna's convention)."""
     return all(value <= 0 for value in (trial.constraints or {}).values())
@@ -364,29 +374,31 @@ def trial_results(study: optuna.Study) -> list[TrialResult]:
     front flagged: the feasible points no other feasible point dominates on the calibration objectives.
 
     A point whose objective values tie with an earlier front point (e.g. the same cascade in two trials) is not
-    flagged again, so the front lists each distinct point once.
+    flagged again, so the front lists each distinct point once: the one of the fewest stages, then the first run.
     """
     spec_objectives = study.user_attrs.get("objectives", ["energy", "accuracy_loss"])
     limit, z = study.user_attrs.get("max_accuracy_loss_pct"), study.user_attrs.get("loss_confidence_z", 0.0)
     points = []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         mappings = LayerMapping.all_from_json(trial.system_attrs.get(MAPPINGS))
-        for index, point in enumerate(trial.user_attrs.get(RECORD, [])):
+        for index, point in enumerate(recorded_points(trial)):
             calib = Metrics.from_row(point, "calib")
             feasible = limit is None or loss_excess(calib, limit, z) <= 0
             points.append(TrialResult.from_user_attrs(trial.number, trial.params, point, feasible, False, index,
                                                       mappings))
     values = np.array([objective_values(p.calib, spec_objectives) for p in points]).reshape(len(points), -1)
-    front, seen = [], set()
-    order = sorted(range(len(points)), key=lambda i: tuple(values[i]))
-    for i in order:  # sorted by the first objective: a point is dominated only by points before it
-        if not points[i].feasible or tuple(values[i]) in seen:
+    front, seen = np.empty_like(values), set()  # the front's values so far, in its first rows
+    flagged: set[int] = set()
+    # sorted by the first objective (a point is dominated only by points before it); of equal points the one of the
+    # fewest stages (one net alone before the same net followed by a stage never reached), then the first run
+    order = sorted(range(len(points)), key=lambda i: (tuple(values[i]), len(points[i].stages)))
+    for i in order:
+        key = tuple(values[i])
+        if not points[i].feasible or key in seen or np.all(front[:len(flagged)] <= values[i], axis=1).any():
             continue
-        if any(np.all(values[j] <= values[i]) for j in front):
-            continue
-        front.append(i)
-        seen.add(tuple(values[i]))
-    flagged = set(front)
+        front[len(flagged)] = values[i]
+        flagged.add(i)
+        seen.add(key)
     return [dataclasses.replace(p, pareto=i in flagged) for i, p in enumerate(points)]
 
 

@@ -1,24 +1,35 @@
-"""Big/little DNN (Park et al. 2015): a little net runs first; the big net runs when the little's score margin is low.
+"""Big/little DNN (Park et al. 2015) and model-zoo cascades: little nets run first, cheapest first, each passing a
+sample on when its confidence is low; the big net answers what reaches it.
 
-Section [little]: the candidate little nets and optional bit-widths they may run at. Brings the little-only baselines
-and the paper's own static method (the lambda-sweep threshold at the loss limit) per little net (`dse.papers.park2015`).
+Section [little]: the candidate little nets, optional bit-widths they may run at, `max_stages` (the most models in one
+chain, the big net included: 2 is Park's big/little, 3 chains two little nets before the big one) and `alone` (a
+little net may also answer every sample by itself, without the big net, when that meets the budget). A chain runs
+its little nets in ascending price at the spec's accelerator (a measured `energy_j`, else the cost model's), each
+paying its full price. Brings the little-only baselines and the paper's own static method (the lambda-sweep
+threshold at the loss limit) per little net (`dse.papers.park2015`).
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import optuna
 
+import costmodel
+import nets
 from dse.core.mechanism import Cascade, Mechanism
-from dse.core.problem import CascadeProblem
-from dse.core.results import Baseline
+from dse.core.problem import CascadeProblem, make_accelerator
+from dse.core.results import PJ, Baseline
 from dse.core.spec import StudySpec, check
 from dse.papers.park2015 import paper_static_choice
 from nets import Variant, architecture_names
 
 NONE = "none"  # no little net: the other mechanisms' stages only
+CHAIN = ">"  # joins the little nets of a chain in the `little` parameter, e.g. "mini8>mini7"
+ALONE = " alone"  # a little net answering every sample itself (no big net), e.g. "mini7 alone"
 
 
 @dataclass(frozen=True)
@@ -28,6 +39,8 @@ class LittleSpec:
     nets: tuple[str, ...] = ()
     bits: tuple[int, ...] = ()
     rounding: str = "nearest"
+    max_stages: int = 3  # models in one chain, the big net included (2: one little net before the big one)
+    alone: bool = True  # a little net alone (no big net) is a candidate too
 
 
 class BigLittle(Mechanism):
@@ -52,19 +65,31 @@ class BigLittle(Mechanism):
               f"must be strictly increasing integers in 2..32, got {list(config.bits)}")
         check(config.rounding in ("nearest", "stochastic"), f"{src}: little.rounding",
               f"must be nearest or stochastic, got '{config.rounding}'")
+        check(isinstance(config.max_stages, int) and not isinstance(config.max_stages, bool)
+              and 2 <= config.max_stages <= 8, f"{src}: little.max_stages",
+              f"must be an integer in 2..8 (models in one chain, the big net included), got {config.max_stages!r}")
+        check(isinstance(config.alone, bool), f"{src}: little.alone", f"must be true or false, got {config.alone!r}")
 
     def variants(self, spec: StudySpec, config: LittleSpec) -> list[Variant]:
         return [Variant(net) for net in config.nets] + [Variant(net, bits=b, rounding=config.rounding)
                                                          for net in config.nets for b in config.bits]
 
     def shape(self, trial: optuna.Trial, spec: StudySpec, config: LittleSpec, cascade: Cascade) -> Cascade:
-        options = list(config.nets) + ([NONE] if len(spec.enabled()) > 1 else [])
+        """The `little` parameter picks a chain of little nets ("a>b", cheapest first), a little net alone ("a
+        alone") or none; then each little net's bits (`little_bits`, `little_bits_2`, ...)."""
+        options = chains(spec, config) + ([NONE] if len(spec.enabled()) > 1 else [])
         little = trial.suggest_categorical("little", options)
         if little == NONE:
             return cascade
-        bits = trial.suggest_categorical("little_bits", ["float", *map(str, config.bits)]) if config.bits else "float"
-        first = Variant(little) if bits == "float" else Variant(little, bits=int(bits), rounding=config.rounding)
-        return Cascade((first, *cascade.stages), cascade.reuse)
+        names = little.removesuffix(ALONE).split(CHAIN)
+        stages = []
+        for i, name in enumerate(names):
+            key = "little_bits" + (f"_{i + 1}" if i else "")
+            bits = trial.suggest_categorical(key, ["float", *map(str, config.bits)]) if config.bits else "float"
+            stages.append(Variant(name) if bits == "float" else Variant(name, bits=int(bits), rounding=config.rounding))
+        if little.endswith(ALONE):
+            return Cascade(tuple(stages))
+        return Cascade((*stages, *cascade.stages), cascade.reuse)
 
     def baseline_kind(self, spec: StudySpec, config: LittleSpec, variant: Variant) -> str | None:
         return "little only" if variant.net in config.nets and variant.bits is None else None
@@ -84,3 +109,38 @@ class BigLittle(Mechanism):
                                  problem.metrics(stages, threshold, "test"),
                                  {"threshold": choice.threshold, "lambda": choice.lam}))
         return rows
+
+
+def chains(spec: StudySpec, config: LittleSpec) -> list[str]:
+    """Every choice of little nets in front of the big net: each ordered (cheapest first) subset of up to
+    `max_stages - 1` candidates, as "a>b", then each candidate alone (with `alone`), as "a alone"."""
+    order = price_order(spec, config.nets)
+    subsets = [CHAIN.join(combo) for k in range(1, min(config.max_stages - 1, len(order)) + 1)
+               for combo in itertools.combinations(order, k)]
+    return subsets + ([f"{name}{ALONE}" for name in order] if config.alone else [])
+
+
+def price_order(spec: StudySpec, candidates: tuple[str, ...]) -> list[str]:
+    """`candidates` by ascending price per inference at the spec's accelerator (ties: as listed)."""
+    if len(candidates) < 2:
+        return list(candidates)
+    accelerator, technology = make_accelerator(spec)
+    priced = spec.accelerator.priced_layers
+
+    def price(net: str) -> float:
+        model = nets.user_model(net)
+        if model is not None and model.measured:
+            return float(model.energy_j)  # type: ignore[arg-type]
+        return _energy_j(nets.architecture(net), accelerator, technology, priced)
+
+    return sorted(candidates, key=price)
+
+
+@lru_cache(maxsize=256)
+def _energy_j(architecture: nets.Architecture, accelerator: costmodel.Accelerator,
+              technology: costmodel.Technology, priced_layers: str) -> float:
+    """The cost model's energy per inference of a full-width, full-precision architecture (J)."""
+    shapes = architecture.layer_shapes(1.0)
+    if priced_layers == "conv":
+        shapes = [shape for shape in shapes if shape.kind == "conv"]
+    return costmodel.network_cost(shapes, accelerator, technology).energy_pj * PJ

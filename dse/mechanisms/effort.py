@@ -139,9 +139,9 @@ class Effort(Mechanism):
     def shape(self, trial: optuna.Trial, spec: StudySpec, config: EffortSpec, cascade: Cascade) -> Cascade:
         stages = list(cascade.stages)
         for role in config.nets:
-            if role == "little" and len(stages) == 1:
-                continue
             position = len(stages) - 1 if role == "big" else 0
+            if len(stages) == 1 and (stages[0].net == spec.nets.big) != (role == "big"):
+                continue  # the big net alone has no little stage; a little net alone (no big net) no big one
             knobs = [knob for scope, mechanisms in applicable_knobs(stages[position].net, config.mechanisms, config.scopes)
                      for knob in suggest_knobs(trial, mechanisms, scopes=(scope,), prefix=f"{role}.")]
             stages[position] = dataclasses.replace(stages[position], knobs=tuple(sorted(knobs)))
