@@ -448,7 +448,8 @@ def trial_results(study: optuna.Study) -> list[TrialResult]:
             feasible = limit is None or loss_excess(calib, limit, z) <= 0
             points.append(TrialResult.from_user_attrs(trial.number, trial.params, point, feasible, False, index,
                                                       mappings))
-    values = np.array([objective_values(p.calib, spec_objectives) for p in points]).reshape(len(points), -1)
+    values = np.array([objective_values(p.calib, spec_objectives) for p in points]).reshape(len(points),
+                                                                                          len(spec_objectives))
     front, seen = [], set()
     order = sorted(range(len(points)), key=lambda i: tuple(values[i]))
     for i in order:  # sorted by the first objective: a point is dominated only by points before it
