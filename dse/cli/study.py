@@ -96,7 +96,9 @@ def run(
     before, space_before = study_counts(study), queue and queue.state(study)
     with StopRequest() as stop:
         if workers == 1:
-            with progress_bar("search", total=until or n_trials, enabled=progress) as step:
+            planned = (until or n_trials) if not space_before else (
+                min(until or space_before.complete + n_trials, space_before.total) - space_before.complete)
+            with progress_bar("search", total=max(planned, 0), enabled=progress) as step:
                 timing = run_search(study, problem, study_spec, n_trials, progress=False, until=until, stop=stop,
                                     callbacks=[lambda _study, trial: step(f"trial {trial.number}")])
         else:
