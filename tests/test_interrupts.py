@@ -190,3 +190,19 @@ def test_three_workers_on_postgresql_resume_with_each_structure_once(quickstart:
         assert completed == quickstart["structures"], (moment, signum, completed)
         assert states[TrialState.RUNNING] == states[TrialState.WAITING] == 0
     engine.dispose()
+
+
+def test_an_empty_database_left_by_an_interrupted_creation_is_replaced(tiny_study: dict, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from dse.cli import app
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with sqlite3.connect(out / "study.db") as connection:  # what an older version left: WAL set, no tables
+        connection.execute("PRAGMA journal_mode=WAL")
+    connection.close()
+    result = CliRunner().invoke(app, ["run", str(tiny_study["spec"]), "--out", str(out), "--cache-dir",
+                                      str(tiny_study["root"] / "cache"), "--trials", "1", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "0 -> 1 completed trials" in result.output

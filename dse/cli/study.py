@@ -118,11 +118,13 @@ def run(
         f"{len(results.pareto)} distinct feasible Pareto points (calibration split, "
         f"{problem.margin['calib'].shape[1]} samples)")
     space_after = queue and queue.state(study)
-    if space_before and space_before.is_complete:
-        say(f"the enumerated space of {space_before.total} structures was already complete: nothing was added")
-    elif space_after and space_after.is_complete and (until or space_before.complete + n_trials) > space_after.total:
-        say(f"the enumerated space of {space_after.total} structures is complete: "
-            f"{space_after.complete - space_before.complete} added, not {until or n_trials}")
+    if space_before and space_after:
+        size = f"{space_after.total} structure{'s' if space_after.total != 1 else ''}"
+        if space_before.is_complete:
+            say(f"the enumerated space of {size} was already complete: nothing was added")
+        elif space_after.is_complete and (until or space_before.complete + n_trials) > space_after.total:
+            say(f"the enumerated space of {size} is complete: {space_after.complete - space_before.complete} "
+                f"added, not {until or n_trials}")
     if workers > 1:
         say(f"search: {timing.trials} trials by {workers} workers in {timing.wall_s:.1f} s (with their start)",
             verbose_only=True)

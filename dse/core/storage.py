@@ -369,7 +369,8 @@ def study_exists(url: str, name: str) -> bool:
     """Whether `url` already holds a study called `name` (read-only: creates nothing)."""
     if url.startswith(("sqlite:///", "journal:///")):
         scheme = "sqlite:///" if url.startswith("sqlite:///") else "journal:///"
-        if not _file_path(url, scheme).exists():
+        path = _file_path(url, scheme)
+        if not path.exists() or (scheme == "sqlite:///" and not _check_ours(path, url)):
             return False
     storage = open_storage(url, heartbeat_s=None, create=False)
     return name in {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
