@@ -128,6 +128,7 @@ def run_queue(study: optuna.Study, objective: Callable[[optuna.Trial], Any], que
     after the trial in flight when `stop` is requested. Returns the trials this process completed."""
     counted = _FromQueue(objective, queue)
     target = min(target, len(queue.keys))
+    ended: list[FrozenTrial] = []
     while not stop.requested:
         state = queue.refill(study, target)
         if state.complete >= target:
@@ -135,5 +136,7 @@ def run_queue(study: optuna.Study, objective: Callable[[optuna.Trial], Any], que
         if state.queued == 0:  # the rest runs elsewhere: wait, failing stale trials
             time.sleep(POLL_S)
             continue
-        study.optimize(counted, n_trials=1, callbacks=callbacks)
+        study.optimize(counted, n_trials=1, callbacks=[*(callbacks or []), lambda _, trial: ended.append(trial)])
+        if ended and ended[-1].state == TrialState.FAIL:  # its structure would be queued again, and fail again
+            raise RuntimeError(f"trial {ended[-1].number} ({ended[-1].params}) failed without an exception")
     return counted.completed

@@ -268,8 +268,10 @@ def validate(spec: StudySpec) -> StudySpec:
            f"must be one of {', '.join(PRICED_LAYERS)}, got '{a.priced_layers}'")
     check(spec.data.dataset in DATASETS, f"{src}: data.dataset",
            f"must be one of {', '.join(DATASETS)}, got '{spec.data.dataset}'")
-    check(not (spec.data.path and spec.data.dataset in EMBEDDED_DATASETS), f"{src}: data.path",
-          f"dataset '{spec.data.dataset}' is embedded and reads no path, got {spec.data.path!r}")
+    imported_logits = any(getattr(model, "logits", None) is not None for model in spec.models.values())
+    check(not (spec.data.path and spec.data.dataset in EMBEDDED_DATASETS) or imported_logits, f"{src}: data.path",
+          f"dataset '{spec.data.dataset}' is embedded and reads no path, got {spec.data.path!r}")  # (with imported
+    # logits, the models' check says what is wrong: data.dataset = "labels" is missing)
     for name in enabled:
         registry()[name].validate(spec, spec.mechanisms[name])
     if guarantee is not None and s.max_accuracy_loss_pct is None:  # the search is constrained to the guaranteed budget

@@ -81,7 +81,7 @@ def make_sampler(spec: StudySpec, stream: tuple[int, ...] = ()) -> optuna.sample
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=20)
 
 
-SPEC_ATTR = "spec"  # study user attribute: the digest payload of the spec the study was made from (keys, values)
+SPEC_ATTR = "spec"  # report data (a study system attribute): the digest payload of the spec the study was made from
 SPEC_NAME_ATTR = "spec_name"  # the name of that spec (a study started with --new is named <spec name>-<n>)
 SPEC_SOURCE_ATTR = "spec_source"
 
@@ -115,7 +115,7 @@ def check_digest(study: optuna.Study, spec: StudySpec) -> None:
     digest = study.user_attrs.get("spec_digest")
     if digest is None or digest == spec_digest(spec):
         return
-    recorded = study.user_attrs.get(SPEC_ATTR)
+    recorded = report_data(study).get(SPEC_ATTR)
     changes = ("; ".join(spec_changes(recorded, digest_payload(spec))) if recorded is not None else
                "the study predates recorded specs, so the changed keys cannot be named")
     raise ChangedSpec(f"{spec.source}: the study '{study.study_name}' in this storage was made from a different spec "
@@ -166,8 +166,9 @@ def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage, worker: in
                                 sampler=make_sampler(spec), load_if_exists=True)
     check_digest(study, spec)
     if study.user_attrs.get("spec_digest") is None:
-        for key, value in ((SPEC_ATTR, digest_payload(spec)), (SPEC_NAME_ATTR, spec.name),
-                           (SPEC_SOURCE_ATTR, spec.source), ("objectives", list(spec.search.objectives))):
+        study._storage.set_study_system_attr(study._study_id, f"{REPORT_PREFIX}{SPEC_ATTR}", digest_payload(spec))
+        for key, value in ((SPEC_NAME_ATTR, spec.name), (SPEC_SOURCE_ATTR, spec.source),
+                           ("objectives", list(spec.search.objectives))):
             study.set_user_attr(key, value)
         with warnings.catch_warnings():  # experimental since 3.2, and what the dashboard and exports read
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -478,7 +479,7 @@ def study_spec(study: optuna.Study) -> dict[str, Any]:
     """The spec a study was made from, as the report shows it: its name, file and fingerprint, then every key."""
     attrs = study.user_attrs
     return {"spec name": attrs.get(SPEC_NAME_ATTR, study.study_name), "spec file": attrs.get(SPEC_SOURCE_ATTR, "?"),
-            "spec fingerprint": attrs.get("spec_digest", "?"), **flat_keys(attrs.get(SPEC_ATTR, {}))}
+            "spec fingerprint": attrs.get("spec_digest", "?"), **flat_keys(report_data(study).get(SPEC_ATTR, {}))}
 
 
 def report_data(study: optuna.Study) -> dict[str, Any]:
