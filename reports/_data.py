@@ -88,6 +88,7 @@ class ReportData:
     search: SearchData | None = None
     sections: list[str] = field(default_factory=list)
     chains: Table = field(default_factory=lambda: Table("", "", [], []))  # best point per cascade length
+    spec: Table | None = None  # the spec the study was made from
 
 
 def _series(name: str, trials: list[TrialResult], split: str) -> Series:
@@ -223,6 +224,12 @@ def _settings(settings: dict[str, Any]) -> Table:
                  ["setting", "value"], rows)
 
 
+def _spec(spec: dict[str, Any]) -> Table:
+    rows = [[key, ", ".join(map(str, value)) if isinstance(value, list) else value] for key, value in spec.items()]
+    return Table("Spec", "The spec this study was made from: every key that defines its space and values (the trial "
+                 "budget and the sampler's seed may differ between runs).", ["key", "value"], rows)
+
+
 def _certified(results: StudyResults) -> Table:
     """Per front structure, its most aggressive certified point: loss where certified, certified bound, test loss."""
     rows = [[p.number, p.cascade, "/".join(f"{x:.4g}" for x in p.thresholds), _format(p.certify_loss_pct),
@@ -257,11 +264,12 @@ def build_report_data(results: StudyResults, search: SearchData | None = None) -
                                     [(b.calib, b.test) for b in results.baselines], limit),
         breakdown=_breakdown(pareto, str(results.settings.get("dataflow", ""))), margins=list(results.margins), panels=list(results.panels),
         sweeps=_sweeps(results), settings=_settings(results.settings), certified=_certified(results), search=search,
-        chains=chain_table(results))
+        chains=chain_table(results), spec=_spec(results.spec))
     present = {"headline": True, "configuration": bool(data.configuration.rows), "fronts": bool(data.fronts),
                "pareto_table": bool(data.pareto_table.rows), "baselines": bool(data.baseline_table.rows),
                "breakdown": bool(data.breakdown.points), "margins": bool(data.margins), "panels": bool(data.panels),
                "sweeps": bool(data.sweeps), "settings": bool(data.settings.rows), "certified": bool(data.certified.rows),
+               "spec": bool(results.spec),
                "importances": bool(search and search.importances), "history": bool(search and search.history)}
     present["chains"] = bool(data.chains.rows)
     data.sections.extend(name for name, shown in present.items() if shown)

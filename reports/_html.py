@@ -242,6 +242,8 @@ def _sections(data: ReportData) -> list[str]:
         out += [_panel(panel, i) for i, panel in enumerate(data.panels)]
     if "settings" in data.sections:
         out.append(f"<h2>{data.settings.title}</h2>\n<p>{data.settings.caption}</p>\n{_table(data.settings)}")
+    if "spec" in data.sections and data.spec is not None:
+        out.append(f"<h2>{data.spec.title}</h2>\n<p>{data.spec.caption}</p>\n{_table(data.spec)}")
     return out
 
 

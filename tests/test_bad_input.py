@@ -303,7 +303,17 @@ CASES = [
     Case("garbage-study-db", lambda ws: write(ws / "out" / "study.db", b"garbage " * 100) and spec_run()(ws),
          "study.db"),
     Case("spec-differs-from-study", with_study(lambda ws: spec_run(("epochs = 1", "epochs = 2"))(ws)[:2] + [
-        "--out", str(ws / "study"), "--cache-dir", str(ws / "cache")]), "different spec"),
+        "--out", str(ws / "study"), "--cache-dir", str(ws / "cache")]), "training.epochs: 1 -> 2"),
+    # options that cannot apply, or not together
+    Case("data-on-embedded-dataset", lambda ws: spec_run()(ws) + ["--data", "/nonexistent"], "--data /nonexistent"),
+    Case("data-on-embedded-dataset-existing-study", with_study(lambda ws: spec_run()(ws)[:2] + [
+        "--out", str(ws / "study"), "--data", "/nonexistent"]), "--data /nonexistent"),
+    Case("spec-path-on-embedded-dataset", spec_run(data('dataset = "mnist5k"\npath = "/nonexistent"')), "data.path"),
+    Case("run-trials-and-until", lambda ws: ["run", "--trials", "5", "--until", "3"], "--trials 5 --until 3"),
+    Case("worker-trials-and-until", lambda ws: ["worker", "quickstart", "--storage", "sqlite:///x.db", "--trials", "5",
+                                                "--until", "3"], "--trials 5 --until 3"),
+    Case("characterize-data-on-embedded-dataset", lambda ws: ["characterize", "quickstart", "--data", "/nonexistent"],
+         "--data /nonexistent"),
     # output paths of the wrong kind
     Case("out-is-file", lambda ws: spec_run()(ws)[:2] + ["--out", str(write(ws / "f", "x"))], "--out"),
     Case("out-under-file", lambda ws: spec_run()(ws)[:2] + ["--out", str(write(ws / "f", "x") / "o")], "--out"),
@@ -313,6 +323,17 @@ CASES = [
                                                         str(ws)]), "--csv"),
     Case("pareto-csv-under-file", with_study(lambda ws: ["pareto", "tiny", "--out", str(ws / "study"), "--csv",
                                                          str(write(ws / "f", "x") / "front.csv")]), "--csv"),
+    Case("run-report-html-is-directory", lambda ws: (ws / "out" / "report.html").mkdir(parents=True) or spec_run()(ws),
+         "report.html"),
+    Case("report-html-is-directory", with_study(lambda ws: (ws / "study" / "report.html").mkdir() or [
+        "report", "tiny", "--out", str(ws / "study")]), "report.html"),
+    Case("report-trials-csv-is-directory", with_study(lambda ws: (ws / "study" / "trials.csv").mkdir() or [
+        "report", "tiny", "--out", str(ws / "study")]), "trials.csv"),
+    Case("trials-csv-directory", with_study(lambda ws: ["trials", "tiny", "--out", str(ws / "study"), "--csv",
+                                                        str(ws)]), "--csv"),
+    Case("trials-parquet-under-file", with_study(lambda ws: ["trials", "tiny", "--out", str(ws / "study"),
+                                                             "--parquet", str(write(ws / "f", "x") / "t.parquet")]),
+         "--parquet"),
     Case("report-out-is-file", lambda ws: ["report", "tiny", "--out", str(write(ws / "f", "x"))], "--out"),
     Case("report-foreign-sqlite", lambda ws: ["report", "tiny", "--storage", f"sqlite:///{foreign_sqlite(ws)}"],
          "not a study database"),

@@ -19,7 +19,7 @@ def test_run_writes_study_report_and_csvs(tiny_study: dict) -> None:
     assert first.exit_code == 0, first.output
     out: Path = tiny_study["out"]
     assert "0 of 3 variants cached; 3 to train, 3 to score" in first.output
-    assert "0 -> 12 trials" in first.output
+    assert "0 -> 12 completed trials" in first.output
     assert f"report: {(out / 'report.html').resolve()}" in first.output
     trials = pd.read_csv(io.StringIO(tiny_study["first_trials_csv"]))
     assert len(trials) == 12 and set(trials["little"]) <= {"mini7", "mini8"}
@@ -38,7 +38,7 @@ def test_second_run_reuses_cache_and_resumes(tiny_study: dict) -> None:
     second = tiny_study["second"]
     assert second.exit_code == 0, second.output
     assert "3 of 3 variants cached; 0 to train, 0 to score" in second.output
-    assert "12 -> 24 trials" in second.output
+    assert "12 -> 24 completed trials" in second.output
     assert len(pd.read_csv(tiny_study["out"] / "trials.csv")) == 24
 
 

@@ -157,8 +157,8 @@ def test_exact_study_enumerates_then_resumes_with_nothing_new(tiny_study: dict, 
             "--no-progress", "--jobs", "1"]
     first = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
-    assert "0 -> 2 trials" in first.output  # two structures: mini7 or mini8 before lenet
+    assert "0 -> 2 completed trials" in first.output  # two structures: mini7 or mini8 before lenet
     trials = pd.read_csv(tmp_path / "out" / "trials.csv")
     assert set(trials["little"]) == {"mini7", "mini8"} and trials["point"].max() > 0  # whole fronts per trial
     second = CliRunner().invoke(app, args)
-    assert second.exit_code == 0 and "2 -> 2 trials" in second.output
+    assert second.exit_code == 0 and "2 -> 2 completed trials" in second.output

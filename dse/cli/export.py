@@ -21,9 +21,12 @@ def trials(
         "--parquet", help="Write the trials to this Parquet file (needs the `parquet` extra: pyarrow)")] = None,
 ) -> None:
     """Export every completed trial; without --csv or --parquet, print it as CSV."""
-    from dse.core.output import load_existing_study, study_frame
+    from dse.core.output import check_output_file, load_existing_study, study_frame
     from nets import atomic_write_bytes, atomic_write_text
 
+    for path, option in ((csv, "--csv"), (parquet, "--parquet")):
+        if path is not None:
+            check_output_file(path, option)
     loaded, _ = load_existing_study(study, out, storage)
     frame = study_frame(loaded)
     if parquet:

@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from costmodel import UserError
+
 CacheDirOption = Annotated[Optional[Path], typer.Option(
     "--cache-dir", help="Score cache [default: $DSE_CACHE_DIR, $XDG_CACHE_HOME/adaptive-dse, ~/.cache/adaptive-dse]")]
 DataOption = Annotated[Optional[Path], typer.Option("--data", help="Data path (overrides data.path in the spec)")]
@@ -18,23 +20,41 @@ HeartbeatOption = Annotated[int, typer.Option(
                                          "and its parameters retried")]
 
 
-def prepare(study_spec, data: Optional[Path], cache_dir: Optional[Path], out_dir: Path | None,  # type: ignore[no-untyped-def]
-            url: str, jobs: int, log=print):
+NewOption = Annotated[bool, typer.Option(
+    "--new", help="When the study of the spec's name was made from another spec, start a study of this spec beside "
+                  "it (<name>-2, …) instead of refusing")]
+
+
+class OptionConflict(UserError):
+    """Options that cannot be given together; the message names them."""
+
+
+def check_budget(trials: Optional[int], until: Optional[int]) -> None:
+    """--trials adds trials, --until runs to a total: one or the other."""
+    if trials is not None and until is not None:
+        raise OptionConflict(f"--trials {trials} --until {until}: give one or the other (--trials adds trials, "
+                             f"--until runs until the study holds that many)")
+
+
+def prepare(study_spec, cache_dir: Optional[Path], out_dir: Path | None,  # type: ignore[no-untyped-def]
+            url: str, jobs: int, log=print, new: bool = False):
     """Check output paths, the storage and an existing study before any work; then load the problem (`log`: where
-    training and caching lines go)."""
-    from dse.core.output import check_output_dir
+    training and caching lines go). Returns the problem, the dataset and the name of the study to run."""
+    from dse.core.output import check_output_dir, check_study_outputs, study_out_dir
     from dse.core.problem import load_problem
     from dse.core.storage import check_storage_url
     from dse.core.study import check_resumable
 
     if out_dir is not None:
-        check_output_dir(out_dir, "--out")
+        check_study_outputs(out_dir)
     if cache_dir is not None:
         check_output_dir(cache_dir, "--cache-dir")
     check_storage_url(url)
-    check_resumable(study_spec, url)
+    study_name = check_resumable(study_spec, url, new)
+    if out_dir is not None:
+        check_study_outputs(study_out_dir(out_dir, study_name, study_spec.name))
     problem, dataset = load_problem(study_spec, str(cache_dir) if cache_dir else None, n_jobs=jobs, log=log)
-    return problem, dataset
+    return problem, dataset, study_name
 
 
 def stopped(stop) -> None:  # type: ignore[no-untyped-def]

@@ -10,7 +10,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from dse.cli.console import SETTINGS, progress_bar, result, say
-from dse.cli.options import CacheDirOption, DataOption, HeartbeatOption, JobsOption, UntilOption, prepare, stopped
+from dse.cli.options import (CacheDirOption, DataOption, HeartbeatOption, JobsOption, NewOption, UntilOption,
+                             check_budget, prepare, stopped)
 
 OutOption = Annotated[Optional[Path], typer.Option("--out", help="Output directory [default: ./dse-out/<study>]")]
 StorageOption = Annotated[Optional[str], typer.Option(
@@ -83,47 +84,64 @@ def run(
     data: DataOption = None,
     out: OutOption = None,
     storage: StorageOption = None,
+    new: NewOption = False,
     cache_dir: CacheDirOption = None,
     jobs: JobsOption = -1,
     heartbeat: HeartbeatOption = 10,
     progress: Annotated[bool, typer.Option(help="Show progress bars (only ever on a terminal)")] = True,
 ) -> None:
     """Build or load the score cache, run (or resume) the study, and write CSVs and the HTML report."""
-    from dse.core.output import out_dir_for, storage_url_for
+    from dse.core.output import out_dir_for, storage_url_for, study_out_dir
     from dse.core.spec import load_spec
     from dse.core.storage import open_storage
-    from dse.core.study import open_study, record_study_facts, run_search
-    from dse.core.workers import StopRequest, trial_counts
+    from dse.core.study import open_study, record_study_facts, run_search, space_queue
+    from dse.core.workers import StopRequest, study_counts
 
+    check_budget(trials, until)
     start = time.perf_counter()  # ingest: the spec (and the files it names) read, then every variant's scores
-    study_spec = load_spec(spec).with_overrides(data={"path": str(data)} if data else {})
+    study_spec = load_spec(spec).with_data(data)
     out_dir = out_dir_for(study_spec.name, out)
     url = storage_url_for(out_dir, storage)
     with progress_bar("training and caching variants", enabled=progress, echo=True) as step:
-        problem, dataset = prepare(study_spec, data, cache_dir, out_dir, url, jobs, log=step)
+        problem, dataset, study_name = prepare(study_spec, cache_dir, out_dir, url, jobs, log=step, new=new)
     ingest_s = time.perf_counter() - start
     n_trials = study_spec.search.n_trials if trials is None else trials
-    study = open_study(study_spec, open_storage(url, heartbeat))
-    before = len(study.get_trials(deepcopy=False))
+    study = open_study(study_spec, open_storage(url, heartbeat), study_name=study_name)
+    queue = space_queue(problem, study_spec)
+    before, space_before = study_counts(study), queue and queue.state(study)
     with StopRequest() as stop:
         if workers == 1:
-            with progress_bar("search", total=until or n_trials, enabled=progress) as step:
+            planned = (until or n_trials) if not space_before else (
+                min(until or space_before.complete + n_trials, space_before.total) - space_before.complete)
+            with progress_bar("search", total=max(planned, 0), enabled=progress) as step:
                 timing = run_search(study, problem, study_spec, n_trials, progress=False, until=until, stop=stop,
                                     callbacks=[lambda _study, trial: step(f"trial {trial.number}")])
         else:
             from dse.cli.worker import run_workers
 
             record_study_facts(study, problem, study_spec)
-            total = until if until is not None else trial_counts(study)[0] + n_trials
+            done = space_before.complete if space_before else before.complete
+            total = until if until is not None else done + n_trials
             timing = run_workers(spec, workers, total, url, data, cache_dir, heartbeat, stop)
     stopped(stop)
     start = time.perf_counter()
-    report_path, results = write_outputs(study, out_dir)
+    study_dir = study_out_dir(out_dir, study.study_name, study_spec.name)
+    report_path, results = write_outputs(study, study_dir)
     report_s = time.perf_counter() - start
-    after = len(study.get_trials(deepcopy=False))  # without copying every trial's front
-    summary(results, str(out_dir / "pareto.csv"))
-    say(f"study '{study.study_name}' in {url}: {before} -> {after} trials; {len(results.pareto)} distinct "
-        f"feasible Pareto points (calibration split, {problem.margin['calib'].shape[1]} samples)")
+    after = study_counts(study)
+    summary(results, str(study_dir / "pareto.csv"))
+    pending = f" ({after.queued} queued, {after.running} running)" if after.queued or after.running else ""
+    say(f"study '{study.study_name}' in {url}: {before.complete} -> {after.complete} completed trials{pending}; "
+        f"{len(results.pareto)} distinct feasible Pareto points (calibration split, "
+        f"{problem.margin['calib'].shape[1]} samples)")
+    space_after = queue and queue.state(study)
+    if space_before and space_after:
+        size = f"{space_after.total} structure{'s' if space_after.total != 1 else ''}"
+        if space_before.is_complete:
+            say(f"the enumerated space of {size} was already complete: nothing was added")
+        elif space_after.is_complete and (until or space_before.complete + n_trials) > space_after.total:
+            say(f"the enumerated space of {size} is complete: {space_after.complete - space_before.complete} "
+                f"added, not {until or n_trials}")
     if workers > 1:
         say(f"search: {timing.trials} trials by {workers} workers in {timing.wall_s:.1f} s (with their start)",
             verbose_only=True)
@@ -134,7 +152,9 @@ def run(
     say("score-margin classifier AUC (test split): " + ", ".join(f"{c.net} {c.auc:.3f}" for c in results.margins),
         verbose_only=True)
     say(f"report: {report_path.resolve()}")
-    result({**front_json(results), "storage": url, "trials": after, "report": str(report_path.resolve()),
+    space = {"structures": space_after.total, "structures_complete": space_after.complete} if space_after else {}
+    result({**front_json(results), "storage": url, "trials": after.complete, "trials_before": before.complete,
+            "queued": after.queued, "running": after.running, **space, "report": str(report_path.resolve()),
             "search_s": timing.wall_s, "timing_s": {"ingest": ingest_s, "search": timing.wall_s, "report": report_s}})
 
 
@@ -144,15 +164,15 @@ def report(
     storage: StorageOption = None,
 ) -> None:
     """Rewrite the HTML report (and CSVs) of a study from its storage."""
-    from dse.core.output import load_existing_study
-
-    from dse.core.output import check_output_dir
+    from dse.core.output import check_output_dir, check_study_outputs, load_existing_study, study_out_dir
+    from dse.core.study import SPEC_NAME_ATTR
 
     if out is not None:
         check_output_dir(out, "--out")
     loaded, out_dir = load_existing_study(study, out, storage)
-    check_output_dir(out_dir, "--out")
-    path = write_outputs(loaded, out_dir)[0].resolve()
+    target = study_out_dir(out_dir, loaded.study_name, loaded.user_attrs.get(SPEC_NAME_ATTR, loaded.study_name))
+    check_study_outputs(target)
+    path = write_outputs(loaded, target)[0].resolve()
     say(f"report: {path}")
     result({"report": str(path)})
 

@@ -14,7 +14,8 @@ from typing import Annotated, Optional
 import typer
 
 from costmodel import UserError
-from dse.cli.options import CacheDirOption, DataOption, HeartbeatOption, JobsOption, UntilOption, prepare, stopped
+from dse.cli.options import (CacheDirOption, DataOption, HeartbeatOption, JobsOption, NewOption, UntilOption,
+                             check_budget, prepare, stopped)
 
 
 class WorkerFailed(UserError):
@@ -38,6 +39,7 @@ def worker(
     cache_dir: CacheDirOption = None,
     jobs: JobsOption = 1,
     heartbeat: HeartbeatOption = 10,
+    new: NewOption = False,
     progress: Annotated[bool, typer.Option(help="Show the search progress bar")] = False,
 ) -> None:
     """Join a study: load the score cache (training what is missing), then run trials into the shared storage."""
@@ -46,10 +48,11 @@ def worker(
     from dse.core.study import open_study, run_search
     from dse.core.workers import StopRequest
 
-    study_spec = load_spec(spec).with_overrides(data={"path": str(data)} if data else {})
-    problem, _ = prepare(study_spec, data, cache_dir, None, storage, jobs)
+    check_budget(trials, until)
+    study_spec = load_spec(spec).with_data(data)
+    problem, _, study_name = prepare(study_spec, cache_dir, None, storage, jobs, new=new)
     study = open_study(study_spec, open_storage(storage, heartbeat),
-                       default_worker_id() if worker_id is None else worker_id)
+                       default_worker_id() if worker_id is None else worker_id, study_name)
     n_trials = study_spec.search.n_trials if trials is None else trials
     with StopRequest() as stop:
         timing = run_search(study, problem, study_spec, n_trials, progress=progress, until=until, stop=stop)

@@ -57,6 +57,23 @@ def check_output_file(path: Path, option: str) -> None:
     _check_parents(path, option)
 
 
+OUTPUT_FILES = ("report.html", "trials.csv", "pareto.csv", "certified.csv")  # what a study writes in its directory
+
+
+def check_study_outputs(out_dir: Path, option: str = "--out") -> None:
+    """Refuse a study output directory that cannot take the study's files (before any work)."""
+    check_output_dir(out_dir, option)
+    for name in OUTPUT_FILES:
+        if (out_dir / name).is_dir():
+            raise OutputPathError(f"{option} {out_dir}: {out_dir / name} is a directory, not a file")
+
+
+def study_out_dir(out_dir: Path, study_name: str, spec_name: str) -> Path:
+    """Where a study's report and tables go: the output directory, or its subdirectory <study> for a study started
+    beside the first study of its spec's name (`dse run --new`)."""
+    return out_dir if study_name == spec_name else out_dir / study_name
+
+
 class StudyNotFound(UserError):
     """No study of that name in the storage."""
 

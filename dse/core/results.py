@@ -291,6 +291,7 @@ class StudyResults:
         """The cheapest certified point (on the rows that certified it), if any."""
         return min(self.certified, key=lambda p: p.certify_energy_j) if self.certified else None
     settings: dict[str, Any] = field(default_factory=dict)  # the accelerator and technology priced on (SI units)
+    spec: dict[str, Any] = field(default_factory=dict)  # the spec the study was made from: name, file, dotted keys
 
     @property
     def pareto(self) -> list[TrialResult]:

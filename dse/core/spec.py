@@ -28,6 +28,7 @@ SAMPLERS = ("tpe", "nsga2", "random")
 THRESHOLDS = ("exact", "sampled")
 PRICED_LAYERS = ("all", "conv")
 DATASETS = ("mnist5k", "mnist", "npz", "cifar10", "labels")
+EMBEDDED_DATASETS = ("mnist5k",)  # shipped with a package: no data.path
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,15 @@ class StudySpec:
         mechanisms = {name: dataclasses.replace(config, **sections[name]) if sections.get(name) else config
                       for name, config in self.mechanisms.items()}
         return dataclasses.replace(self, **changes, mechanisms=mechanisms)
+
+    def with_data(self, path: Path | str | None) -> "StudySpec":
+        """A copy reading its data from `path` (the --data option; None: unchanged); an embedded dataset reads none."""
+        if path is None:
+            return self
+        if self.data.dataset in EMBEDDED_DATASETS:
+            raise SpecError(f"--data {path}: the spec's dataset '{self.data.dataset}' is embedded and reads no path "
+                            f"(drop --data, or name a dataset that reads one in data.dataset)")
+        return self.with_overrides(data={"path": str(path)})
 
     def section(self, name: str) -> Any:
         """The parsed section of mechanism `name` (its defaults, i.e. off, when the spec has none)."""
@@ -258,6 +268,10 @@ def validate(spec: StudySpec) -> StudySpec:
            f"must be one of {', '.join(PRICED_LAYERS)}, got '{a.priced_layers}'")
     check(spec.data.dataset in DATASETS, f"{src}: data.dataset",
            f"must be one of {', '.join(DATASETS)}, got '{spec.data.dataset}'")
+    imported_logits = any(getattr(model, "logits", None) is not None for model in spec.models.values())
+    check(not (spec.data.path and spec.data.dataset in EMBEDDED_DATASETS) or imported_logits, f"{src}: data.path",
+          f"dataset '{spec.data.dataset}' is embedded and reads no path, got {spec.data.path!r}")  # (with imported
+    # logits, the models' check says what is wrong: data.dataset = "labels" is missing)
     for name in enabled:
         registry()[name].validate(spec, spec.mechanisms[name])
     if guarantee is not None and s.max_accuracy_loss_pct is None:  # the search is constrained to the guaranteed budget

@@ -10,6 +10,7 @@ other tables is refused.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -104,10 +105,13 @@ def sqlite_tables(path: Path, url: str) -> set[str]:
 
 
 def _check_ours(path: Path, url: str) -> bool:
-    """True when `path` holds a study database of ours, False when it does not exist; refuses anything else."""
+    """True when `path` holds a study database of ours, False when it does not exist or is an empty SQLite file (left
+    by an interrupted creation before creation was atomic: nothing in it to keep); refuses anything else."""
     if not path.exists():
         return False
     tables = sqlite_tables(path, url)
+    if not tables:
+        return False
     if not OPTUNA_TABLES <= tables:
         raise StorageError(f"--storage {url}: {path} is a SQLite file but not a study database (left unchanged)")
     return True
@@ -191,8 +195,29 @@ def _rdb(url: str, heartbeat_s: int | None, **kwargs: Any) -> optuna.storages.RD
     raise AssertionError("unreachable")
 
 
+CREATING_SUFFIX = ".creating"  # a study database being created, beside its final path (renamed when whole)
+
+
+def _create_sqlite(path: Path, url: str) -> None:
+    """Create a whole study database at `path`: tables made in `path` + CREATING_SUFFIX, WAL set, every connection
+    closed, then renamed into place, so that an interrupted creation leaves no file a later run refuses. Call under
+    the directory lock: the temporary name is fixed, and a leftover of an interrupted creation is replaced."""
+    temporary = path.with_name(path.name + CREATING_SUFFIX)
+    try:
+        for leftover in (temporary, *(path.with_name(path.name + side) for side in ("-wal", "-shm", "-journal"))):
+            leftover.unlink(missing_ok=True)  # side files without their database: never to be applied to a new one
+        storage = _rdb(sqlite_url(temporary), None, skip_compatibility_check=True)  # this Optuna's schema
+        storage.engine.dispose()
+        with contextlib.closing(sqlite3.connect(temporary)) as connection:  # WAL is a property of the file: set once
+            connection.execute("PRAGMA journal_mode=WAL")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def _open_sqlite(url: str, heartbeat_s: int | None, create: bool) -> optuna.storages.RDBStorage:
-    """A SQLite study database: created under a directory lock (WAL set once); an existing file only if it is ours."""
+    """A SQLite study database: created whole under a directory lock (see `_create_sqlite`); an existing file only if
+    it is ours."""
     path = _file_path(url, "sqlite:///")
     engine_kwargs = {"connect_args": {"timeout": 60}}
     if not create:
@@ -207,10 +232,10 @@ def _open_sqlite(url: str, heartbeat_s: int | None, create: bool) -> optuna.stor
         with directory_lock(path.parent):
             existing = _check_ours(path, url)
             if not existing:
-                with sqlite3.connect(path) as connection:  # WAL is a property of the file: set it once
-                    connection.execute("PRAGMA journal_mode=WAL")
+                _create_sqlite(path, url)
             # a file created here has this Optuna's schema: skip the check (it parses every Alembic migration)
-            storage = _rdb(url, heartbeat_s, engine_kwargs=engine_kwargs, skip_compatibility_check=not existing)
+            storage = _rdb(url, heartbeat_s, engine_kwargs=engine_kwargs, skip_table_creation=True,
+                           skip_compatibility_check=not existing)
     import sqlalchemy
 
     @sqlalchemy.event.listens_for(storage.engine, "connect")
@@ -405,7 +430,8 @@ def study_exists(url: str, name: str) -> bool:
     """Whether `url` already holds a study called `name` (read-only: creates nothing)."""
     if url.startswith(("sqlite:///", "journal:///")):
         scheme = "sqlite:///" if url.startswith("sqlite:///") else "journal:///"
-        if not _file_path(url, scheme).exists():
+        path = _file_path(url, scheme)
+        if not path.exists() or (scheme == "sqlite:///" and not _check_ours(path, url)):
             return False
     else:
         with _tables_lock(url):  # a first run may be creating the tables right now: wait until they are whole

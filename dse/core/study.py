@@ -24,7 +24,8 @@ from dse.core._risk import fixed_sequence, loss_upper_bound
 from dse.core.space import CascadeSpace, enumerate_structures, replay_structure
 from dse.core.spec import SpecError, StudySpec
 from dse.core.storage import constraint_attr, open_storage, set_trial_attrs, study_exists
-from dse.core.workers import StopRequest, run_trials, trial_counts
+from dse.core.enumeration import StructureQueue, run_queue
+from dse.core.workers import StopRequest, run_trials
 from nets import file_digest
 
 OBJECTIVE_COLUMNS = {"energy": "energy_pj", "accuracy_loss": "accuracy_loss_pct", "latency": "latency_s",
@@ -80,34 +81,99 @@ def make_sampler(spec: StudySpec, stream: tuple[int, ...] = ()) -> optuna.sample
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=20)
 
 
+SPEC_ATTR = "spec"  # report data (a study system attribute): the digest payload of the spec the study was made from
+SPEC_NAME_ATTR = "spec_name"  # the name of that spec (a study started with --new is named <spec name>-<n>)
+SPEC_SOURCE_ATTR = "spec_source"
+
+
+class ChangedSpec(SpecError):
+    """A study of the spec's name holds another spec; the message names every changed key with both values."""
+
+
+def flat_keys(payload: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested spec payload as dotted keys (e.g. 'search.max_accuracy_loss_pct'), values as JSON reads them back."""
+    out: dict[str, Any] = {}
+    for key, value in json.loads(json.dumps(payload)).items():
+        if isinstance(value, dict) and value:
+            out |= flat_keys(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def spec_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """'key: old -> new' for every key whose value differs between two spec payloads ('absent' on the missing side)."""
+    before, after = flat_keys(old), flat_keys(new)
+    def show(values: dict[str, Any], key: str) -> str:
+        return json.dumps(values[key]) if key in values else "absent"
+    return [f"{key}: {show(before, key)} -> {show(after, key)}" for key in sorted(before.keys() | after.keys())
+            if before.get(key, ...) != after.get(key, ...)]
+
+
 def check_digest(study: optuna.Study, spec: StudySpec) -> None:
-    """Refuse a study made from a different spec."""
+    """Refuse a study made from a different spec, naming every changed key with its old and new values."""
     digest = study.user_attrs.get("spec_digest")
-    if digest is not None and digest != spec_digest(spec):
-        raise SpecError(f"{spec.source}: the study '{spec.name}' in this storage was made from a different spec; "
-                        f"use another --out/--storage or restore the spec")
+    if digest is None or digest == spec_digest(spec):
+        return
+    recorded = report_data(study).get(SPEC_ATTR)
+    changes = ("; ".join(spec_changes(recorded, digest_payload(spec))) if recorded is not None else
+               "the study predates recorded specs, so the changed keys cannot be named")
+    raise ChangedSpec(f"{spec.source}: the study '{study.study_name}' in this storage was made from a different spec "
+                      f"({changes}); restore the spec, use another --out/--storage, or pass --new to start a new "
+                      f"study from this spec beside it")
 
 
-def check_resumable(spec: StudySpec, url: str) -> None:
-    """Before any work: if `url` already holds the spec's study, it must have been made from this spec (read-only)."""
-    if study_exists(url, spec.name):
-        check_digest(optuna.load_study(study_name=spec.name, storage=open_storage(url, None, create=False)), spec)
+def _studies_of(storage: optuna.storages.BaseStorage, spec: StudySpec) -> tuple[list[str], list[optuna.Study]]:
+    """Every study name in `storage`, and the studies that may hold `spec`'s: named after it, or started from a spec
+    of its name with --new (<name>-<n>)."""
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+    mine = [n for n in names if n == spec.name or (n.startswith(f"{spec.name}-") and n[len(spec.name) + 1:].isdigit())]
+    studies = [optuna.load_study(study_name=n, storage=storage) for n in mine]
+    return names, [s for s in studies if s.study_name == spec.name or s.user_attrs.get(SPEC_NAME_ATTR) == spec.name]
 
 
-def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage, worker: int = 0) -> optuna.Study:
-    """Create the spec's study, or load it to resume; refuses a study made from a different spec. The sampler's
-    stream is (worker, trials already in the study): every worker and every restart samples its own points."""
+def study_name_for(spec: StudySpec, storage: optuna.storages.BaseStorage, new: bool = False) -> str:
+    """The study a run of `spec` uses in `storage`: the one made from this spec (by its digest), else the spec's name
+    if free, else (with `new`) the first free <name>-<n>, n >= 2; refuses a changed spec otherwise (`check_digest`)."""
+    names, studies = _studies_of(storage, spec)
+    digest = spec_digest(spec)
+    for study in studies:
+        if study.user_attrs.get("spec_digest") == digest:
+            return study.study_name
+    named = next((s for s in studies if s.study_name == spec.name), None)
+    if named is None or named.user_attrs.get("spec_digest") is None:  # free, or interrupted as it was being made
+        return spec.name
+    if not new:
+        check_digest(named, spec)
+    return next(f"{spec.name}-{n}" for n in range(2, len(names) + 3) if f"{spec.name}-{n}" not in names)
+
+
+def check_resumable(spec: StudySpec, url: str, new: bool = False) -> str:
+    """Before any work, read-only: the name of the study a run of `spec` uses in `url` (`study_name_for`)."""
+    if not study_exists(url, spec.name):
+        return spec.name
+    return study_name_for(spec, open_storage(url, None, create=False), new)
+
+
+def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage, worker: int = 0,
+               study_name: str | None = None) -> optuna.Study:
+    """Create the spec's study (named `study_name`, default the spec's name), or load it to resume; refuses a study
+    made from a different spec. The sampler's stream is (worker, trials already in the study): every worker and every
+    restart samples its own points."""
     directions = ["minimize"] * len(spec.search.objectives)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(storage=storage, study_name=spec.name, directions=directions,
+    study = optuna.create_study(storage=storage, study_name=study_name or spec.name, directions=directions,
                                 sampler=make_sampler(spec), load_if_exists=True)
     check_digest(study, spec)
     if study.user_attrs.get("spec_digest") is None:
-        study.set_user_attr("spec_digest", spec_digest(spec))
-        study.set_user_attr("objectives", list(spec.search.objectives))
+        study._storage.set_study_system_attr(study._study_id, f"{REPORT_PREFIX}{SPEC_ATTR}", digest_payload(spec))
+        for key, value in ((SPEC_NAME_ATTR, spec.name), (SPEC_SOURCE_ATTR, spec.source),
+                           ("objectives", list(spec.search.objectives))):
+            study.set_user_attr(key, value)
         with warnings.catch_warnings():  # experimental since 3.2, and what the dashboard and exports read
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names([OBJECTIVE_COLUMNS[name] for name in spec.search.objectives])
+        study.set_user_attr("spec_digest", spec_digest(spec))  # last: a study with a digest has all of the above
     study.sampler = make_sampler(spec, (worker, len(study.get_trials(deepcopy=False))))
     return study
 
@@ -291,36 +357,43 @@ def run_search(study: optuna.Study, problem: CascadeProblem, spec: StudySpec, n_
                callbacks: list[Callable[..., None]] | None = None) -> SearchTiming:
     """Record the study's facts, then add `n_trials` trials, or (with `until`) run until the study holds `until`
     completed trials whoever ran them; stops after the trial in flight when `stop` is requested. A small structure
-    space is enumerated (queued in a fixed order). With a loss guarantee, the front is certified at the end."""
+    space is enumerated: run as a queue (`dse.core.enumeration`) in which each structure completes once, `n_trials`
+    and `until` counting distinct structures. With a loss guarantee, the front is certified at the end."""
     record_study_facts(study, problem, spec)
     objective = CascadeObjective(problem, spec)
     scoring_before = problem.scoring_s
     start = time.perf_counter()
-    wanted = n_trials if until is None else max(until - trial_counts(study)[0], 0)
-    queued = enqueue_structures(study, objective.space, spec, wanted or 0)
-    if until is None:
-        n_trials = queued
-    done = run_trials(study, objective, n_trials, until, stop or StopRequest(), progress, callbacks)
+    queue = structure_queue(objective.space, spec)
+    if queue is None:
+        done = run_trials(study, objective, n_trials, until, stop or StopRequest(), progress, callbacks)
+    else:
+        target = until if until is not None else queue.state(study).complete + (n_trials or 0)
+        done = run_queue(study, objective, queue, target, stop or StopRequest(), callbacks)
     if spec.search.loss_guarantee is not None:
         study.set_user_attr("certified", [p.to_json() for p in certify(study, problem, spec)])
     return SearchTiming(done, time.perf_counter() - start, problem.scoring_s - scoring_before, objective.evaluate_s)
 
 
-def enqueue_structures(study: optuna.Study, space: CascadeSpace, spec: StudySpec, n_trials: int) -> int:
-    """When the structure space is small enough, queue up to `n_trials` structures the study has not run yet (in a
-    fixed order, so that repeated runs complete the enumeration) and return how many trials to run; else `n_trials`."""
+def structure_queue(space: CascadeSpace, spec: StudySpec) -> StructureQueue | None:
+    """The queue of a structure space small enough to enumerate (exact thresholds, `enumerate_limit`); else None."""
     if spec.search.thresholds != "exact" or spec.search.enumerate_limit == 0:
-        return n_trials
+        return None
     structures = enumerate_structures(space, spec.search.enumerate_limit)
-    if structures is None:
+    return None if structures is None else StructureQueue(structures)
+
+
+def space_queue(problem: CascadeProblem, spec: StudySpec) -> StructureQueue | None:
+    """The queue of the spec's structure space when it is enumerated (`structure_queue`); else None."""
+    return structure_queue(CascadeSpace(problem, spec), spec)
+
+
+def enqueue_structures(study: optuna.Study, space: CascadeSpace, spec: StudySpec, n_trials: int) -> int:
+    """When the structure space is small enough, queue up to `n_trials` structures that no trial holds yet (in a fixed
+    order, so that repeated runs complete the enumeration) and return how many trials to run; else `n_trials`."""
+    queue = structure_queue(space, spec)
+    if queue is None:
         return n_trials
-    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
-    seen = {json.dumps(t.params, sort_keys=True) for t in study.get_trials(deepcopy=False, states=states)}
-    waiting = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
-    todo = [params for params in structures if json.dumps(params, sort_keys=True) not in seen][:max(n_trials - waiting, 0)]
-    for params in todo:
-        study.enqueue_trial(params)
-    return len(todo) + min(waiting, n_trials)
+    return min(queue.refill(study, queue.state(study).complete + n_trials).queued, n_trials)
 
 
 def certify(study: optuna.Study, problem: CascadeProblem, spec: StudySpec) -> list[CertifiedPoint]:
@@ -386,7 +459,7 @@ def trial_results(study: optuna.Study) -> list[TrialResult]:
             feasible = limit is None or loss_excess(calib, limit, z) <= 0
             points.append(TrialResult.from_user_attrs(trial.number, trial.params, point, feasible, False, index,
                                                       mappings))
-    values = np.array([objective_values(p.calib, spec_objectives) for p in points]).reshape(len(points), -1)
+    values = np.array([objective_values(p.calib, spec_objectives) for p in points]).reshape(len(points), len(spec_objectives))
     front, seen = np.empty_like(values), set()  # the front's values so far, in its first rows
     flagged: set[int] = set()
     # sorted by the first objective (a point is dominated only by points before it); of equal points the one of the
@@ -409,7 +482,15 @@ def study_results(study: optuna.Study) -> StudyResults:
     return StudyResults(study.study_name, attrs.get("big", "?"), attrs.get("max_accuracy_loss_pct"),
                         trial_results(study), [Baseline.from_json(b) for b in data.get("baselines", [])],
                         [MarginCurve(**c) for c in data.get("smrc", [])], [Panel(**p) for p in data.get("panels", [])],
-                        [CertifiedPoint.from_json(p) for p in attrs.get("certified", [])], dict(attrs.get("settings", {})))
+                        [CertifiedPoint.from_json(p) for p in attrs.get("certified", [])], dict(attrs.get("settings", {})),
+                        study_spec(study))
+
+
+def study_spec(study: optuna.Study) -> dict[str, Any]:
+    """The spec a study was made from, as the report shows it: its name, file and fingerprint, then every key."""
+    attrs = study.user_attrs
+    return {"spec name": attrs.get(SPEC_NAME_ATTR, study.study_name), "spec file": attrs.get(SPEC_SOURCE_ATTR, "?"),
+            "spec fingerprint": attrs.get("spec_digest", "?"), **flat_keys(report_data(study).get(SPEC_ATTR, {}))}
 
 
 def report_data(study: optuna.Study) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import signal
 import threading
 import time
 import warnings
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Callable
 
@@ -26,6 +27,27 @@ def trial_counts(study: optuna.Study) -> tuple[int, int]:
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
     complete = sum(t.state == TrialState.COMPLETE for t in trials)
     return complete, len(trials) - complete
+
+
+@dataclass(frozen=True)
+class TrialCounts:
+    """A study's trials that count: completed, queued (waiting to run) and running."""
+
+    complete: int
+    queued: int
+    running: int
+
+    def to_json(self) -> dict[str, int]:
+        """The counts under their names."""
+        return {"complete": self.complete, "queued": self.queued, "running": self.running}
+
+
+def study_counts(study: optuna.Study) -> TrialCounts:
+    """How many of the study's trials are completed, queued and running (failed and pruned ones are not counted)."""
+    states = [t.state for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.WAITING,
+                                                                         TrialState.RUNNING))]
+    return TrialCounts(states.count(TrialState.COMPLETE), states.count(TrialState.WAITING),
+                       states.count(TrialState.RUNNING))
 
 
 def claimed_before(study: optuna.Study, number: int) -> int:

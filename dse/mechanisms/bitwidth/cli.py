@@ -34,7 +34,7 @@ def characterize_command(
 ) -> None:
     """Print the big net's minimum-bit-width histogram on calibration and its candidate set after the 1% merge."""
     widths = validate_bitwidth_set(_parse_bits(bits))
-    study = load_spec(spec).with_overrides(data={"path": str(data)} if data else {})
+    study = load_spec(spec).with_data(data)
     dataset = nets.load_dataset(study.data.dataset, study.data.path or None, study.data.seed)
     scores = load_bitwidth_scores(dataset, study.nets.big, widths, study.training, nets.ScoreCache(cache_dir),
                                   rounding.value, jobs, log=typer.echo)

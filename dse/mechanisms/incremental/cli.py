@@ -68,7 +68,7 @@ FractionsHelp = "Channel fraction of each increment, increasing, ending at 1"
 
 
 def _load(spec: str, data: Path | None) -> StudySpec:
-    return load_spec(spec).with_overrides(data={"path": str(data)} if data else {})
+    return load_spec(spec).with_data(data)
 
 
 def train_incremental_command(
