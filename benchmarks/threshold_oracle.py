@@ -11,7 +11,6 @@ stages: a few hundred samples for three stages, thousands for two.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,9 +40,7 @@ class Enumeration:
         if cost.ndim == 1:
             return self.reach() @ cost / n
         paid = np.cumsum(cost, axis=0)  # paid[k, i]: what sample i pays when it leaves at stage k
-        step = max(1, 2**22 // n)  # rows per chunk: bounded memory
-        return np.concatenate([paid[self.exits[i:i + step], np.arange(n)[None, :]].sum(axis=1)
-                               for i in range(0, len(self.exits), step)]) / n
+        return sum(np.einsum("bi,i->b", self.exits == k, paid[k]) for k in range(len(paid))) / n
 
 
 @dataclass(frozen=True)
@@ -71,28 +68,30 @@ def enumerate_vectors(margins: np.ndarray, correct: np.ndarray) -> Enumeration:
     if total > MAX_VECTORS:
         raise ValueError(f"{total} threshold vectors are more than the oracle enumerates ({MAX_VECTORS}); "
                          f"use fewer samples")
-    thresholds = np.array(list(itertools.product(*grids)), dtype=np.float64).reshape(total, stages - 1)
+    thresholds = (np.stack(np.meshgrid(*grids, indexing="ij"), axis=-1).reshape(total, stages - 1) if grids
+                  else np.zeros((1, 0)))  # every vector, the last threshold fastest
     exits = np.full((total, n), stages - 1, dtype=np.int8)
-    left = np.zeros((total, n), dtype=bool)
-    for k in range(stages - 1):
-        leaves = ~left & (margins[k][None, :] >= thresholds[:, k, None])
-        exits[leaves] = k
-        left |= leaves
-    errors = wrong[exits, np.arange(n)[None, :]].sum(axis=1).astype(np.int64)
-    return Enumeration(thresholds, errors, exits)
+    for k in reversed(range(stages - 1)):  # the first stage whose margin reaches its threshold wins
+        exits = np.where(margins[k][None, :] >= thresholds[:, k, None], np.int8(k), exits)
+    errors = sum(np.einsum("bi,i->b", exits == k, wrong[k].astype(np.int64)) for k in range(stages))
+    return Enumeration(thresholds, np.asarray(errors, dtype=np.int64), exits)
 
 
 def pareto(thresholds: np.ndarray, errors: np.ndarray, energy: np.ndarray) -> Front:
     """The Pareto points of (energy, errors), walking the points by energy, then errors, then thresholds from the
-    lexicographically largest: a point is kept when it has fewer errors than every point before it."""
-    order = sorted(range(len(errors)),
-                   key=lambda i: (energy[i], errors[i], tuple(-t for t in thresholds[i])))
+    lexicographically largest: a point is kept when it has fewer errors than every point before it. Only the
+    least-energy points of each error count can be kept, so only they are walked."""
+    errors, energy = np.asarray(errors), np.asarray(energy)
+    least = np.full(errors.max() + 1, np.inf)
+    np.minimum.at(least, errors, energy)
+    walked = np.flatnonzero(energy == least[errors])
+    order = sorted(walked.tolist(), key=lambda i: (energy[i], errors[i], tuple(-float(t) for t in thresholds[i])))
     kept, fewest = [], None
     for i in order:
         if fewest is None or errors[i] < fewest:
             kept.append(i)
             fewest = errors[i]
-    return Front(thresholds[kept], np.asarray(errors)[kept].astype(np.int64), np.asarray(energy)[kept])
+    return Front(thresholds[kept], errors[kept].astype(np.int64), energy[kept])
 
 
 def brute_force_front(margins: np.ndarray, correct: np.ndarray, cost: np.ndarray) -> Front:
