@@ -28,7 +28,8 @@ structures with every trial's front solved exactly; TPE, NSGA-II and random over
 `--large-seconds` of wall time per seed (it stops after the trial in flight when the time is up). Reference: the
 Pareto front of the union of the oracle's fronts of all its structures; reference point 1.1 x that front's largest
 energy and its largest extra errors + 1 (the box around the front, so that dominated structures add nothing). Also
-reported: the share of that front's points some point of the method reaches (weakly dominates).
+reported: the share of that front's points some point of the method reaches (weakly dominates), and the energy gap:
+the largest excess, over that front's points, of the method's least energy at no more extra errors (worst seed).
 
 Tann's rule sets the thresholds of a net's increments and Jahier's one threshold over a precision cascade; the
 quickstart has neither (only little/big pairs, Park's case), so they run on the combined space, each over the
@@ -152,6 +153,17 @@ def share_reached(points: np.ndarray, front: np.ndarray, rtol: float = 1e-9) -> 
     return float(np.mean((last >= 0) & (fewest[np.maximum(last, 0)] <= front[:, 1])))
 
 
+def energy_gap_pct(points: np.ndarray, front: np.ndarray) -> float | None:
+    """The largest excess, in % of the reference front's energy at a point, of the method's least energy at no more
+    extra errors than that point; None when the method has no point with as few errors as some front point."""
+    order = np.argsort(points[:, 1], kind="stable")
+    least = np.minimum.accumulate(points[order, 0])  # least energy at or below each error count
+    last = np.searchsorted(points[order, 1], front[:, 1], side="right") - 1
+    if (last < 0).any():
+        return None
+    return float(max(100.0 * (least[last] / front[:, 0] - 1).max(), 0.0))
+
+
 class _TimeUp(Exception):
     """Raised by the timed search's callback once its wall time is spent."""
 
@@ -197,6 +209,7 @@ def large_space(problem: CascadeProblem, spec, seconds: float, seeds: int) -> di
     ratios: dict[str, list[float]] = {}
     counts: dict[str, list[int]] = {}
     shares: dict[str, list[float]] = {}
+    gaps: dict[str, list[float | None]] = {}
     for seed in range(seeds):
         for method, overrides in methods.items():
             found, trials, took = timed_search(problem, spec.with_overrides(search={"seed": seed, **overrides}),
@@ -204,13 +217,15 @@ def large_space(problem: CascadeProblem, spec, seconds: float, seeds: int) -> di
             ratios.setdefault(method, []).append(hypervolume(np.minimum(found, reference), reference) / best)
             counts.setdefault(method, []).append(trials)
             shares.setdefault(method, []).append(share_reached(found, front))
+            gaps.setdefault(method, []).append(energy_gap_pct(found, front))
             print(f"  seed {seed} {method:<6}: {trials:>6} trials in {took:5.1f} s, HV ratio {ratios[method][-1]:.4f}, "
-                  f"{shares[method][-1]:.1%} of the reference front reached")
+                  f"{shares[method][-1]:.1%} of the reference front reached, energy gap {gaps[method][-1]} %")
     return {"agrees": agrees, "structures": count,
             **{f"hv_ratio_{m}_large": round(float(np.mean(r)), 4) for m, r in ratios.items()},
             **{f"hv_ratio_{m}_large_min": round(float(np.min(r)), 4) for m, r in ratios.items()},
             **{f"trials_{m}_large": round(float(np.mean(c))) for m, c in counts.items()},
-            **{f"front_share_{m}_large": round(float(np.mean(r)), 4) for m, r in shares.items()}}
+            **{f"front_share_{m}_large": round(float(np.mean(r)), 4) for m, r in shares.items()},
+            **{f"energy_gap_pct_{m}_large": None if None in g else round(max(g), 3) for m, g in gaps.items()}}
 
 
 def study_points(study) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -366,7 +381,7 @@ def main() -> None:
         "oracle_agrees": bool(quickstart_agrees and combined_agrees and large["agrees"]),
         "oracle_rows_combined": args.oracle_rows, "large_space": args.large, "large_structures": large["structures"],
         "seconds_large": args.large_seconds, "large_seeds": args.large_seeds,
-        **{key: value for key, value in large.items() if key.startswith(("hv_ratio_", "trials_", "front_share_"))}}))
+        **{key: value for key, value in large.items() if key.startswith(("hv_ratio_", "trials_", "front_share_", "energy_gap_"))}}))
 
 
 if __name__ == "__main__":
