@@ -64,7 +64,7 @@ from dse import (CascadeProblem, CascadeSpace, enumerate_structures, load_proble
 from dse.papers.jahier2018 import fit_shared_threshold
 from dse.papers.park2015 import static_threshold
 from dse.papers.tann2016 import tune_thresholds
-from threshold_oracle import enumerate_vectors, pareto, same_front
+from _threshold_oracle import enumerate_vectors, pareto, same_front
 
 
 def exact_front(problem, spec, structures=None) -> np.ndarray:  # type: ignore[no-untyped-def]

@@ -16,8 +16,8 @@ from dse.exact import exact_front_2, exact_front_3, front
 
 
 def _load_oracle():  # type: ignore[no-untyped-def]
-    """benchmarks/threshold_oracle.py (benchmarks/ is not a package)."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "threshold_oracle.py"
+    """benchmarks/_threshold_oracle.py (benchmarks/ is not a package)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "_threshold_oracle.py"
     spec = importlib.util.spec_from_file_location("threshold_oracle", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
