@@ -67,7 +67,8 @@ def test_headline_picks_least_energy_feasible_and_flags_test_overshoot() -> None
     answer = headline(results)
     assert answer.choice is over and answer.over_limit_on_test
     text = answer.sentence()
-    assert text.startswith("Under an accuracy-loss budget of 1 points, the best configuration is trial 3")
+    assert text.startswith("Under an accuracy-loss budget of 1 point, the best configuration is trial 3: a > big "
+                           "(threshold 0.5).")
     assert "It saves 80.0 % energy against the big net alone (79.0 % on the held-out split, loss 1.40 " in text
     assert "over the budget" in text
     costly = headline(StudyResults("s", "big", 1.0, [_trial(2, (0, 2e-6), (0, 2e-6))], [], [], [])).sentence()

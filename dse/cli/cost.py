@@ -44,7 +44,8 @@ class Dataflow(str, Enum):
     diannao = "diannao"
 
 
-_DATAFLOW_HELP = "Conv/FC mapping: the rule's best per layer (auto), one stationarity, or the first version's (diannao)"
+_DATAFLOW_HELP = ("Conv/FC mapping: auto (the rule's best per layer), weight_stationary, output_stationary, "
+                  "input_stationary, or diannao (the first version's)")
 _RULE_HELP = "Tiling: fewest cycles then fewest DRAM bytes; least energy; or fewest DRAM bytes then fewest cycles"
 
 
@@ -59,7 +60,7 @@ def cost(
     tm: Annotated[int, typer.Option(help="Output neurons of the MAC array")] = 16,
     tn: Annotated[int, typer.Option(help="Synapses per neuron of the MAC array")] = 16,
     rule: Annotated[Rule, typer.Option(help=_RULE_HELP)] = Rule.fastest,
-    dataflow: Annotated[Dataflow, typer.Option(help=_DATAFLOW_HELP)] = Dataflow.auto,
+    dataflow: Annotated[Dataflow, typer.Option(metavar="DATAFLOW", help=_DATAFLOW_HELP)] = Dataflow.auto,
     tech: Annotated[Optional[Path], typer.Option(help="TOML file overriding keys of the shipped technology")] = None,
     sweep_sram: Annotated[Optional[str], typer.Option(
         help="Print energy vs SRAM size for powers of two in LO..HI, e.g. 4KiB..512KiB")] = None,

@@ -1,4 +1,4 @@
-"""`dse run`, `dse report`, `dse pareto` and `dse studies`: run or resume a study and read its results."""
+"""`dse run`, `dse report`, `dse pareto`, `dse studies` and `dse specs`: run or resume a study and read its results."""
 
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ def write_outputs(study, out_dir: Path) -> Path:  # type: ignore[no-untyped-def]
     with progress_bar("writing the report") as step:
         results = study_results(study)
         export_tables(results, out_dir)
-        step("importances and history")
+        step(f"wrote trials.csv and pareto.csv in {out_dir}; computing parameter importances and the history")
         search = reports.search_data(study)
-        step("rendering")
+        step("rendering report.html")
         return reports.write_report(reports.build_report_data(results, search), out_dir / "report.html")
 
 
@@ -36,33 +36,61 @@ def front_json(results) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """The headline and the front as JSON (`dse pareto --json`, `dse --json run`)."""
     from dse.core.results import headline
 
-    return {"study": results.name, "headline": headline(results).to_json(), "pareto": [t.row() for t in results.pareto]}
+    return {"study": results.name, "headline": headline(results).to_json(), "pareto": [json_row(t) for t in results.pareto]}
 
 
-def text_table(columns: list[str], rows: list[list[str]]) -> str:
-    """Rows of cells under their headers, each column right-aligned to its widest entry (as pandas prints a frame,
-    without importing pandas for it)."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(columns, *rows)]
-    return "\n".join("  ".join(str(cell).rjust(width) for cell, width in zip(line, widths)).rstrip()
-                     for line in [columns, *rows])
+def json_row(trial) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """A trial point's row with its vectors as lists (the CSV row joins them with '/'), as the headline has them."""
+    return {**trial.row(), "thresholds": list(trial.thresholds), "stage_bits": list(trial.stage_bits),
+            "partition": list(trial.partition)}
+
+
+
+
+def point_note(front) -> str:  # type: ignore[no-untyped-def]
+    """The vocabulary, once: what a trial is and what `7.8` in the trial.point column means."""
+    example = next((t for t in front if t.point), None)
+    meaning = (f"{example.number}.{example.point} is point {example.point} of trial {example.number}'s front"
+               if example else "a trial's point 0 shows as the trial alone")
+    return (f"trial.point: a trial is one cascade structure the search drew, with a threshold front of its own; "
+            f"{meaning} (thresholds in pareto.csv and the report).")
 
 
 def summary(results) -> None:  # type: ignore[no-untyped-def]
-    """The answer first, then the front as a table with units in its headers."""
+    """The answer first, then the front as a table with units in its headers, as wide as the terminal."""
     import reports
+    from dse.cli.tables import render_table
     from dse.core.results import headline
 
     say(headline(results).sentence())
     front = results.pareto
-    labels = {"trial": [t.label.removeprefix("trial ") for t in front], "cascade": [t.cascade for t in front]}
+    labels = {"trial.point": [t.label.removeprefix("trial ") for t in front], "cascade": [t.cascade for t in front]}
     table = reports.metric_table("", "", labels,
                                  [(t.calib, t.test) for t in front], results.max_accuracy_loss_pct)
     if table.rows:
-        say(text_table(table.columns, table.rows))
+        say(render_table(table.columns, table.rows, drop_first=CONSOLE_DROP_FIRST))
+        say(point_note(front))
+
+
+def shown_storage(url: str) -> str:
+    """A storage as the user can type it: a SQLite or journal file by its path (as `shown_path`), else the URL."""
+    for scheme in ("sqlite:///", "journal:///"):
+        if url.startswith(scheme):
+            return shown_path(Path(url.removeprefix(scheme)))
+    return url
+
+
+def shown_path(path: Path) -> str:
+    """A path as the user can type it: relative to the working directory when under it, else absolute."""
+    resolved = path.resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd()))
+    except ValueError:
+        return str(resolved)
 
 
 def run(
-    spec: Annotated[str, typer.Argument(help="Spec file or built-in study name (see `dse studies`)")] = "quickstart",
+    spec: Annotated[str, typer.Argument(help="Spec file or built-in study name (see `dse specs`)")] = "quickstart",
     trials: Annotated[Optional[int], typer.Option("--trials", "-n", min=0, help="Trials to add [default: spec]")] = None,
     until: UntilOption = None,
     workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=256,
@@ -105,7 +133,7 @@ def run(
     report_path = write_outputs(study, out_dir)
     results = study_results(study)
     summary(results)
-    say(f"study '{study.study_name}' in {url}: {before} -> {len(study.trials)} trials; {len(results.pareto)} distinct "
+    say(f"study '{study.study_name}' in {shown_storage(url)}: {before} -> {len(study.trials)} trials; {len(results.pareto)} distinct "
         f"feasible Pareto points (calibration split, {problem.margin['calib'].shape[1]} samples)")
     if workers > 1:
         say(f"search: {timing.trials} trials by {workers} workers in {timing.wall_s:.1f} s (with their start)",
@@ -116,7 +144,7 @@ def run(
             f"{timing.scoring_s:.1f} s scoring variants first drawn by a trial", verbose_only=True)
     say("score-margin classifier AUC (test split): " + ", ".join(f"{c.net} {c.auc:.3f}" for c in results.margins),
         verbose_only=True)
-    say(f"report: {report_path.resolve()}")
+    say(f"report: {shown_path(report_path)}")
     result({**front_json(results), "storage": url, "trials": len(study.trials), "report": str(report_path.resolve()),
             "search_s": timing.wall_s})
 
@@ -136,7 +164,7 @@ def report(
     loaded, out_dir = load_existing_study(study, out, storage)
     check_output_dir(out_dir, "--out")
     path = write_outputs(loaded, out_dir).resolve()
-    say(f"report: {path}")
+    say(f"report: {shown_path(path)}")
     result({"report": str(path)})
 
 
@@ -145,7 +173,6 @@ def pareto(
     out: OutOption = None,
     storage: StorageOption = None,
     csv: Annotated[Optional[Path], typer.Option("--csv", help="Also write the front to this CSV file")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the headline and the front as JSON")] = False,
 ) -> None:
     """Print the answer and the feasible Pareto front (chosen on calibration, with test-split metrics)."""
     from dse.core.output import check_output_file, csv_text, load_existing_study, pareto_rows
@@ -156,7 +183,7 @@ def pareto(
         check_output_file(csv, "--csv")
     loaded, _ = load_existing_study(study, out, storage)
     results = study_results(loaded)
-    if as_json or SETTINGS.json:
+    if SETTINGS.json:
         typer.echo(json.dumps(front_json(results), indent=2, default=float))
     else:
         summary(results)
@@ -165,9 +192,45 @@ def pareto(
         say(f"wrote {csv}")
 
 
-def studies() -> None:
-    """List the built-in study specs."""
+def studies(
+    out: Annotated[Optional[Path], typer.Option("--out", help="A study's output directory (its study.db)")] = None,
+    storage: Annotated[Optional[str], typer.Option(
+        "--storage", help="Optuna storage URL (sqlite:///…, postgresql+psycopg2://…, journal:///file)")] = None,
+    builtin: Annotated[bool, typer.Option("--builtin", help="List the built-in study specs instead (`dse specs`)")]
+    = False,
+) -> None:
+    """List the studies in a storage, as `optuna studies` does: name, trials, objectives and their directions.
+    Without --out or --storage: every study database under ./dse-out/."""
+    from dse.cli.tables import render_table
+    from dse.core.output import DB_NAME, DEFAULT_OUT_ROOT, storage_summaries
+    from dse.core.storage import sqlite_url
+
+    if builtin:
+        specs()
+        return
+    if storage or out:
+        urls = [storage or sqlite_url(out / DB_NAME)]  # type: ignore[operator]
+    else:
+        urls = [sqlite_url(path) for path in sorted(DEFAULT_OUT_ROOT.glob(f"*/{DB_NAME}"))]
+    rows = [summary for url in urls for summary in storage_summaries(url)]
+    if SETTINGS.json:
+        result({"studies": [row._asdict() for row in rows]})
+    elif rows:
+        say(render_table(["study", "trials", "objectives", "storage"],
+                         [[r.study, r.trials, ", ".join(f"{d} {n}" for d, n in zip(r.directions, r.objectives)),
+                           shown_storage(r.storage)] for r in rows]))
+    else:
+        say(f"no study databases under {DEFAULT_OUT_ROOT}/ (give --out or --storage; `dse specs` lists the built-in "
+            "specs)")
+
+
+def specs() -> None:
+    """List the built-in study specs (`dse run NAME` runs one)."""
+    from dse.cli.tables import render_table
     from dse.core.spec import builtin_specs, load_spec
 
-    for name, path in sorted(builtin_specs().items()):
-        typer.echo(f"{name:<20} {load_spec(path).description}")
+    rows = [[name, load_spec(path).description] for name, path in sorted(builtin_specs().items())]
+    if SETTINGS.json:
+        result({"specs": [{"name": name, "description": description} for name, description in rows]})
+    else:
+        say(render_table(["spec", "description"], rows))
