@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from dse.core.results import (ENERGY_PARTS, Headline, LayerMapping, MarginCurve, Panel, StudyResults, TrialResult,
@@ -95,6 +96,7 @@ class ReportData:
     certified: Table  # points whose held-out loss is certified (no rows without a loss guarantee)
     search: SearchData | None = None
     sections: list[str] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)  # section -> the sentence shown instead of a chart
 
 
 def _series(name: str, trials: list[TrialResult], split: str) -> Series:
@@ -223,11 +225,32 @@ def _natural(value: Any) -> tuple[Any, ...]:
     return (1, *[(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", str(value))])
 
 
+# A setting's name ends in its SI unit (`clock_hz`, `sram_bytes`); shown without it, in engineering notation
+UNIT_SUFFIXES = (("_bytes_per_s", "B/s"), ("_j_per_bit", "J/bit"), ("_bytes", "B"), ("_hz", "Hz"), ("_w", "W"),
+                 ("_j", "J"), ("_s", "s"))
+
+
+def engineering(value: float, unit: str) -> str:
+    """A value with one engineering prefix and its unit, e.g. 500 MHz, 16 KiB, 25 pJ/bit (sizes in binary prefixes)."""
+    scale = scale_for([value], unit)  # only "B" takes binary prefixes: a bandwidth reads 10.67 GB/s
+    return f"{value / scale.factor:.4g} {scale.unit}"
+
+
+def setting_row(key: str, value: Any) -> list[str]:
+    """One setting as [name, value]: the unit moved from the name into the value, a file by its name alone."""
+    if key.endswith("_file") and isinstance(value, str):
+        return [key.removesuffix("_file") + " file", Path(value).name]
+    if isinstance(value, list):
+        return [key.replace("_", " "), "/".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)]
+    for suffix, unit in UNIT_SUFFIXES:
+        if key.endswith(suffix) and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return [key.removesuffix(suffix).replace("_", " "), engineering(float(value), unit)]
+    return [key.replace("_", " "), str(_format(value))]
+
+
 def _settings(settings: dict[str, Any]) -> Table:
-    rows = [[key, ", ".join(map(str, value)) if isinstance(value, list) else _format(value)]
-            for key, value in settings.items()]
-    return Table("Accelerator and technology", "What every design point was priced on (SI units, unit in the name).",
-                 ["setting", "value"], rows)
+    return Table("Accelerator and technology", "What every design point was priced on.", ["setting", "value"],
+                 [setting_row(key, value) for key, value in settings.items()])
 
 
 def _certified(results: StudyResults) -> Table:
@@ -239,6 +262,20 @@ def _certified(results: StudyResults) -> Table:
                  "certified within the budget (Learn then Test on calibration rows the search never saw).",
                  ["trial", "cascade", "thresholds", "loss on the certifying rows (pp)", "certified upper bound (pp)",
                   "δ tested at", "test loss (pp)", "test saving vs big (%)"], rows)
+
+
+def _search_notes(search: SearchData | None) -> dict[str, str]:
+    """A sentence for the importances when a chart would show too little: one parameter, or none computed."""
+    if search is None or search.history is None:
+        return {}
+    params = list(dict.fromkeys(p for values in search.importances.values() for p in values))
+    if len(params) == 1:
+        return {"importances": f"Every trial draws only one parameter alike ({params[0]}), so it carries all of the "
+                               "importance: with nothing to compare it with, there is no chart."}
+    if not params:
+        return {"importances": "No parameter importances: they need at least 4 completed trials, a parameter every "
+                               "trial draws alike, and an objective whose value varies."}
+    return {}
 
 
 def build_report_data(results: StudyResults, search: SearchData | None = None) -> ReportData:
@@ -263,11 +300,13 @@ def build_report_data(results: StudyResults, search: SearchData | None = None) -
                                      "net": [b.label for b in results.baselines]},
                                     [(b.calib, b.test) for b in results.baselines], limit),
         breakdown=_breakdown(pareto, str(results.settings.get("dataflow", ""))), margins=list(results.margins), panels=list(results.panels),
-        sweeps=_sweeps(results), settings=_settings(results.settings), certified=_certified(results), search=search)
+        sweeps=_sweeps(results), settings=_settings(results.settings), certified=_certified(results), search=search,
+        notes=_search_notes(search))
     present = {"headline": True, "configuration": bool(data.configuration.rows), "fronts": bool(data.fronts),
                "pareto_table": bool(data.pareto_table.rows), "baselines": bool(data.baseline_table.rows),
                "breakdown": bool(data.breakdown.points), "margins": bool(data.margins), "panels": bool(data.panels),
                "sweeps": bool(data.sweeps), "settings": bool(data.settings.rows), "certified": bool(data.certified.rows),
-               "importances": bool(search and search.importances), "history": bool(search and search.history)}
+               "importances": bool(search and search.importances) or "importances" in data.notes,
+               "history": bool(search and search.history)}
     data.sections.extend(name for name, shown in present.items() if shown)
     return data

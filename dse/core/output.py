@@ -130,24 +130,6 @@ def trials_frame(results: StudyResults) -> pd.DataFrame:
     return pd.DataFrame(trial_rows(results))
 
 
-def study_frame(study: optuna.Study) -> pd.DataFrame:
-    """Every completed trial: its row (parameters, calibration and test metrics, energy breakdown), the objective
-    values under the study's metric names and each constraint value (<= 0: met), in trial order."""
-    import pandas as pd
-
-    from dse.core.study import study_results
-
-    frame = pd.DataFrame([t.row() for t in study_results(study).trials])
-    if frame.empty:
-        return frame
-    names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
-    extra = pd.DataFrame([{"trial": t.number, **{f"objective_{n}": v for n, v in zip(names, t.values)},
-                           **{f"constraint_{k}": v for k, v in (t.constraints or {}).items()
-                              if not k.isdigit()}}  # "0": the dashboard's copy of the same value
-                          for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))])
-    return frame.merge(extra, on="trial", how="left").sort_values("trial").reset_index(drop=True)
-
-
 def pareto_rows(results: StudyResults) -> list[dict[str, Any]]:
     """The distinct feasible calibration-Pareto trials, by calibration energy, with their test-split metrics."""
     return [t.row() for t in results.pareto]
@@ -160,15 +142,28 @@ def pareto_frame(results: StudyResults) -> pd.DataFrame:
     return pd.DataFrame(pareto_rows(results))
 
 
+CSV_DIGITS = 10  # significant digits of a float in a CSV file: no 1.0000000000000009 from summing in binary
+
+
+def csv_value(value: Any) -> Any:
+    """A cell as written: a float to CSV_DIGITS significant digits (as its shortest repr), NaN and None empty,
+    integers, booleans and text as they are."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return float(f"{value:.{CSV_DIGITS}g}")
+    return value
+
+
 def csv_text(rows: list[dict[str, Any]]) -> str:
     """CSV of `rows` (with the csv module: pandas takes longer to import than a run takes to write), as pandas
-    writes it: the union of the rows' keys as columns in first-seen order, a missing or NaN value left empty."""
+    writes it, floats rounded by `csv_value`: the union of the rows' keys as columns in first-seen order, a missing
+    or NaN value left empty."""
     columns = list(dict.fromkeys(key for row in rows for key in row))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
-    writer.writerows([["" if value is None or (isinstance(value, float) and math.isnan(value)) else value
-                       for value in (row.get(column) for column in columns)] for row in rows])
+    writer.writerows([[csv_value(row.get(column)) for column in columns] for row in rows])
     return buffer.getvalue()
 
 
