@@ -17,6 +17,8 @@ from reports._search import SearchData
 from reports._units import scale_for
 
 BIG_ONLY = "big only"
+POINTS_EXPLAINED = ("A trial is one cascade structure the search drew, with a threshold front of its own; trial.point "
+                    "7.8 is point 8 of trial 7's front, and a trial alone is its point 0.")
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,8 @@ def _configuration(choice: TrialResult | None) -> Table:
              _format(choice.thresholds[i]) if i < len(choice.thresholds) else "last stage",
              _format(100 * reach.stage_reach[i]) if reach else "", _format(sram.apply([choice.sram_bytes])[0]),
              partition] for i, name in enumerate(choice.stages)]
-    return Table("Configuration", f"Trial {choice.number}. A stage answers when its score margin reaches its "
+    point = f", point {choice.point} of its threshold front" if choice.point else ""
+    return Table("Configuration", f"Trial {choice.number}{point}. A stage answers when its score margin reaches its "
                  "threshold; otherwise the next stage runs.",
                  ["stage", "variant", "bits", "exit threshold (margin)", "reached, test (%)", f"SRAM ({sram.unit})",
                   "partition input/weight/output"], rows)
@@ -284,14 +287,17 @@ def build_report_data(results: StudyResults, search: SearchData | None = None) -
     pareto = results.pareto
     answer = headline(results)
     limit = results.max_accuracy_loss_pct
-    subtitle = (f"big net: {results.big} · {len(results.trials)} trials · {len(pareto)} distinct Pareto points "
+    structures, points = len({t.number for t in results.trials}), len(results.trials)
+    subtitle = (f"big net: {results.big} · {structures} trial{'s' * (structures != 1)} ({points} threshold "
+                f"point{'s' * (points != 1)}) · {len(pareto)} distinct Pareto point{'s' * (len(pareto) != 1)} "
                 f"chosen on the calibration split · max accuracy loss: {'none' if limit is None else f'{limit:g} pp'}")
     data = ReportData(
         title=f"adaptive-dse: {results.name}", subtitle=subtitle, headline=answer,
         configuration=_configuration(answer.choice),
         fronts=[_front(results, split) for split in ("calib", "test")] if pareto else [],
-        pareto_table=metric_table("Pareto points", "Chosen on the calibration split; the test split is held out.",
-                                  {"trial": [t.label.removeprefix("trial ") for t in pareto], "cascade": [t.cascade for t in pareto],
+        pareto_table=metric_table("Pareto points", f"Chosen on the calibration split; the test split is held out. "
+                                  f"{POINTS_EXPLAINED}",
+                                  {"trial.point": [t.label.removeprefix("trial ") for t in pareto], "cascade": [t.cascade for t in pareto],
                                    "thresholds": ["/".join(f"{x:.4g}" for x in t.thresholds) for t in pareto]},
                                   [(t.calib, t.test) for t in pareto], limit),
         baseline_table=metric_table("Baselines and the papers' methods", "Each variant alone, and the mechanisms' "

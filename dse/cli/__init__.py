@@ -36,10 +36,13 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _version(value: bool) -> None:
-    if value:
-        from importlib.metadata import version
+    if value:  # the one version number: pyproject.toml's, as the installed package's metadata carries it
+        from importlib.metadata import PackageNotFoundError, version
 
-        typer.echo(f"adaptive-dse {version('adaptive-dse')}")
+        try:
+            typer.echo(f"adaptive-dse {version('adaptive-dse')}")
+        except PackageNotFoundError:
+            typer.echo("adaptive-dse (not installed: no version; install with pip install .)")
         raise typer.Exit()
 
 

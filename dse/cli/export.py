@@ -9,11 +9,11 @@ from typing import Annotated, Optional
 import typer
 
 from dse.cli.console import say
-from dse.cli.study import OutOption, StorageOption
+from dse.cli.study import OutOption, StorageOption, StudyArgument
 
 
 def trials(
-    study: Annotated[str, typer.Argument(help="Study name, output directory or database file")],
+    study: StudyArgument,
     out: OutOption = None,
     storage: StorageOption = None,
     csv: Annotated[Optional[Path], typer.Option("--csv", help="Write the rows to this CSV file (as trials.csv)")]

@@ -11,10 +11,24 @@ import typer
 from dse.cli.console import SETTINGS, progress_bar, result, say
 from dse.cli.options import CacheDirOption, DataOption, HeartbeatOption, JobsOption, UntilOption, prepare, stopped
 
-OutOption = Annotated[Optional[Path], typer.Option("--out", help="Output directory [default: ./dse-out/<study>]")]
+OutOption = Annotated[Optional[Path], typer.Option(
+    "--out", help="The study's output directory, used as given: study.db, the CSVs and report.html are in DIR "
+                  "itself, not in DIR/<study> [default: ./dse-out/<study>]", metavar="DIR")]
+StudyArgument = Annotated[str, typer.Argument(
+    help="Study name (in ./dse-out/<study>, or in --out/--storage), its output directory, or its study.db file")]
 StorageOption = Annotated[Optional[str], typer.Option(
     "--storage", help="Optuna storage URL (sqlite:///…, postgresql+psycopg2://…, journal:///file) "
                       "[default: SQLite file in the output directory]")]
+
+
+def trial_line(trial) -> str:  # type: ignore[no-untyped-def]
+    """What --verbose prints as a trial ends: its number, state, cascade and the points on its threshold front."""
+    from dse.core.study import RECORD
+
+    points = len(trial.user_attrs.get(RECORD, ())) or 1
+    state = trial.state.name.lower()
+    return (f"trial {trial.number} {state}: {trial.user_attrs.get('cascade', '')}, {points} threshold "
+            f"point{'s' * (points != 1)}" if state == "complete" else f"trial {trial.number} {state}")
 
 
 def write_outputs(study, out_dir: Path) -> Path:  # type: ignore[no-untyped-def]
@@ -45,6 +59,8 @@ def json_row(trial) -> dict[str, Any]:  # type: ignore[no-untyped-def]
             "partition": list(trial.partition)}
 
 
+# What the console front leaves out first when the terminal is narrow (by column name prefix; the report has all)
+CONSOLE_DROP_FIRST = ("storage", "test latency", "last stage runs", "gap test", "calib energy")
 
 
 def point_note(front) -> str:  # type: ignore[no-untyped-def]
@@ -122,7 +138,7 @@ def run(
         if workers == 1:
             with progress_bar("search", total=until or n_trials, enabled=progress) as step:
                 timing = run_search(study, problem, study_spec, n_trials, progress=False, until=until, stop=stop,
-                                    callbacks=[lambda _study, trial: step(f"trial {trial.number}")])
+                                    callbacks=[lambda _study, trial: step(trial_line(trial))])
         else:
             from dse.cli.worker import run_workers
 
@@ -150,7 +166,7 @@ def run(
 
 
 def report(
-    study: Annotated[str, typer.Argument(help="Study name (or its output directory)")],
+    study: StudyArgument,
     out: OutOption = None,
     storage: StorageOption = None,
 ) -> None:
@@ -169,7 +185,7 @@ def report(
 
 
 def pareto(
-    study: Annotated[str, typer.Argument(help="Study name (or its output directory)")],
+    study: StudyArgument,
     out: OutOption = None,
     storage: StorageOption = None,
     csv: Annotated[Optional[Path], typer.Option("--csv", help="Also write the front to this CSV file")] = None,
