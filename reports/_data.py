@@ -268,7 +268,7 @@ def _certified(results: StudyResults) -> Table:
 
 
 def _search_notes(search: SearchData | None) -> dict[str, str]:
-    """A sentence for the importances when a chart would show too little: one parameter, or none computed."""
+    """A sentence for the importances when a chart would show next to nothing: one parameter, or none computed."""
     if search is None or search.history is None:
         return {}
     params = list(dict.fromkeys(p for values in search.importances.values() for p in values))

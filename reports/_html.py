@@ -218,7 +218,7 @@ def _sections(data: ReportData) -> list[str]:
                         "predicts a correct inference.</p>", "margins", _margin_figure(data)))
     for i, sweep in enumerate(data.sweeps):
         figures.append((f"<h3>Sweep: {html.escape(sweep.name)}</h3>", f"sweep-{i}", _sweep_figure(sweep)))
-    if "importances" in data.notes:  # too little to draw: the sentence alone
+    if "importances" in data.notes:  # nothing worth drawing: the sentence alone
         figures.append((f"<h2>Parameter importances</h2>\n<p>{html.escape(data.notes['importances'])}</p>",
                         "importances", None))
     elif data.search and data.search.importances:

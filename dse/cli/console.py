@@ -32,12 +32,15 @@ def say(text: str, verbose_only: bool = False) -> None:
 
 
 def fit_width(text: str) -> str:
-    """Lines wider than the terminal wrapped at spaces (narrower ones, such as a table's, kept as they are)."""
+    """Lines wider than the terminal wrapped at spaces (narrower ones, such as a table's, kept as they are; nothing
+    wrapped when there is no width to fit: see `terminal_width`)."""
     import textwrap
 
     from dse.cli.tables import terminal_width
 
     width = terminal_width()
+    if width is None:
+        return text
     return "\n".join(line if len(line) <= width else "\n".join(
         textwrap.wrap(line, width, break_long_words=False, break_on_hyphens=False)) for line in text.splitlines())
 

@@ -218,12 +218,14 @@ def studies(
     """List the studies in a storage, as `optuna studies` does: name, trials, objectives and their directions.
     Without --out or --storage: every study database under ./dse-out/."""
     from dse.cli.tables import render_table
-    from dse.core.output import DB_NAME, DEFAULT_OUT_ROOT, storage_summaries
+    from dse.core.output import DB_NAME, DEFAULT_OUT_ROOT, StudyNotFound, storage_summaries
     from dse.core.storage import sqlite_url
 
     if builtin:
         specs()
         return
+    if out is not None and storage is None and not (out / DB_NAME).is_file():
+        raise StudyNotFound(f"--out {out}: no study database {out / DB_NAME}")
     if storage or out:
         urls = [storage or sqlite_url(out / DB_NAME)]  # type: ignore[operator]
     else:

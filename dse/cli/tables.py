@@ -3,16 +3,21 @@ that still do not fit are left out, with a line saying which."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 import textwrap
 from typing import Any, Sequence
 
 GAP = 2  # spaces between columns
 
 
-def terminal_width() -> int:
-    """The terminal's width ($COLUMNS first; 80 when not a terminal)."""
-    return shutil.get_terminal_size((80, 24)).columns
+def terminal_width() -> int | None:
+    """The width to fit: $COLUMNS when set, else the terminal's when stdout is one; None (no limit) otherwise, so
+    that output written to a file or a pipe keeps whole lines."""
+    if os.environ.get("COLUMNS", "").isdigit() or sys.stdout.isatty():
+        return shutil.get_terminal_size((80, 24)).columns
+    return None
 
 
 def _is_number(text: str) -> bool:
@@ -54,11 +59,11 @@ def _widths(columns: list[str], cells: list[list[str]], width: int, wrap_cells: 
 
 def render_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], width: int | None = None,
                  drop_first: Sequence[str] = ()) -> str:
-    """`rows` under their `columns`, numbers right-aligned and text left-aligned, no line wider than `width` (the
-    terminal's by default). Headers wrap at words. When that is not enough, the columns whose names start with an
+    """`rows` under their `columns`, numbers right-aligned and text left-aligned, no line wider than `width` (by
+    default `terminal_width()`; None: no limit). Headers wrap at words. When that is not enough, the columns whose names start with an
     entry of `drop_first` are left out (in that order); then text cells wrap at words; then columns are left out
     from the right. The first column always stays, and a last line names the columns left out."""
-    width = width or terminal_width()
+    width = width or terminal_width() or 10**6
     columns = list(columns)
     text = [[str(cell) for cell in row] for row in rows]
     expendable = list(dict.fromkeys(i for prefix in drop_first for i, name in enumerate(columns)
