@@ -45,6 +45,11 @@ def fit_width(text: str) -> str:
         textwrap.wrap(line, width, break_long_words=False, break_on_hyphens=False)) for line in text.splitlines())
 
 
+def plural(count: int, noun: str) -> str:
+    """'1 trial', '8 trials': a count with its noun in the right number (nouns that take an s)."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def result(data: dict[str, Any]) -> None:
     """The machine-readable result on stdout (only with --json)."""
     if SETTINGS.json:

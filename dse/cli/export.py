@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dse.cli.console import say
+from dse.cli.console import plural, say
 from dse.cli.study import OutOption, StorageOption, StudyArgument
 
 
@@ -33,7 +33,7 @@ def trials(
     loaded, _ = load_existing_study(study, out, storage)
     rows = trial_rows(study_results(loaded))
     trials_done = len({row["trial"] for row in rows})
-    counted = f"{len(rows)} row{'s' * (len(rows) != 1)}: {trials_done} trial{'s' * (trials_done != 1)}"
+    counted = f"{plural(len(rows), 'row')}: {plural(trials_done, 'trial')}"
     if parquet:
         atomic_write_bytes(parquet, parquet_bytes(rows))
         say(f"wrote {parquet} ({counted})")

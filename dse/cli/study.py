@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from dse.cli.console import SETTINGS, progress_bar, result, say
+from dse.cli.console import SETTINGS, plural, progress_bar, result, say
 from dse.cli.options import CacheDirOption, DataOption, HeartbeatOption, JobsOption, UntilOption, prepare, stopped
 
 OutOption = Annotated[Optional[Path], typer.Option(
@@ -27,8 +27,8 @@ def trial_line(trial) -> str:  # type: ignore[no-untyped-def]
 
     points = len(trial.user_attrs.get(RECORD, ())) or 1
     state = trial.state.name.lower()
-    return (f"trial {trial.number} {state}: {trial.user_attrs.get('cascade', '')}, {points} threshold "
-            f"point{'s' * (points != 1)}" if state == "complete" else f"trial {trial.number} {state}")
+    return (f"trial {trial.number} {state}: {trial.user_attrs.get('cascade', '')}, "
+            f"{plural(points, 'threshold point')}" if state == "complete" else f"trial {trial.number} {state}")
 
 
 def write_outputs(study, out_dir: Path) -> Path:  # type: ignore[no-untyped-def]
@@ -149,13 +149,14 @@ def run(
     report_path = write_outputs(study, out_dir)
     results = study_results(study)
     summary(results)
-    say(f"study '{study.study_name}' in {shown_storage(url)}: {before} -> {len(study.trials)} trials; {len(results.pareto)} distinct "
-        f"feasible Pareto points (calibration split, {problem.margin['calib'].shape[1]} samples)")
+    say(f"study '{study.study_name}' in {shown_storage(url)}: {before} -> {plural(len(study.trials), 'trial')}; "
+        f"{plural(len(results.pareto), 'distinct feasible Pareto point')} (calibration split, "
+        f"{plural(problem.margin['calib'].shape[1], 'sample')})")
     if workers > 1:
-        say(f"search: {timing.trials} trials by {workers} workers in {timing.wall_s:.1f} s (with their start)",
+        say(f"search: {plural(timing.trials, 'trial')} by {workers} workers in {timing.wall_s:.1f} s (with their start)",
             verbose_only=True)
     else:
-        say(f"search: {timing.trials} trials in {timing.wall_s:.1f} s; per trial {timing.overhead_ms_per_trial:.1f} ms "
+        say(f"search: {plural(timing.trials, 'trial')} in {timing.wall_s:.1f} s; per trial {timing.overhead_ms_per_trial:.1f} ms "
             f"Optuna (sampler + storage), {timing.per_trial_ms(timing.evaluate_s):.2f} ms our evaluation; "
             f"{timing.scoring_s:.1f} s scoring variants first drawn by a trial", verbose_only=True)
     say("score-margin classifier AUC (test split): " + ", ".join(f"{c.net} {c.auc:.3f}" for c in results.margins),
