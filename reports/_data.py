@@ -104,7 +104,7 @@ class ReportData:
 def _series(name: str, trials: list[TrialResult], split: str) -> Series:
     metrics = [getattr(t, split) for t in trials]
     return Series(name, [m.accuracy_loss_pct for m in metrics], [m.energy_j for m in metrics],
-                  [f"#{t.number}" for t in trials])
+                  [t.label.removeprefix("trial ") for t in trials])
 
 
 def _front(results: StudyResults, split: str) -> Front:
@@ -172,7 +172,7 @@ def _configuration(choice: TrialResult | None) -> Table:
 
 def _breakdown(pareto: list[TrialResult], dataflow: str) -> EnergyBreakdown:
     points = [t for t in pareto if "test" in t.breakdown]
-    return EnergyBreakdown([f"#{t.number} {t.cascade}" for t in points],
+    return EnergyBreakdown([f"{t.label.removeprefix('trial ')} {t.cascade}" for t in points],  # distinct per point
                            {part: [t.breakdown["test"].energy_j[part] for t in points] for part in ENERGY_PARTS},
                            [t.breakdown["test"].stage_reach for t in points], [t.mappings for t in points], dataflow,
                            _mapping_table(points, dataflow))

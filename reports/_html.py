@@ -200,7 +200,7 @@ def _sections(data: ReportData) -> list[str]:
                    f"{_table(data.configuration)}")
     figures: list[tuple[str, str, "go.Figure | None"]] = []  # (heading and text, div id, figure or none to draw)
     for front in data.fronts:
-        text = (f"<h2>Pareto front, {front.split} split</h2>\n<p>Points are labelled by trial; a red ✕ marks a point "
+        text = (f"<h2>Pareto front, {front.split} split</h2>\n<p>Points are labelled trial.point; a red ✕ marks a point "
                 f"whose {front.split} loss exceeds the limit. Hover shows the gap to its calibration loss.</p>")
         figures.append((text, f"front-{front.split}", _front_figure(front)))
     if "breakdown" in data.sections:
@@ -226,9 +226,9 @@ def _sections(data: ReportData) -> list[str]:
     if data.search and data.search.history:
         history = data.search.history
         figures.append(("<h2>Optimisation history</h2>\n<p>Each trial's "
-                        f"{html.escape(history.labels[0])}, and the hypervolume the feasible trials so far dominate "
-                        f"in ({html.escape(', '.join(history.labels))}), in {html.escape(history.hypervolume_unit)} up "
-                        "to a reference point 10 % beyond the worst feasible value of each: it grows as the front "
+                        f"{html.escape(history.labels[0])}, and the hypervolume of the feasible trials so far: the "
+                        f"volume, in {html.escape(history.hypervolume_unit)}, that they dominate up to a reference "
+                        "point 10 % beyond the worst feasible value of each objective. It grows as the front "
                         "improves.</p>", "history", _history_figure(data.search)))
     for text, div_id, figure in figures:
         out.append(text if figure is None else f"{text}\n{_div(figure, div_id)}")

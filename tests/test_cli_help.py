@@ -123,3 +123,13 @@ def test_table_never_exceeds_the_width_and_names_what_it_left_out(width: int) ->
         for column, value in zip(columns, row):
             if column in shown and column not in ("trial", "cascade"):
                 assert str(value) in table.split(), (column, value)
+
+
+@pytest.mark.parametrize("argv", [[], ["cache"]])
+def test_a_group_alone_prints_its_help_not_an_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from dse.cli import main
+
+    with pytest.raises(SystemExit):
+        main(argv)
+    shown = capsys.readouterr().err
+    assert "Usage: " in shown and "\nCommands:\n" in shown and "error:" not in shown

@@ -41,7 +41,7 @@ def test_report_data_has_fronts_tables_and_baselines(tiny_study: dict) -> None:
     big = next(b for b in results.baselines if b.kind == "big only")
     assert test.baselines[0].energy_j == [big.test.energy_j] and big.test.accuracy_loss_pct == 0.0
     assert len(test.others.energy_j) == len(trials) - len(test.front.energy_j)
-    assert test.front.labels == [f"#{t.number}" for t in results.pareto]  # trial numbers on the plot, not on hover
+    assert test.front.labels == [t.label.removeprefix("trial ") for t in results.pareto]  # trial.point on the plot
     assert test.gap_pct == pytest.approx([t.test.accuracy_loss_pct - t.calib.accuracy_loss_pct for t in results.pareto])
     energy_column = next(c for c in data.pareto_table.columns if c.startswith("calib energy ("))
     values = [float(row[data.pareto_table.columns.index(energy_column)]) for row in data.pareto_table.rows]

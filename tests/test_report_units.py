@@ -67,3 +67,18 @@ def test_history_is_in_joules_and_names_the_hypervolume_unit(tiny_study: dict) -
     figure = _history_figure(search_data(study))
     assert re.fullmatch(r"hypervolume \([fpnµm]?J·pp\)", figure.layout.yaxis2.title.text)
     assert re.fullmatch(r"calibration energy per inference \([fpnµm]?J\)", figure.layout.yaxis.title.text)
+
+
+def test_every_pareto_point_has_its_own_label_and_bar(tiny_study: dict) -> None:
+    from dse import load_existing_study
+    from dse.core.study import study_results
+
+    study, _ = load_existing_study("tiny", tiny_study["out"], None)
+    results = study_results(study)
+    data = build_report_data(results)
+    labels = data.fronts[0].front.labels
+    assert labels == [t.label.removeprefix("trial ") for t in results.pareto] and len(set(labels)) == len(labels)
+    # one bar per point: points of one trial do not stack into one category
+    assert len(set(data.breakdown.points)) == len(data.breakdown.points) == len(results.pareto)
+    assert "trial.point 7.8 is point 8 of trial 7's front" in data.pareto_table.caption
+    assert data.pareto_table.columns[0] == "trial.point"

@@ -98,7 +98,9 @@ def main(argv: list[str] | None = None) -> None:
         name = getattr(getattr(exc, "param", None), "opts", None)
         where = f"{name[0]}: " if name and name[0] not in exc.format_message() else ""
         message = " ".join(exc.format_message().split())
-        if message:  # (`dse cache` alone prints its help, then nothing more)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `dse` or `dse cache` alone: its help, as click shows it
+            exc.show()
+        elif message:
             typer.echo(f"error: {where}{message}", err=True)
         code = exc.exit_code
     except typer.Abort:

@@ -37,7 +37,11 @@ class ClickStyleArgument(TyperArgument):
     """An argument named in capitals, as click names it: NET when required, [SPEC] when optional."""
 
     def display_type(self, ctx: Any) -> str:
-        """Nothing beside the name: the help text says what it takes."""
+        """TEXT, PATH, ... (for readers of the parameter, such as a generated reference)."""
+        return click_type_name(self)
+
+    def display_type_rich(self, ctx: Any) -> str:
+        """Nothing beside the name in help, as click prints an argument: the help text says what it takes."""
         return ""
 
     @property
