@@ -51,6 +51,8 @@ def test_pareto_and_report_commands(tiny_study: dict, tmp_path: Path) -> None:
     assert "cascade" in result.output and (tmp_path / "front.csv").is_file()
     result = runner.invoke(app, ["report", str(out)])
     assert result.exit_code == 0 and "report.html" in result.output
+    by_file = runner.invoke(app, ["report", str(out / "study.db")])  # by its database file: the same study
+    assert by_file.exit_code == 0 and by_file.output == result.output
     result = runner.invoke(app, ["report", "nosuch", "--out", str(tmp_path / "empty")])
     assert result.exit_code == 2 and "no study database" in result.output
 

@@ -86,6 +86,7 @@ def test_run_fits_80_columns(tiny_study: dict, tmp_path: Path, monkeypatch: pyte
     words = " ".join(result.output.split())
     assert "trial.point: a trial is one cascade structure the search drew, with a threshold front" in words
     assert "report: out/report.html" in result.output
+    assert "search: 1 trial in" in result.output  # --verbose after the command, and the singular
 
 
 def test_table_keeps_every_value_when_it_fits() -> None:

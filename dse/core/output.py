@@ -119,7 +119,8 @@ def storage_summaries(url: str) -> list[StudySummary]:
 
 
 def trial_rows(results: StudyResults) -> list[dict[str, Any]]:
-    """One row per completed trial (Pareto first, then by calibration energy), units in the column names."""
+    """One row per point of every completed trial (Pareto first, then by calibration energy), units in the column
+    names."""
     return sorted((t.row() for t in results.trials), key=lambda row: (not row["pareto"], row["calib_energy_j"]))
 
 
