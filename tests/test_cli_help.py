@@ -134,3 +134,13 @@ def test_a_group_alone_prints_its_help_not_an_error(argv: list[str], capsys: pyt
         main(argv)
     shown = capsys.readouterr().err
     assert "Usage: " in shown and "\nCommands:\n" in shown and "error:" not in shown
+
+
+def test_a_storage_is_shown_as_typed_without_its_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dse.cli.study import shown_storage
+
+    monkeypatch.chdir(tmp_path)
+    assert shown_storage(f"sqlite:///{tmp_path / 'out' / 'study.db'}") == "out/study.db"
+    assert shown_storage("journal:////elsewhere/j.log") == "/elsewhere/j.log"
+    assert shown_storage("postgresql+psycopg2://dse:s3cr:et@db.example:5432/x") == \
+        "postgresql+psycopg2://dse:***@db.example:5432/x"

@@ -89,11 +89,14 @@ def summary(results) -> None:  # type: ignore[no-untyped-def]
 
 
 def shown_storage(url: str) -> str:
-    """A storage as the user can type it: a SQLite or journal file by its path (as `shown_path`), else the URL."""
+    """A storage as the user can type it: a SQLite or journal file by its path (as `shown_path`), else the URL with
+    its password hidden."""
+    import re
+
     for scheme in ("sqlite:///", "journal:///"):
         if url.startswith(scheme):
             return shown_path(Path(url.removeprefix(scheme)))
-    return url
+    return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
 
 
 def shown_path(path: Path) -> str:
@@ -233,7 +236,7 @@ def studies(
         urls = [sqlite_url(path) for path in sorted(DEFAULT_OUT_ROOT.glob(f"*/{DB_NAME}"))]
     rows = [summary for url in urls for summary in storage_summaries(url)]
     if SETTINGS.json:
-        result({"studies": [row._asdict() for row in rows]})
+        result({"studies": [{**row._asdict(), "storage": shown_storage(row.storage)} for row in rows]})
     elif rows:
         say(render_table(["study", "trials", "objectives", "storage"],
                          [[r.study, r.trials, ", ".join(f"{d} {n}" for d, n in zip(r.directions, r.objectives)),
