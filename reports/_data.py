@@ -76,7 +76,7 @@ class Sweep:
     x: list[Any]
     energy_j: list[float]
     loss_pct: list[float]
-    trials: list[int]
+    points: list[str]  # trial.point of each value's least-energy point
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,8 @@ def _sweeps(results: StudyResults) -> list[Sweep]:
         keys = sorted(groups, key=_natural)
         title = f"exit threshold of {choice.cascade}" if name == "threshold" else name
         sweeps.append(Sweep(title, keys, [groups[k].calib.energy_j for k in keys],
-                            [groups[k].calib.accuracy_loss_pct for k in keys], [groups[k].number for k in keys]))
+                            [groups[k].calib.accuracy_loss_pct for k in keys],
+                            [groups[k].label.removeprefix("trial ") for k in keys]))
     return sweeps
 
 

@@ -124,8 +124,8 @@ def _sweep_figure(sweep: Sweep) -> "go.Figure":
 
     scale = scale_for(sweep.energy_j, "J")
     figure = go.Figure([go.Scatter(x=[str(x) for x in sweep.x], y=scale.apply(sweep.energy_j), mode="lines+markers",
-                                   text=[f"trial {t}, calib loss {loss:.3f} pp" for t, loss in
-                                         zip(sweep.trials, sweep.loss_pct)], name=sweep.name)])
+                                   text=[f"trial.point {p}, calib loss {loss:.3f} pp" for p, loss in
+                                         zip(sweep.points, sweep.loss_pct)], name=sweep.name)])
     figure.update_layout(template="plotly_white", height=340, xaxis_title=sweep.name, xaxis_type="category",
                          yaxis_title=f"least feasible calib energy ({scale.unit})")
     return figure
