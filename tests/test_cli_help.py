@@ -144,3 +144,13 @@ def test_a_storage_is_shown_as_typed_without_its_password(tmp_path: Path, monkey
     assert shown_storage("journal:////elsewhere/j.log") == "/elsewhere/j.log"
     assert shown_storage("postgresql+psycopg2://dse:s3cr:et@db.example:5432/x") == \
         "postgresql+psycopg2://dse:***@db.example:5432/x"
+
+
+@pytest.mark.parametrize("args", [["cost", "lenet"], ["cost", "mini1", "--sweep-sram", "4KiB..512KiB"]])
+def test_cost_fits_80_columns_and_keeps_the_energy(args: list[str]) -> None:
+    result = runner.invoke(app, args, env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80, result.output
+    assert "energy_uJ" in result.output.split("(left out")[0]
+    whole = runner.invoke(app, args)  # into a file or pipe: every column, whole lines
+    assert "(left out" not in whole.output and "dram_KiB" in whole.output
