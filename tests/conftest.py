@@ -65,3 +65,9 @@ def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> dict:
     second = runner.invoke(app, args)
     return {"root": root, "spec": spec, "out": out, "first": first, "second": second, "args": args,
             "first_trials_csv": first_trials}
+
+
+@pytest.fixture(autouse=True)
+def _no_terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CLI output as written to a file (whole lines) unless a test sets $COLUMNS itself, whatever the shell exports."""
+    monkeypatch.delenv("COLUMNS", raising=False)
