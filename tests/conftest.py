@@ -69,5 +69,7 @@ def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 @pytest.fixture(autouse=True)
 def _no_terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
-    """CLI output as written to a file (whole lines) unless a test sets $COLUMNS itself, whatever the shell exports."""
-    monkeypatch.delenv("COLUMNS", raising=False)
+    """CLI output as written to a file (whole lines) unless a test sets $COLUMNS itself, whatever the shell exports
+    (set empty, not deleted: a library may have set COLUMNS in the process environment behind os.environ's back, and
+    child processes would inherit it)."""
+    monkeypatch.setenv("COLUMNS", "")

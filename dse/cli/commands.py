@@ -1,7 +1,8 @@
 """The command classes of every `dse` command: help that reads as click's (TEXT, INTEGER, PATH, [a|b]; flags with no
 type; NET and [SPEC] for arguments), and the root flags (--quiet, --verbose, --json) accepted after the command too.
 
-Typer builds its parameters itself, so the group restyles them once they exist rather than through each declaration.
+Typer builds its parameters itself, so the command classes restyle them once they exist rather than through each
+declaration.
 """
 
 from __future__ import annotations
@@ -46,9 +47,11 @@ class ClickStyleArgument(TyperArgument):
 
     @property
     def display_name_raw(self) -> str:
+        """NET: the metavar if one was given, else the name in capitals."""
         return self.metavar or (self.name or "").upper()
 
     def _usage_display_name(self) -> str:
+        """NET on the usage line when required, [SPEC] when optional (typer writes {net})."""
         name = self.display_name_raw + ("..." if self.nargs != 1 else "")
         return name if self.required else f"[{name}]"
 
