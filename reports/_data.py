@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from dse.core.results import (ENERGY_PARTS, Headline, LayerMapping, MarginCurve, Panel, StudyResults, TrialResult,
@@ -18,6 +19,8 @@ from reports._table import Table
 from reports._units import scale_for
 
 BIG_ONLY = "big only"
+POINTS_EXPLAINED = ("A trial is one cascade structure the search drew, with a threshold front of its own; trial.point "
+                    "7.8 is point 8 of trial 7's front, and a trial alone is its point 0.")
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class Sweep:
     x: list[Any]
     energy_j: list[float]
     loss_pct: list[float]
-    trials: list[int]
+    points: list[str]  # trial.point of each value's least-energy point
 
 
 @dataclass(frozen=True)
@@ -89,12 +92,13 @@ class ReportData:
     sections: list[str] = field(default_factory=list)
     chains: Table = field(default_factory=lambda: Table("", "", [], []))  # best point per cascade length
     spec: Table | None = None  # the spec the study was made from
+    notes: dict[str, str] = field(default_factory=dict)  # section -> the sentence shown instead of a chart
 
 
 def _series(name: str, trials: list[TrialResult], split: str) -> Series:
     metrics = [getattr(t, split) for t in trials]
     return Series(name, [m.accuracy_loss_pct for m in metrics], [m.energy_j for m in metrics],
-                  [f"#{t.number}" for t in trials])
+                  [t.label.removeprefix("trial ") for t in trials])
 
 
 def _front(results: StudyResults, split: str) -> Front:
@@ -153,7 +157,8 @@ def _configuration(choice: TrialResult | None) -> Table:
              _format(choice.thresholds[i]) if i < len(choice.thresholds) else "last stage",
              _format(100 * reach.stage_reach[i]) if reach else "", _format(sram.apply([choice.sram_bytes])[0]),
              partition] for i, name in enumerate(choice.stages)]
-    return Table("Configuration", f"Trial {choice.number}. A stage answers when its score margin reaches its "
+    point = f", point {choice.point} of its threshold front" if choice.point else ""
+    return Table("Configuration", f"Trial {choice.number}{point}. A stage answers when its score margin reaches its "
                  "threshold; otherwise the next stage runs.",
                  ["stage", "variant", "bits", "exit threshold (margin)", "reached, test (%)", f"SRAM ({sram.unit})",
                   "partition input/weight/output"], rows)
@@ -161,7 +166,7 @@ def _configuration(choice: TrialResult | None) -> Table:
 
 def _breakdown(pareto: list[TrialResult], dataflow: str) -> EnergyBreakdown:
     points = [t for t in pareto if "test" in t.breakdown]
-    return EnergyBreakdown([f"#{t.number} {t.cascade}" for t in points],
+    return EnergyBreakdown([f"{t.label.removeprefix('trial ')} {t.cascade}" for t in points],  # distinct per point
                            {part: [t.breakdown["test"].energy_j[part] for t in points] for part in ENERGY_PARTS},
                            [t.breakdown["test"].stage_reach for t in points], [t.mappings for t in points], dataflow,
                            _mapping_table(points, dataflow))
@@ -206,7 +211,8 @@ def _sweeps(results: StudyResults) -> list[Sweep]:
         keys = sorted(groups, key=_natural)
         title = f"exit threshold of {choice.cascade}" if name == "threshold" else name
         sweeps.append(Sweep(title, keys, [groups[k].calib.energy_j for k in keys],
-                            [groups[k].calib.accuracy_loss_pct for k in keys], [groups[k].number for k in keys]))
+                            [groups[k].calib.accuracy_loss_pct for k in keys],
+                            [groups[k].label.removeprefix("trial ") for k in keys]))
     return sweeps
 
 
@@ -217,11 +223,32 @@ def _natural(value: Any) -> tuple[Any, ...]:
     return (1, *[(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", str(value))])
 
 
+# A setting's name ends in its SI unit (`clock_hz`, `sram_bytes`); shown without it, in engineering notation
+UNIT_SUFFIXES = (("_bytes_per_s", "B/s"), ("_j_per_bit", "J/bit"), ("_bytes", "B"), ("_hz", "Hz"), ("_w", "W"),
+                 ("_j", "J"), ("_s", "s"))
+
+
+def engineering(value: float, unit: str) -> str:
+    """A value with one engineering prefix and its unit, e.g. 500 MHz, 16 KiB, 25 pJ/bit (sizes in binary prefixes)."""
+    scale = scale_for([value], unit)  # only "B" takes binary prefixes: a bandwidth reads 10.67 GB/s
+    return f"{value / scale.factor:.4g} {scale.unit}"
+
+
+def setting_row(key: str, value: Any) -> list[str]:
+    """One setting as [name, value]: the unit moved from the name into the value, a file by its name alone."""
+    if key.endswith("_file") and isinstance(value, str):
+        return [key.removesuffix("_file") + " file", Path(value).name]
+    if isinstance(value, list):
+        return [key.replace("_", " "), "/".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)]
+    for suffix, unit in UNIT_SUFFIXES:
+        if key.endswith(suffix) and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return [key.removesuffix(suffix).replace("_", " "), engineering(float(value), unit)]
+    return [key.replace("_", " "), str(_format(value))]
+
+
 def _settings(settings: dict[str, Any]) -> Table:
-    rows = [[key, ", ".join(map(str, value)) if isinstance(value, list) else _format(value)]
-            for key, value in settings.items()]
-    return Table("Accelerator and technology", "What every design point was priced on (SI units, unit in the name).",
-                 ["setting", "value"], rows)
+    return Table("Accelerator and technology", "What every design point was priced on.", ["setting", "value"],
+                 [setting_row(key, value) for key, value in settings.items()])
 
 
 def _spec(spec: dict[str, Any]) -> Table:
@@ -241,20 +268,37 @@ def _certified(results: StudyResults) -> Table:
                   "δ tested at", "test loss (pp)", "test saving vs big (%)"], rows)
 
 
+def _search_notes(search: SearchData | None) -> dict[str, str]:
+    """A sentence for the importances when a chart would show next to nothing: one parameter, or none computed."""
+    if search is None or search.history is None:
+        return {}
+    params = list(dict.fromkeys(p for values in search.importances.values() for p in values))
+    if len(params) == 1:
+        return {"importances": f"Every trial draws only one parameter alike ({params[0]}), so it carries all of the "
+                               "importance: with nothing to compare it with, there is no chart."}
+    if not params:
+        return {"importances": "No parameter importances: they need at least 4 completed trials, a parameter every "
+                               "trial draws alike, and an objective whose value varies."}
+    return {}
+
+
 def build_report_data(results: StudyResults, search: SearchData | None = None) -> ReportData:
     """Every section's data: headline, configuration, fronts on both splits, tables, breakdown, margins, panels,
     sweeps, settings and (given the study's search data) importances and history."""
     pareto = results.pareto
     answer = headline(results)
     limit = results.max_accuracy_loss_pct
-    subtitle = (f"big net: {results.big} · {len(results.trials)} trials · {len(pareto)} distinct Pareto points "
+    structures, points = len({t.number for t in results.trials}), len(results.trials)
+    subtitle = (f"big net: {results.big} · {structures} trial{'s' * (structures != 1)} ({points} threshold "
+                f"point{'s' * (points != 1)}) · {len(pareto)} distinct Pareto point{'s' * (len(pareto) != 1)} "
                 f"chosen on the calibration split · max accuracy loss: {'none' if limit is None else f'{limit:g} pp'}")
     data = ReportData(
         title=f"adaptive-dse: {results.name}", subtitle=subtitle, headline=answer,
         configuration=_configuration(answer.choice),
         fronts=[_front(results, split) for split in ("calib", "test")] if pareto else [],
-        pareto_table=metric_table("Pareto points", "Chosen on the calibration split; the test split is held out.",
-                                  {"trial": [t.label.removeprefix("trial ") for t in pareto], "cascade": [t.cascade for t in pareto],
+        pareto_table=metric_table("Pareto points", f"Chosen on the calibration split; the test split is held out. "
+                                  f"{POINTS_EXPLAINED}",
+                                  {"trial.point": [t.label.removeprefix("trial ") for t in pareto], "cascade": [t.cascade for t in pareto],
                                    "thresholds": ["/".join(f"{x:.4g}" for x in t.thresholds) for t in pareto]},
                                   [(t.calib, t.test) for t in pareto], limit),
         baseline_table=metric_table("Baselines and the papers' methods", "Each variant alone, and the mechanisms' "
@@ -264,13 +308,14 @@ def build_report_data(results: StudyResults, search: SearchData | None = None) -
                                     [(b.calib, b.test) for b in results.baselines], limit),
         breakdown=_breakdown(pareto, str(results.settings.get("dataflow", ""))), margins=list(results.margins), panels=list(results.panels),
         sweeps=_sweeps(results), settings=_settings(results.settings), certified=_certified(results), search=search,
-        chains=chain_table(results), spec=_spec(results.spec))
+        chains=chain_table(results), spec=_spec(results.spec), notes=_search_notes(search))
     present = {"headline": True, "configuration": bool(data.configuration.rows), "fronts": bool(data.fronts),
                "pareto_table": bool(data.pareto_table.rows), "baselines": bool(data.baseline_table.rows),
                "breakdown": bool(data.breakdown.points), "margins": bool(data.margins), "panels": bool(data.panels),
                "sweeps": bool(data.sweeps), "settings": bool(data.settings.rows), "certified": bool(data.certified.rows),
                "spec": bool(results.spec),
-               "importances": bool(search and search.importances), "history": bool(search and search.history)}
+               "importances": bool(search and search.importances) or "importances" in data.notes,
+               "history": bool(search and search.history)}
     present["chains"] = bool(data.chains.rows)
     data.sections.extend(name for name, shown in present.items() if shown)
     return data

@@ -124,8 +124,8 @@ def _sweep_figure(sweep: Sweep) -> "go.Figure":
 
     scale = scale_for(sweep.energy_j, "J")
     figure = go.Figure([go.Scatter(x=[str(x) for x in sweep.x], y=scale.apply(sweep.energy_j), mode="lines+markers",
-                                   text=[f"trial {t}, calib loss {loss:.3f} pp" for t, loss in
-                                         zip(sweep.trials, sweep.loss_pct)], name=sweep.name)])
+                                   text=[f"trial.point {p}, calib loss {loss:.3f} pp" for p, loss in
+                                         zip(sweep.points, sweep.loss_pct)], name=sweep.name)])
     figure.update_layout(template="plotly_white", height=340, xaxis_title=sweep.name, xaxis_type="category",
                          yaxis_title=f"least feasible calib energy ({scale.unit})")
     return figure
@@ -147,16 +147,18 @@ def _history_figure(search: SearchData) -> "go.Figure":
     history = search.history
     assert history is not None
     figure = make_subplots(specs=[[{"secondary_y": True}]])
-    values = history.values[0]
+    scale = scale_for(history.values[0], history.units[0])
+    values = scale.apply(history.values[0])
     for feasible, name, color in ((True, "feasible", "#1f77b4"), (False, "infeasible", "#bbbbbb")):
         keep = [i for i, f in enumerate(history.feasible) if f == feasible]
         figure.add_trace(go.Scatter(x=[history.trials[i] for i in keep], y=[values[i] for i in keep], mode="markers",
-                                    name=f"{history.objectives[0]}, {name}", marker_color=color), secondary_y=False)
-    figure.add_trace(go.Scatter(x=history.trials, y=history.hypervolume, name="hypervolume (feasible)",
+                                    name=f"{history.labels[0]}, {name}", marker_color=color), secondary_y=False)
+    volume = scale_for(history.hypervolume, history.hypervolume_unit)
+    figure.add_trace(go.Scatter(x=history.trials, y=volume.apply(history.hypervolume), name="hypervolume (feasible)",
                                 line_shape="hv", line_color="#d62728"), secondary_y=True)
     figure.update_layout(template="plotly_white", height=380, xaxis_title="trial")
-    figure.update_yaxes(title_text=history.objectives[0], type="log", secondary_y=False)
-    figure.update_yaxes(title_text="hypervolume (calibration objectives)", secondary_y=True)
+    figure.update_yaxes(title_text=f"{history.labels[0]} ({scale.unit})", type="log", secondary_y=False)
+    figure.update_yaxes(title_text=f"hypervolume ({volume.unit})", secondary_y=True)
     return figure
 
 
@@ -198,9 +200,9 @@ def _sections(data: ReportData) -> list[str]:
                    f"{_table(data.configuration)}")
     if "chains" in data.sections:
         out.append(f"<h2>{data.chains.title}</h2>\n<p>{html.escape(data.chains.caption)}</p>\n{_table(data.chains)}")
-    figures: list[tuple[str, str, "go.Figure"]] = []  # (heading and text, div id, figure)
+        figures: list[tuple[str, str, "go.Figure | None"]] = []  # (heading and text, div id, figure or none to draw)
     for front in data.fronts:
-        text = (f"<h2>Pareto front, {front.split} split</h2>\n<p>Points are labelled by trial; a red ✕ marks a point "
+        text = (f"<h2>Pareto front, {front.split} split</h2>\n<p>Points are labelled trial.point; a red ✕ marks a point "
                 f"whose {front.split} loss exceeds the limit. Hover shows the gap to its calibration loss.</p>")
         figures.append((text, f"front-{front.split}", _front_figure(front)))
     if "breakdown" in data.sections:
@@ -218,12 +220,20 @@ def _sections(data: ReportData) -> list[str]:
                         "predicts a correct inference.</p>", "margins", _margin_figure(data)))
     for i, sweep in enumerate(data.sweeps):
         figures.append((f"<h3>Sweep: {html.escape(sweep.name)}</h3>", f"sweep-{i}", _sweep_figure(sweep)))
-    if data.search and data.search.importances:
+    if "importances" in data.notes:  # nothing worth drawing: the sentence alone
+        figures.append((f"<h2>Parameter importances</h2>\n<p>{html.escape(data.notes['importances'])}</p>",
+                        "importances", None))
+    elif data.search and data.search.importances:
         figures.append(("<h2>Parameter importances</h2>", "importances", _importance_figure(data.search)))
     if data.search and data.search.history:
-        figures.append(("<h2>Optimisation history</h2>", "history", _history_figure(data.search)))
+        history = data.search.history
+        figures.append(("<h2>Optimisation history</h2>\n<p>Each trial's "
+                        f"{html.escape(history.labels[0])}, and the hypervolume of the feasible trials so far: the "
+                        f"volume, in {html.escape(history.hypervolume_unit)}, that they dominate up to a reference "
+                        "point 10 % beyond the worst feasible value of each objective. It grows as the front "
+                        "improves.</p>", "history", _history_figure(data.search)))
     for text, div_id, figure in figures:
-        out.append(f"{text}\n{_div(figure, div_id)}")
+        out.append(text if figure is None else f"{text}\n{_div(figure, div_id)}")
         if div_id == "front-test":
             out.append(f"<h2>{data.pareto_table.title}</h2>\n<p>{data.pareto_table.caption}</p>\n"
                        f"{_table(data.pareto_table, 'over the limit on test')}")

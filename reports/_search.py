@@ -12,17 +12,32 @@ from dse.core.study import is_feasible
 from reports._anova import full_grid, main_effect_shares
 
 
+# The study's objective columns (dse.core.study.OBJECTIVE_COLUMNS) in SI: (factor to SI, SI unit, what it is)
+OBJECTIVE_UNITS = {"energy_pj": (1e-12, "J", "calibration energy per inference"),
+                   "accuracy_loss_pct": (1.0, "pp", "calibration accuracy loss"),
+                   "latency_s": (1.0, "s", "calibration latency per inference"),
+                   "storage_bytes": (1.0, "B", "storage")}
+
+
 @dataclass(frozen=True)
 class History:
-    """Per completed trial (in order): its calibration objective values, feasibility and the hypervolume of the
-    feasible trials so far (minimisation, against `reference`: 1.1 x the worst feasible value of each objective)."""
+    """Per completed trial (in order): its calibration objective values in SI units (`units`: J, pp, s, B), its
+    feasibility and the hypervolume of the feasible trials so far, in the product of those units (minimisation,
+    against `reference`: 10 % beyond the worst feasible value of each objective)."""
 
-    objectives: list[str]
+    objectives: list[str]  # the study's metric names
     trials: list[int]
-    values: list[list[float]]  # per objective, one value per trial
+    values: list[list[float]]  # per objective, one value per trial, in its unit
     feasible: list[bool]
     hypervolume: list[float]
     reference: list[float]
+    units: list[str]
+    labels: list[str]  # what each objective is, in words
+
+    @property
+    def hypervolume_unit(self) -> str:
+        """The unit of the hypervolume: the product of the objectives' units, e.g. J·pp."""
+        return "·".join(self.units)
 
 
 @dataclass(frozen=True)
@@ -40,7 +55,8 @@ def _history(trials: list[optuna.trial.FrozenTrial], names: list[str]) -> Histor
     import moocore
 
     feasible = [is_feasible(t) for t in trials]
-    points = np.array([t.values for t in trials], dtype=float)
+    known = [OBJECTIVE_UNITS.get(name, (1.0, "", name)) for name in names]
+    points = np.array([t.values for t in trials], dtype=float) * np.array([factor for factor, _, _ in known])
     if not any(feasible) or len(names) < 2:
         return None
     worst, best = points[feasible].max(axis=0), points[feasible].min(axis=0)
@@ -50,7 +66,8 @@ def _history(trials: list[optuna.trial.FrozenTrial], names: list[str]) -> Histor
         if ok:
             kept = np.vstack([kept, point])
         hypervolume.append(float(moocore.hypervolume(kept, ref=reference)) if len(kept) else 0.0)
-    return History(names, [t.number for t in trials], points.T.tolist(), feasible, hypervolume, reference.tolist())
+    return History(names, [t.number for t in trials], points.T.tolist(), feasible, hypervolume, reference.tolist(),
+                   [unit for _, unit, _ in known], [label for _, _, label in known])
 
 
 EXACT = "exact functional ANOVA over the full grid"  # SearchData.importance_method of an enumerated study

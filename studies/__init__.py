@@ -1,1 +1,1 @@
-"""Built-in study specs (TOML files shipped with the package); list them with `dse studies`."""
+"""Built-in study specs (TOML files shipped with the package); list them with `dse specs`."""

@@ -92,3 +92,11 @@ def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> dict:
     second = runner.invoke(app, args)
     return {"root": root, "spec": spec, "out": out, "first": first, "second": second, "args": args,
             "first_trials_csv": first_trials}
+
+
+@pytest.fixture(autouse=True)
+def _no_terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CLI output as written to a file (whole lines) unless a test sets $COLUMNS itself, whatever the shell exports
+    (set empty, not deleted: a library may have set COLUMNS in the process environment behind os.environ's back, and
+    child processes would inherit it)."""
+    monkeypatch.setenv("COLUMNS", "")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
+import optuna
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -49,13 +51,31 @@ def test_pareto_and_report_commands(tiny_study: dict, tmp_path: Path) -> None:
     assert "cascade" in result.output and (tmp_path / "front.csv").is_file()
     result = runner.invoke(app, ["report", str(out)])
     assert result.exit_code == 0 and "report.html" in result.output
+    by_file = runner.invoke(app, ["report", str(out / "study.db")])  # by its database file: the same study
+    assert by_file.exit_code == 0 and by_file.output == result.output
     result = runner.invoke(app, ["report", "nosuch", "--out", str(tmp_path / "empty")])
     assert result.exit_code == 2 and "no study database" in result.output
 
 
-def test_studies_lists_builtins() -> None:
-    result = runner.invoke(app, ["studies"])
-    assert result.exit_code == 0 and "quickstart" in result.output and "park2015-mnist" in result.output
+def test_specs_lists_builtins() -> None:
+    for args in (["specs"], ["studies", "--builtin"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0 and "quickstart" in result.output and "park2015-mnist" in result.output
+
+
+def test_studies_lists_the_studies_of_a_storage(tiny_study: dict, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tiny_study["out"]
+    listed = runner.invoke(app, ["studies", "--out", str(out)])
+    assert listed.exit_code == 0, listed.output
+    row = next(line for line in listed.output.splitlines() if line.startswith("tiny "))
+    trials = len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}").trials)
+    assert row.split()[:2] == ["tiny", str(trials)] and "minimize energy_pj" in listed.output
+    as_json = json.loads(runner.invoke(app, ["--json", "studies", "--storage", f"sqlite:///{out / 'study.db'}"]).stdout)
+    assert as_json["studies"][0]["study"] == "tiny" and as_json["studies"][0]["directions"] == ["minimize"] * 2
+    monkeypatch.chdir(tmp_path)  # no ./dse-out here: one line saying so
+    empty = runner.invoke(app, ["studies"])
+    assert empty.exit_code == 0 and "no study databases under dse-out/" in empty.output
 
 
 @pytest.mark.parametrize("change, message", [

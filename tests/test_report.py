@@ -38,7 +38,7 @@ def test_report_data_has_fronts_tables_and_baselines(tiny_study: dict) -> None:
     big = next(b for b in results.baselines if b.kind == "big only")
     assert test.baselines[0].energy_j == [big.test.energy_j] and big.test.accuracy_loss_pct == 0.0
     assert len(test.others.energy_j) == len(trials) - len(test.front.energy_j)
-    assert test.front.labels == [f"#{t.number}" for t in results.pareto]  # trial numbers on the plot, not on hover
+    assert test.front.labels == [t.label.removeprefix("trial ") for t in results.pareto]  # trial.point on the plot
     assert test.gap_pct == pytest.approx([t.test.accuracy_loss_pct - t.calib.accuracy_loss_pct for t in results.pareto])
     energy_column = next(c for c in data.pareto_table.columns if c.startswith("calib energy ("))
     values = [float(row[data.pareto_table.columns.index(energy_column)]) for row in data.pareto_table.rows]
@@ -64,7 +64,8 @@ def test_headline_picks_least_energy_feasible_and_flags_test_overshoot() -> None
     answer = headline(results)
     assert answer.choice is over and answer.over_limit_on_test
     text = answer.sentence()
-    assert text.startswith("Under an accuracy-loss budget of 1 points, the best configuration is trial 3")
+    assert text.startswith("Under an accuracy-loss budget of 1 point, the best configuration is trial 3: a > big "
+                           "(threshold 0.5).")
     assert "It saves 80.0 % energy against the big net alone (79.0 % on the held-out split, loss 1.40 " in text
     assert "over the budget" in text
     costly = headline(StudyResults("s", "big", 1.0, [_trial(2, (0, 2e-6), (0, 2e-6))], [], [], [])).sentence()

@@ -11,9 +11,12 @@ from typing import Annotated, Any, Callable
 import typer
 
 from costmodel import UserError
+from dse.cli.commands import DseCommand, DseGroup
 
+# Plain click help (no rich markup): every bracket in a help text, such as [models.NAME], prints as written.
 app = typer.Typer(help="Design-space exploration of input-adaptive DNN inference, priced by an accelerator "
-                       "energy model.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                       "energy model.", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  cls=DseGroup, rich_markup_mode=None)
 
 
 def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -33,10 +36,13 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _version(value: bool) -> None:
-    if value:
-        from importlib.metadata import version
+    if value:  # the one version number: pyproject.toml's, as the installed package's metadata carries it
+        from importlib.metadata import PackageNotFoundError, version
 
-        typer.echo(f"adaptive-dse {version('adaptive-dse')}")
+        try:
+            typer.echo(f"adaptive-dse {version('adaptive-dse')}")
+        except PackageNotFoundError:
+            typer.echo("adaptive-dse (not installed: no version; install with pip install .)")
         raise typer.Exit()
 
 
@@ -61,18 +67,19 @@ def _register() -> None:
     from dse.cli.cost import cost
     from dse.cli.dashboard import dashboard
     from dse.cli.export import trials
-    from dse.cli.study import pareto, report, run, studies
+    from dse.cli.study import pareto, report, run, specs, studies
     from dse.cli.worker import worker
     from dse.core.mechanism import registry
 
     commands = [("run", run), ("worker", worker), ("report", report), ("pareto", pareto), ("trials", trials),
-                ("dashboard", dashboard), ("studies", studies), ("cost", cost)]
+                ("dashboard", dashboard), ("studies", studies), ("specs", specs), ("cost", cost)]
     commands += [command for mechanism in registry().values() for command in mechanism.commands()]
     for name, command in commands:
-        app.command(name)(user_errors(command))
-    cache_app = typer.Typer(help="Share the score cache between machines.", no_args_is_help=True)
-    cache_app.command("export")(user_errors(cache.export))
-    cache_app.command("import")(user_errors(cache.import_))
+        app.command(name, cls=DseCommand)(user_errors(command))
+    cache_app = typer.Typer(help="Share the score cache between machines.", no_args_is_help=True, cls=DseGroup,
+                            rich_markup_mode=None)
+    cache_app.command("export", cls=DseCommand)(user_errors(cache.export))
+    cache_app.command("import", cls=DseCommand)(user_errors(cache.import_))
     app.add_typer(cache_app, name="cache")
 
 
@@ -91,7 +98,9 @@ def main(argv: list[str] | None = None) -> None:
         name = getattr(getattr(exc, "param", None), "opts", None)
         where = f"{name[0]}: " if name and name[0] not in exc.format_message() else ""
         message = " ".join(exc.format_message().split())
-        if message:  # (`dse cache` alone prints its help, then nothing more)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `dse` or `dse cache` alone: its help, as click shows it
+            exc.show()
+        elif message:
             typer.echo(f"error: {where}{message}", err=True)
         code = exc.exit_code
     except typer.Abort:

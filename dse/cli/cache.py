@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from dse.cli.console import plural
 from dse.cli.options import CacheDirOption
 
 ArchiveArgument = Annotated[Path, typer.Argument(help="The cache archive (a tar file)")]
@@ -20,7 +21,7 @@ def export(archive: ArchiveArgument, cache_dir: CacheDirOption = None) -> None:
 
     check_output_file(archive, "FILE")
     root = cache_dir or default_cache_dir()
-    typer.echo(f"exported {export_cache(root, archive)} files from {root} to {archive}")
+    typer.echo(f"exported {plural(export_cache(root, archive), 'file')} from {root} to {archive}")
 
 
 def import_(archive: ArchiveArgument, cache_dir: CacheDirOption = None) -> None:
@@ -31,4 +32,4 @@ def import_(archive: ArchiveArgument, cache_dir: CacheDirOption = None) -> None:
 
     root = cache_dir or default_cache_dir()
     check_output_dir(root, "--cache-dir")
-    typer.echo(f"imported {import_cache(root, archive)} new files into {root}")
+    typer.echo(f"imported {plural(import_cache(root, archive), 'new file')} into {root}")

@@ -28,7 +28,26 @@ def say(text: str, verbose_only: bool = False) -> None:
     """A message for people: nothing with --quiet; on stderr with --json; `verbose_only` needs --verbose."""
     if SETTINGS.quiet or (verbose_only and not SETTINGS.verbose):
         return
-    typer.echo(text, err=SETTINGS.json)
+    typer.echo(fit_width(text), err=SETTINGS.json)
+
+
+def fit_width(text: str) -> str:
+    """Lines wider than the terminal wrapped at spaces (narrower ones, such as a table's, kept as they are; nothing
+    wrapped when there is no width to fit: see `terminal_width`)."""
+    import textwrap
+
+    from dse.cli.tables import terminal_width
+
+    width = terminal_width()
+    if width is None:
+        return text
+    return "\n".join(line if len(line) <= width else "\n".join(
+        textwrap.wrap(line, width, break_long_words=False, break_on_hyphens=False)) for line in text.splitlines())
+
+
+def plural(count: int, noun: str) -> str:
+    """'1 trial', '8 trials': a count with its noun in the right number (nouns that take an s)."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def result(data: dict[str, Any]) -> None:

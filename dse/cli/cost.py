@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from costmodel import Accelerator, CostModelError, NetworkCost, load_technology, network_cost, parse_bytes, sram_sweep
+from dse.cli.console import fit_width
+from dse.cli.tables import render_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,7 +46,12 @@ class Dataflow(str, Enum):
     diannao = "diannao"
 
 
-_DATAFLOW_HELP = "Conv/FC mapping: the rule's best per layer (auto), one stationarity, or the first version's (diannao)"
+# What a narrow terminal loses first (the layer's name, mapping and energy, and the SRAM size, stay longest)
+_LAYER_DROP_FIRST = ("cycles", "loop_order", "tile", "kind", "dram_KiB", "latency_us", "macs")
+_SWEEP_DROP_FIRST = ("sram_input_uJ", "sram_output_uJ", "leakage_uJ", "mac_uJ", "sram_weight_uJ", "dram_KiB",
+                     "latency_ms", "dram_uJ")
+_DATAFLOW_HELP = ("Conv/FC mapping: auto (the rule's best per layer), weight_stationary, output_stationary, "
+                  "input_stationary, or diannao (the first version's)")
 _RULE_HELP = "Tiling: fewest cycles then fewest DRAM bytes; least energy; or fewest DRAM bytes then fewest cycles"
 
 
@@ -59,7 +66,7 @@ def cost(
     tm: Annotated[int, typer.Option(help="Output neurons of the MAC array")] = 16,
     tn: Annotated[int, typer.Option(help="Synapses per neuron of the MAC array")] = 16,
     rule: Annotated[Rule, typer.Option(help=_RULE_HELP)] = Rule.fastest,
-    dataflow: Annotated[Dataflow, typer.Option(help=_DATAFLOW_HELP)] = Dataflow.auto,
+    dataflow: Annotated[Dataflow, typer.Option(metavar="DATAFLOW", help=_DATAFLOW_HELP)] = Dataflow.auto,
     tech: Annotated[Optional[Path], typer.Option(help="TOML file overriding keys of the shipped technology")] = None,
     sweep_sram: Annotated[Optional[str], typer.Option(
         help="Print energy vs SRAM size for powers of two in LO..HI, e.g. 4KiB..512KiB")] = None,
@@ -136,14 +143,14 @@ def _print_network(net: str, width: float, acc: Accelerator, result: NetworkCost
         },
         index=list(_COMPONENTS.values()),
     )
-    typer.echo(_header(net, width, acc))
-    typer.echo(table[columns].to_string(index=False, float_format=_fmt))
+    typer.echo(fit_width(_header(net, width, acc)))
+    typer.echo(_frame_text(table[columns], drop_first=_LAYER_DROP_FIRST))
     typer.echo("")
-    typer.echo(breakdown.to_string(float_format=_fmt))
-    typer.echo(
+    typer.echo(_frame_text(breakdown.rename_axis("component"), index=True))
+    typer.echo(fit_width(
         f"total {total * _UJ:.3f} uJ, latency {result.latency_s * 1e3:.4f} ms, DRAM {result.dram_bytes / 1024:.1f} "
         f"KiB, weights {result.weight_bytes / 1024:.1f} KiB, MACs {result.macs}"
-    )
+    ))
 
 
 def _print_sweep(net: str, width: float, acc: Accelerator, sweep: pd.DataFrame) -> None:
@@ -155,10 +162,18 @@ def _print_sweep(net: str, width: float, acc: Accelerator, sweep: pd.DataFrame) 
         **{key.replace("_pj", "_uJ"): sweep[key] * _UJ for key in [*_COMPONENTS, "energy_pj"]},
     )
     columns = ["sram_KiB", "energy_uJ", *(key.replace("_pj", "_uJ") for key in _COMPONENTS), "latency_ms", "dram_KiB"]
-    typer.echo(_header(net, width, acc, swept=True))
-    typer.echo(table[columns].to_string(index=False, float_format=_fmt))
+    typer.echo(fit_width(_header(net, width, acc, swept=True)))
+    typer.echo(_frame_text(table[columns], drop_first=_SWEEP_DROP_FIRST))
 
 
 def _fmt(value: float) -> str:
     """Three decimals for the tables."""
     return f"{value:.3f}"
+
+
+def _frame_text(frame: "pd.DataFrame", index: bool = False, drop_first: tuple[str, ...] = ()) -> str:
+    """A frame as a table that fits the terminal (`render_table`), floats with three decimals."""
+    columns = ([frame.index.name or ""] if index else []) + [str(c) for c in frame.columns]
+    rows = [([label] if index else []) + [_fmt(v) if isinstance(v, float) else v for v in values]
+            for label, values in zip(frame.index, frame.itertuples(index=False))]
+    return render_table(columns, rows, drop_first=drop_first)

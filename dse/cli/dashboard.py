@@ -7,11 +7,11 @@ from typing import Annotated
 import typer
 
 from dse.cli.console import say
-from dse.cli.study import OutOption, StorageOption
+from dse.cli.study import OutOption, StorageOption, StudyArgument
 
 
 def dashboard(
-    study: Annotated[str, typer.Argument(help="Study name (or its output directory)")],
+    study: StudyArgument,
     out: OutOption = None,
     storage: StorageOption = None,
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port on 127.0.0.1")] = 8080,

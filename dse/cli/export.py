@@ -1,5 +1,5 @@
-"""`dse trials`: every trial of a study as one table (parameters, objectives, constraints, calibration and test
-metrics, units in the column names), as CSV or Parquet."""
+"""`dse trials`: every point of every completed trial as one table (the rows of the study's trials.csv: parameters,
+calibration and test metrics, energy breakdown; units in the column names), as CSV or Parquet."""
 
 from __future__ import annotations
 
@@ -8,40 +8,47 @@ from typing import Annotated, Optional
 
 import typer
 
-from dse.cli.console import say
-from dse.cli.study import OutOption, StorageOption
+from dse.cli.console import plural, say
+from dse.cli.study import OutOption, StorageOption, StudyArgument
 
 
 def trials(
-    study: Annotated[str, typer.Argument(help="Study name (or its output directory)")],
+    study: StudyArgument,
     out: OutOption = None,
     storage: StorageOption = None,
-    csv: Annotated[Optional[Path], typer.Option("--csv", help="Write the trials to this CSV file")] = None,
+    csv: Annotated[Optional[Path], typer.Option("--csv", help="Write the rows to this CSV file (as trials.csv)")]
+    = None,
     parquet: Annotated[Optional[Path], typer.Option(
-        "--parquet", help="Write the trials to this Parquet file (needs the `parquet` extra: pyarrow)")] = None,
+        "--parquet", help="Write the rows to this Parquet file (needs the `parquet` extra: pyarrow)")] = None,
 ) -> None:
-    """Export every completed trial; without --csv or --parquet, print it as CSV."""
-    from dse.core.output import check_output_file, load_existing_study, study_frame
+    """Export one row per point of every completed trial, as trials.csv has them; without --csv or --parquet,
+    print them as CSV."""
+    from dse.core.output import check_output_file, csv_text, load_existing_study, trial_rows
+    from dse.core.study import study_results
     from nets import atomic_write_bytes, atomic_write_text
 
     for path, option in ((csv, "--csv"), (parquet, "--parquet")):
         if path is not None:
             check_output_file(path, option)
     loaded, _ = load_existing_study(study, out, storage)
-    frame = study_frame(loaded)
+    rows = trial_rows(study_results(loaded))
+    trials_done = len({row["trial"] for row in rows})
+    counted = f"{plural(len(rows), 'row')}: {plural(trials_done, 'trial')}"
     if parquet:
-        atomic_write_bytes(parquet, parquet_bytes(frame))
-        say(f"wrote {parquet} ({len(frame)} trials)")
+        atomic_write_bytes(parquet, parquet_bytes(rows))
+        say(f"wrote {parquet} ({counted})")
     if csv:
-        atomic_write_text(csv, frame.to_csv(index=False))
-        say(f"wrote {csv} ({len(frame)} trials)")
+        atomic_write_text(csv, csv_text(rows))
+        say(f"wrote {csv} ({counted})")
     if not (csv or parquet):
-        typer.echo(frame.to_csv(index=False), nl=False)
+        typer.echo(csv_text(rows), nl=False)
 
 
-def parquet_bytes(frame) -> bytes:  # type: ignore[no-untyped-def]
-    """The frame as Parquet bytes; a missing pyarrow is a user error naming the extra."""
+def parquet_bytes(rows: list[dict]) -> bytes:
+    """The rows as Parquet bytes (full precision); a missing pyarrow is a user error naming the extra."""
     import io
+
+    import pandas as pd
 
     from dse.core.output import MissingExtra
 
@@ -50,5 +57,5 @@ def parquet_bytes(frame) -> bytes:  # type: ignore[no-untyped-def]
     except ImportError:
         raise MissingExtra("--parquet needs pyarrow: pip install 'adaptive-dse[parquet]'") from None
     buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False, engine="pyarrow")
+    pd.DataFrame(rows).to_parquet(buffer, index=False, engine="pyarrow")
     return buffer.getvalue()

@@ -1,4 +1,4 @@
-"""`dse run`, `dse report`, `dse pareto` and `dse studies`: run or resume a study and read its results."""
+"""`dse run`, `dse report`, `dse pareto`, `dse studies` and `dse specs`: run or resume a study and read its results."""
 
 from __future__ import annotations
 
@@ -9,14 +9,28 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from dse.cli.console import SETTINGS, progress_bar, result, say
+from dse.cli.console import SETTINGS, plural, progress_bar, result, say
 from dse.cli.options import (CacheDirOption, DataOption, HeartbeatOption, JobsOption, NewOption, UntilOption,
                              check_budget, prepare, stopped)
 
-OutOption = Annotated[Optional[Path], typer.Option("--out", help="Output directory [default: ./dse-out/<study>]")]
+OutOption = Annotated[Optional[Path], typer.Option(
+    "--out", help="The study's output directory, used as given: study.db, the CSVs and report.html are in DIR "
+                  "itself, not in DIR/<study> [default: ./dse-out/<study>]", metavar="DIR")]
+StudyArgument = Annotated[str, typer.Argument(
+    help="Study name (in ./dse-out/<study>, or in --out/--storage), its output directory, or its study.db file")]
 StorageOption = Annotated[Optional[str], typer.Option(
     "--storage", help="Optuna storage URL (sqlite:///…, postgresql+psycopg2://…, journal:///file) "
                       "[default: SQLite file in the output directory]")]
+
+
+def trial_line(trial) -> str:  # type: ignore[no-untyped-def]
+    """What --verbose prints as a trial ends: its number, state, cascade and the points on its threshold front."""
+    from dse.core.study import RECORD
+
+    points = len(trial.user_attrs.get(RECORD, ())) or 1
+    state = trial.state.name.lower()
+    return (f"trial {trial.number} {state}: {trial.user_attrs.get('cascade', '')}, "
+            f"{plural(points, 'threshold point')}" if state == "complete" else f"trial {trial.number} {state}")
 
 
 def write_outputs(study, out_dir: Path):  # type: ignore[no-untyped-def]
@@ -28,9 +42,9 @@ def write_outputs(study, out_dir: Path):  # type: ignore[no-untyped-def]
     with progress_bar("writing the report") as step:
         results = study_results(study)
         export_tables(results, out_dir)
-        step("importances and history")
+        step(f"wrote trials.csv and pareto.csv in {out_dir}; computing parameter importances and the history")
         search = reports.search_data(study)
-        step("rendering")
+        step("rendering report.html")
         return reports.write_report(reports.build_report_data(results, search), out_dir / "report.html"), results
 
 
@@ -38,15 +52,26 @@ def front_json(results) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """The headline and the front as JSON (`dse pareto --json`, `dse --json run`)."""
     from dse.core.results import headline
 
-    return {"study": results.name, "headline": headline(results).to_json(), "pareto": [t.row() for t in results.pareto]}
+    return {"study": results.name, "headline": headline(results).to_json(), "pareto": [json_row(t) for t in results.pareto]}
 
 
-def text_table(columns: list[str], rows: list[list[str]]) -> str:
-    """Rows of cells under their headers, each column right-aligned to its widest entry (as pandas prints a frame,
-    without importing pandas for it)."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(columns, *rows)]
-    return "\n".join("  ".join(str(cell).rjust(width) for cell, width in zip(line, widths)).rstrip()
-                     for line in [columns, *rows])
+def json_row(trial) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """A trial point's row with its vectors as lists (the CSV row joins them with '/'), as the headline has them."""
+    return {**trial.row(), "thresholds": list(trial.thresholds), "stage_bits": list(trial.stage_bits),
+            "partition": list(trial.partition)}
+
+
+# What the console front leaves out first when the terminal is narrow (by column name prefix; the report has all)
+CONSOLE_DROP_FIRST = ("storage", "test latency", "last stage runs", "gap test", "calib energy")
+
+
+def point_note(front) -> str:  # type: ignore[no-untyped-def]
+    """The vocabulary, once: what a trial is and what `7.8` in the trial.point column means."""
+    example = next((t for t in front if t.point), None)
+    meaning = (f"{example.number}.{example.point} is point {example.point} of trial {example.number}'s front"
+               if example else "a trial's point 0 shows as the trial alone")
+    return (f"trial.point: a trial is one cascade structure the search drew, with a threshold front of its own; "
+            f"{meaning} (thresholds in pareto.csv and the report).")
 
 
 SHORT_FRONT = 10  # front rows the console shows, spread along the front
@@ -58,25 +83,47 @@ def spread(count: int, rows: int = SHORT_FRONT) -> list[int]:
 
 
 def summary(results, full_front: str = "pareto.csv") -> None:  # type: ignore[no-untyped-def]
-    """The answer first, then a short front (rows spread along it) as a table with units in its headers, and where
-    the full front is."""
+    """The answer first, then a short front (rows spread along it) as a table with units in its headers, as wide as
+    the terminal, and where the full front is."""
     import reports
+    from dse.cli.tables import render_table
     from dse.core.results import headline
 
     say(headline(results).sentence())
     front = [results.pareto[i] for i in spread(len(results.pareto))]
-    labels = {"trial": [t.label.removeprefix("trial ") for t in front], "cascade": [t.cascade for t in front],
+    labels = {"trial.point": [t.label.removeprefix("trial ") for t in front], "cascade": [t.cascade for t in front],
               "thresholds": ["/".join(f"{x:.3g}" for x in t.thresholds) or "none" for t in front]}
     table = reports.metric_table("", "", labels,
                                  [(t.calib, t.test) for t in front], results.max_accuracy_loss_pct)
     if table.rows:
-        say(text_table(table.columns, table.rows))
+        say(render_table(table.columns, table.rows, drop_first=CONSOLE_DROP_FIRST))
+        say(point_note(front))
     if len(front) < len(results.pareto):
         say(f"{len(front)} of the {len(results.pareto)} front points, spread along it; the full front: {full_front}")
 
 
+def shown_storage(url: str) -> str:
+    """A storage as the user can type it: a SQLite or journal file by its path (as `shown_path`), else the URL with
+    its password hidden."""
+    import re
+
+    for scheme in ("sqlite:///", "journal:///"):
+        if url.startswith(scheme):
+            return shown_path(Path(url.removeprefix(scheme)))
+    return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
+
+
+def shown_path(path: Path) -> str:
+    """A path as the user can type it: relative to the working directory when under it, else absolute."""
+    resolved = path.resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd()))
+    except ValueError:
+        return str(resolved)
+
+
 def run(
-    spec: Annotated[str, typer.Argument(help="Spec file or built-in study name (see `dse studies`)")] = "quickstart",
+    spec: Annotated[str, typer.Argument(help="Spec file or built-in study name (see `dse specs`)")] = "quickstart",
     trials: Annotated[Optional[int], typer.Option("--trials", "-n", min=0, help="Trials to add [default: spec]")] = None,
     until: UntilOption = None,
     workers: Annotated[int, typer.Option("--workers", "-w", min=1, max=256,
@@ -115,7 +162,7 @@ def run(
                 min(until or space_before.complete + n_trials, space_before.total) - space_before.complete)
             with progress_bar("search", total=max(planned, 0), enabled=progress) as step:
                 timing = run_search(study, problem, study_spec, n_trials, progress=False, until=until, stop=stop,
-                                    callbacks=[lambda _study, trial: step(f"trial {trial.number}")])
+                                    callbacks=[lambda _study, trial: step(trial_line(trial))])
         else:
             from dse.cli.worker import run_workers
 
@@ -131,27 +178,28 @@ def run(
     after = study_counts(study)
     summary(results, str(study_dir / "pareto.csv"))
     pending = f" ({after.queued} queued, {after.running} running)" if after.queued or after.running else ""
-    say(f"study '{study.study_name}' in {url}: {before.complete} -> {after.complete} completed trials{pending}; "
-        f"{len(results.pareto)} distinct feasible Pareto points (calibration split, "
-        f"{problem.margin['calib'].shape[1]} samples)")
+    say(f"study '{study.study_name}' in {shown_storage(url)}: {before.complete} -> "
+        f"{plural(after.complete, 'completed trial')}{pending}; "
+        f"{plural(len(results.pareto), 'distinct feasible Pareto point')} (calibration split, "
+        f"{plural(problem.margin['calib'].shape[1], 'sample')})")
     space_after = queue and queue.state(study)
     if space_before and space_after:
-        size = f"{space_after.total} structure{'s' if space_after.total != 1 else ''}"
+        size = plural(space_after.total, 'structure')
         if space_before.is_complete:
             say(f"the enumerated space of {size} was already complete: nothing was added")
         elif space_after.is_complete and (until or space_before.complete + n_trials) > space_after.total:
             say(f"the enumerated space of {size} is complete: {space_after.complete - space_before.complete} "
                 f"added, not {until or n_trials}")
     if workers > 1:
-        say(f"search: {timing.trials} trials by {workers} workers in {timing.wall_s:.1f} s (with their start)",
+        say(f"search: {plural(timing.trials, 'trial')} by {workers} workers in {timing.wall_s:.1f} s (with their start)",
             verbose_only=True)
     else:
-        say(f"search: {timing.trials} trials in {timing.wall_s:.1f} s; per trial {timing.overhead_ms_per_trial:.1f} ms "
+        say(f"search: {plural(timing.trials, 'trial')} in {timing.wall_s:.1f} s; per trial {timing.overhead_ms_per_trial:.1f} ms "
             f"Optuna (sampler + storage), {timing.per_trial_ms(timing.evaluate_s):.2f} ms our evaluation; "
             f"{timing.scoring_s:.1f} s scoring variants first drawn by a trial", verbose_only=True)
     say("score-margin classifier AUC (test split): " + ", ".join(f"{c.net} {c.auc:.3f}" for c in results.margins),
         verbose_only=True)
-    say(f"report: {report_path.resolve()}")
+    say(f"report: {shown_path(report_path)}")
     space = {"structures": space_after.total, "structures_complete": space_after.complete} if space_after else {}
     result({**front_json(results), "storage": url, "trials": after.complete, "trials_before": before.complete,
             "queued": after.queued, "running": after.running, **space, "report": str(report_path.resolve()),
@@ -159,7 +207,7 @@ def run(
 
 
 def report(
-    study: Annotated[str, typer.Argument(help="Study name (or its output directory)")],
+    study: StudyArgument,
     out: OutOption = None,
     storage: StorageOption = None,
 ) -> None:
@@ -173,16 +221,15 @@ def report(
     target = study_out_dir(out_dir, loaded.study_name, loaded.user_attrs.get(SPEC_NAME_ATTR, loaded.study_name))
     check_study_outputs(target)
     path = write_outputs(loaded, target)[0].resolve()
-    say(f"report: {path}")
+    say(f"report: {shown_path(path)}")
     result({"report": str(path)})
 
 
 def pareto(
-    study: Annotated[str, typer.Argument(help="Study name (or its output directory)")],
+    study: StudyArgument,
     out: OutOption = None,
     storage: StorageOption = None,
     csv: Annotated[Optional[Path], typer.Option("--csv", help="Also write the front to this CSV file")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the headline and the front as JSON")] = False,
 ) -> None:
     """Print the answer and the feasible Pareto front (chosen on calibration, with test-split metrics)."""
     from dse.core.output import check_output_file, csv_text, load_existing_study, pareto_rows
@@ -193,7 +240,7 @@ def pareto(
         check_output_file(csv, "--csv")
     loaded, out_dir = load_existing_study(study, out, storage)
     results = study_results(loaded)
-    if as_json or SETTINGS.json:
+    if SETTINGS.json:
         typer.echo(json.dumps(front_json(results), indent=2, default=float))
     else:
         summary(results, str(csv or out_dir / "pareto.csv"))
@@ -202,9 +249,47 @@ def pareto(
         say(f"wrote {csv}")
 
 
-def studies() -> None:
-    """List the built-in study specs."""
+def studies(
+    out: Annotated[Optional[Path], typer.Option("--out", help="A study's output directory (its study.db)")] = None,
+    storage: Annotated[Optional[str], typer.Option(
+        "--storage", help="Optuna storage URL (sqlite:///…, postgresql+psycopg2://…, journal:///file)")] = None,
+    builtin: Annotated[bool, typer.Option("--builtin", help="List the built-in study specs instead (`dse specs`)")]
+    = False,
+) -> None:
+    """List the studies in a storage, as `optuna studies` does: name, trials, objectives and their directions.
+    Without --out or --storage: every study database under ./dse-out/."""
+    from dse.cli.tables import render_table
+    from dse.core.output import DB_NAME, DEFAULT_OUT_ROOT, StudyNotFound, storage_summaries
+    from dse.core.storage import sqlite_url
+
+    if builtin:
+        specs()
+        return
+    if out is not None and storage is None and not (out / DB_NAME).is_file():
+        raise StudyNotFound(f"--out {out}: no study database {out / DB_NAME}")
+    if storage or out:
+        urls = [storage or sqlite_url(out / DB_NAME)]  # type: ignore[operator]
+    else:
+        urls = [sqlite_url(path) for path in sorted(DEFAULT_OUT_ROOT.glob(f"*/{DB_NAME}"))]
+    rows = [summary for url in urls for summary in storage_summaries(url)]
+    if SETTINGS.json:
+        result({"studies": [{**row._asdict(), "storage": shown_storage(row.storage)} for row in rows]})
+    elif rows:
+        say(render_table(["study", "trials", "objectives", "storage"],
+                         [[r.study, r.trials, ", ".join(f"{d} {n}" for d, n in zip(r.directions, r.objectives)),
+                           shown_storage(r.storage)] for r in rows]))
+    else:
+        say(f"no study databases under {DEFAULT_OUT_ROOT}/ (give --out or --storage; `dse specs` lists the built-in "
+            "specs)")
+
+
+def specs() -> None:
+    """List the built-in study specs (`dse run NAME` runs one)."""
+    from dse.cli.tables import render_table
     from dse.core.spec import builtin_specs, load_spec
 
-    for name, path in sorted(builtin_specs().items()):
-        typer.echo(f"{name:<20} {load_spec(path).description}")
+    rows = [[name, load_spec(path).description] for name, path in sorted(builtin_specs().items())]
+    if SETTINGS.json:
+        result({"specs": [{"name": name, "description": description} for name, description in rows]})
+    else:
+        say(render_table(["spec", "description"], rows))

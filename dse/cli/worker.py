@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from costmodel import UserError
+from dse.cli.console import plural
 from dse.cli.options import (CacheDirOption, DataOption, HeartbeatOption, JobsOption, NewOption, UntilOption,
                              check_budget, prepare, stopped)
 
@@ -57,7 +58,7 @@ def worker(
     with StopRequest() as stop:
         timing = run_search(study, problem, study_spec, n_trials, progress=progress, until=until, stop=stop)
     stopped(stop)
-    typer.echo(f"worker: {timing.trials} trials into '{study.study_name}' in {timing.wall_s:.1f} s")
+    typer.echo(f"worker: {plural(timing.trials, 'trial')} into '{study.study_name}' in {timing.wall_s:.1f} s")
 
 
 def worker_command(spec: str, url: str, until: int, worker_id: int, data: Optional[Path],

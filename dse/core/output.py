@@ -6,7 +6,7 @@ import csv
 import io
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import optuna
 
@@ -85,23 +85,59 @@ class MissingExtra(UserError):
     """An optional dependency a command needs is not installed; the message names the extra to install."""
 
 
+def _database_url(path: Path) -> str:
+    """The storage URL of a study database file: SQLite by its header, else an Optuna journal."""
+    with open(path, "rb") as file:
+        sqlite = file.read(16) == b"SQLite format 3\x00"
+    return sqlite_url(path) if sqlite else f"journal:///{path.resolve()}"
+
+
 def load_existing_study(name: str, out: Path | None, storage: str | None) -> tuple[optuna.Study, Path]:
-    """Load a finished or running study by name (or output directory) for reporting."""
+    """Load a finished or running study for reporting, given by name, by output directory or by database file
+    (its output directory is then the file's directory)."""
     candidate = Path(name)
-    out_dir = candidate if out is None and (candidate / DB_NAME).is_file() else out_dir_for(name, out)
-    url = storage_url_for(out_dir, storage)
-    if storage is None and not (out_dir / DB_NAME).is_file():
-        raise StudyNotFound(f"no study database at {out_dir / DB_NAME} (run `dse run` first, or pass --out/--storage)")
+    by_path = out is None and storage is None and (candidate.is_file() or (candidate / DB_NAME).is_file())
+    if by_path and candidate.is_file():
+        out_dir, url = candidate.parent, _database_url(candidate)
+    else:
+        out_dir = candidate if by_path else out_dir_for(name, out)
+        url = storage_url_for(out_dir, storage)
+        if storage is None and not (out_dir / DB_NAME).is_file():
+            raise StudyNotFound(f"no study database at {out_dir / DB_NAME} (run `dse run` first, or pass --out/"
+                                "--storage)")
     backend = open_storage(url, heartbeat_s=None, create=False)  # reading never changes the file
     names = [s.study_name for s in optuna.get_all_study_summaries(backend, include_best_trial=False)]
-    study_name = name if name in names else (names[0] if len(names) == 1 and candidate == out_dir else None)
+    study_name = name if name in names else (names[0] if len(names) == 1 and by_path else None)
     if study_name is None:
         raise StudyNotFound(f"no study '{name}' in {url} (found: {', '.join(names) or 'none'})")
     return optuna.load_study(study_name=study_name, storage=backend), out_dir
 
 
+class StudySummary(NamedTuple):
+    """One study of a storage, as `dse studies` lists it."""
+
+    study: str
+    trials: int  # every trial, whatever its state (as `optuna studies` counts them)
+    objectives: list[str]
+    directions: list[str]  # "minimize" or "maximize", one per objective
+    storage: str
+
+
+def storage_summaries(url: str) -> list[StudySummary]:
+    """Every study in a storage (read-only: a file that is not a study database is refused, nothing is created)."""
+    backend = open_storage(url, heartbeat_s=None, create=False)
+    summaries = []
+    for summary in optuna.get_all_study_summaries(backend, include_best_trial=False):
+        study = optuna.load_study(study_name=summary.study_name, storage=backend)
+        names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
+        summaries.append(StudySummary(summary.study_name, summary.n_trials, list(names),
+                                      [d.name.lower() for d in study.directions], url))
+    return summaries
+
+
 def trial_rows(results: StudyResults) -> list[dict[str, Any]]:
-    """One row per completed trial (Pareto first, then by calibration energy), units in the column names."""
+    """One row per point of every completed trial (Pareto first, then by calibration energy), units in the column
+    names."""
     return sorted((t.row() for t in results.trials), key=lambda row: (not row["pareto"], row["calib_energy_j"]))
 
 
@@ -110,24 +146,6 @@ def trials_frame(results: StudyResults) -> pd.DataFrame:
     import pandas as pd
 
     return pd.DataFrame(trial_rows(results))
-
-
-def study_frame(study: optuna.Study) -> pd.DataFrame:
-    """Every completed trial: its row (parameters, calibration and test metrics, energy breakdown), the objective
-    values under the study's metric names and each constraint value (<= 0: met), in trial order."""
-    import pandas as pd
-
-    from dse.core.study import study_results
-
-    frame = pd.DataFrame([t.row() for t in study_results(study).trials])
-    if frame.empty:
-        return frame
-    names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
-    extra = pd.DataFrame([{"trial": t.number, **{f"objective_{n}": v for n, v in zip(names, t.values)},
-                           **{f"constraint_{k}": v for k, v in (t.constraints or {}).items()
-                              if not k.isdigit()}}  # "0": the dashboard's copy of the same value
-                          for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))])
-    return frame.merge(extra, on="trial", how="left").sort_values("trial").reset_index(drop=True)
 
 
 def pareto_rows(results: StudyResults) -> list[dict[str, Any]]:
@@ -142,15 +160,28 @@ def pareto_frame(results: StudyResults) -> pd.DataFrame:
     return pd.DataFrame(pareto_rows(results))
 
 
+CSV_DIGITS = 10  # significant digits of a float in a CSV file: no 1.0000000000000009 from summing in binary
+
+
+def csv_value(value: Any) -> Any:
+    """A cell as written: a float to CSV_DIGITS significant digits (as its shortest repr), NaN and None empty,
+    integers, booleans and text as they are."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return float(f"{value:.{CSV_DIGITS}g}")
+    return value
+
+
 def csv_text(rows: list[dict[str, Any]]) -> str:
     """CSV of `rows` (with the csv module: pandas takes longer to import than a run takes to write), as pandas
-    writes it: the union of the rows' keys as columns in first-seen order, a missing or NaN value left empty."""
+    writes it, floats rounded by `csv_value`: the union of the rows' keys as columns in first-seen order, a missing
+    or NaN value left empty."""
     columns = list(dict.fromkeys(key for row in rows for key in row))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
-    writer.writerows([["" if value is None or (isinstance(value, float) and math.isnan(value)) else value
-                       for value in (row.get(column) for column in columns)] for row in rows])
+    writer.writerows([[csv_value(row.get(column)) for column in columns] for row in rows])
     return buffer.getvalue()
 
 

@@ -336,15 +336,17 @@ class Headline:
     def sentence(self) -> str:
         """The paragraph the report and `dse run` open with."""
         budget = ("With no accuracy-loss budget" if self.max_accuracy_loss_pct is None
-                  else f"Under an accuracy-loss budget of {self.max_accuracy_loss_pct:g} points")
+                  else f"Under an accuracy-loss budget of {self.max_accuracy_loss_pct:g} "
+                       f"point{'' if self.max_accuracy_loss_pct == 1 else 's'}")
         if self.choice is None:
             return f"{budget}, no trial is feasible yet: run more trials or relax the budget."
         c = self.choice
-        thresholds = "/".join(f"{t:.4g}" for t in c.thresholds) or "none"
+        thresholds = (f"threshold{'s' if len(c.thresholds) > 1 else ''} "
+                      + ("/".join(f"{t:.4g}" for t in c.thresholds) or "none"))
         flag = " — over the budget on the held-out split" if self.over_limit_on_test else ""
         saves = c.calib.energy_saving_pct > 0
         verdict = "" if saves else " The big net alone is the better choice until a trial saves energy."
-        return (f"{budget}, the best configuration is {c.label}: {c.cascade} (thresholds {thresholds}). "
+        return (f"{budget}, the best configuration is {c.label}: {c.cascade} ({thresholds}). "
                 f"It {'saves' if saves else 'costs'} {abs(c.calib.energy_saving_pct):.1f} % "
                 f"{'' if saves else 'more '}energy against the big net alone "
                 f"({c.test.energy_saving_pct:.1f} % on the held-out split, loss "
@@ -354,7 +356,8 @@ class Headline:
         """JSON-ready form (`dse pareto --json`, `dse --json run`)."""
         c = self.choice
         return {"max_accuracy_loss_pct": self.max_accuracy_loss_pct, "big": self.big, "sentence": self.sentence(),
-                "trial": None if c is None else c.number, "cascade": None if c is None else c.cascade,
+                "trial": None if c is None else c.number, "point": None if c is None else c.point,
+                "cascade": None if c is None else c.cascade,
                 "thresholds": None if c is None else list(c.thresholds),
                 "calib_energy_saving_pct": None if c is None else c.calib.energy_saving_pct,
                 "test_energy_saving_pct": None if c is None else c.test.energy_saving_pct,

@@ -49,7 +49,7 @@ def test_every_mechanism_renders_every_section(tiny_study: dict, tmp_path: Path)
     assert data.sections == EVERY_SECTION
     assert len(data.breakdown.points) == len(results.pareto)
     assert [p.title for p in data.panels] == [p.title for p in results.panels] and len(data.panels) >= 3
-    assert data.settings.rows and any(row[0] == "sram_bytes" for row in data.settings.rows)
+    assert data.settings.rows and any(row[0] == "sram" and row[1].endswith("iB") for row in data.settings.rows)
     html = render_html(data)
     for div in ("front-calib", "front-test", "breakdown", "margins", "history", "sweep-0"):
         assert f'id="{div}"' in html

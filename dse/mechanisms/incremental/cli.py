@@ -60,7 +60,7 @@ def point_settings(spec: StudySpec, trial_number: int, out: Path | None,
     return fractions, thresholds
 
 
-SpecArgument = Annotated[str, typer.Argument(help="Spec file or built-in study name (see `dse studies`)")]
+SpecArgument = Annotated[str, typer.Argument(help="Spec file or built-in study name (see `dse specs`)")]
 DataOption = Annotated[Optional[Path], typer.Option("--data", help="Data path (overrides data.path in the spec)")]
 CacheOption = Annotated[Optional[Path], typer.Option("--cache-dir", help="Score cache [default: $DSE_CACHE_DIR, ...]")]
 JobsOption = Annotated[int, typer.Option("--jobs", "-j", help="Parallel training jobs (-1: all cores)")]
