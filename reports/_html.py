@@ -200,7 +200,7 @@ def _sections(data: ReportData) -> list[str]:
                    f"{_table(data.configuration)}")
     if "chains" in data.sections:
         out.append(f"<h2>{data.chains.title}</h2>\n<p>{html.escape(data.chains.caption)}</p>\n{_table(data.chains)}")
-        figures: list[tuple[str, str, "go.Figure | None"]] = []  # (heading and text, div id, figure or none to draw)
+    figures: list[tuple[str, str, "go.Figure | None"]] = []  # (heading and text, div id, figure or none to draw)
     for front in data.fronts:
         text = (f"<h2>Pareto front, {front.split} split</h2>\n<p>Points are labelled trial.point; a red ✕ marks a point "
                 f"whose {front.split} loss exceeds the limit. Hover shows the gap to its calibration loss.</p>")
