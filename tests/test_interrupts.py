@@ -205,4 +205,4 @@ def test_an_empty_database_left_by_an_interrupted_creation_is_replaced(tiny_stud
     result = CliRunner().invoke(app, ["run", str(tiny_study["spec"]), "--out", str(out), "--cache-dir",
                                       str(tiny_study["root"] / "cache"), "--trials", "1", "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert "0 -> 1 completed trials" in result.output
+    assert "0 -> 1 completed trial;" in result.output
