@@ -24,10 +24,12 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Cascade:
     """The stages a trial runs, in order, the last always answering; `reuse`: a stage that widens the stage before
-    it pays only for its new channels (increments)."""
+    it pays only for its new channels (increments); `criteria`: (stage, exit criterion) for stages a mechanism gave
+    their own criterion (the others take the trial's)."""
 
     stages: tuple["Variant", ...]
     reuse: bool = False
+    criteria: tuple[tuple["Variant", str], ...] = ()
 
 
 class Mechanism:

@@ -171,6 +171,15 @@ class CascadeProblem:
             self._confidence[(criterion, split)] = confidence(self.probabilities[split], criterion)
         return self._confidence[(criterion, split)]
 
+    def stage_confidence(self, stages: list[int], criterion: str, split: str) -> np.ndarray:
+        """(S, N) confidence of each stage under `criterion`, or under its own when `criterion` lists one per stage
+        ('/'-joined, e.g. 'entropy/margin'; stages past the list take the last)."""
+        parts = criterion.split("/")
+        if len(parts) == 1:
+            return self.confidence(criterion, split)[stages]
+        return np.stack([self.confidence(parts[min(i, len(parts) - 1)], split)[stage]
+                         for i, stage in enumerate(stages)])
+
     @property
     def names(self) -> list[str]:
         """Variant display names, aligned with the arrays."""
@@ -217,7 +226,7 @@ class CascadeProblem:
         if after is not None and variant.continues(self.variants[after]):
             kinds = {"conv"} if self.priced_layers == "conv" else None
             return costmodel.continuation_cost(_shapes(self.variants[after]), _shapes(variant), acc, self.technology,
-                                               kinds)
+                                               kinds, _waiting(self.variants[after]))
         return costmodel.network_cost(self.layers[index], acc, self.technology)
 
     def priced_transforms(self, index: int, after: int | None = None) -> tuple[str, ...]:
@@ -285,7 +294,7 @@ class CascadeProblem:
         work = self.work.get(split, {})
         varying = {row: self._per_sample(stage, cost, split, accelerator)
                    for row, (stage, cost) in enumerate(zip(stages, priced)) if stage in work}
-        confidence = self.confidence(criterion, split)[stages]
+        confidence = self.stage_confidence(stages, criterion, split)
         step = max(1, chunk_cells // max(confidence.size, 1))
         out = []
         for start in range(0, len(thresholds), step):
@@ -308,7 +317,7 @@ class CascadeProblem:
         """Metrics of cascade `stages` for a batch of threshold vectors (B, S-1) on `split`, a stage answering when
         its confidence under `criterion` reaches its threshold."""
         energy, latency = self._stage_arrays(stages, split, accelerator, reuse)
-        result = evaluate_cascade(self.confidence(criterion, split)[stages], self.correct[split][stages], energy,
+        result = evaluate_cascade(self.stage_confidence(stages, criterion, split), self.correct[split][stages], energy,
                                   latency, thresholds)
         big_correct = self.correct[split][self.big]
         big_accuracy = big_correct.mean()
@@ -371,7 +380,7 @@ class CascadeProblem:
         """Threshold vectors (P, S-1) of the exact (energy, errors) Pareto front of a cascade on `split`, over every
         threshold vector (per-sample prices included); fronts of 4 stages and more are approximate (`_exact`)."""
         energy, _ = self._stage_arrays(stages, split, accelerator, reuse)
-        return front(self.confidence(criterion, split)[stages], self.correct[split][stages], energy).thresholds
+        return front(self.stage_confidence(stages, criterion, split), self.correct[split][stages], energy).thresholds
 
 
 def _filter(shapes: list[costmodel.LayerShape], priced_layers: str) -> list[costmodel.LayerShape]:
@@ -400,6 +409,13 @@ def _measured_cost(energy_j: float, latency_s: float | None) -> costmodel.Networ
 def _shapes(variant: Variant) -> tuple[costmodel.LayerShape, ...]:
     """Every layer shape `variant` runs (priced or not), memoised: continuation pricing compares them."""
     return tuple(variant.architecture.layer_shapes(variant.width))
+
+
+@lru_cache(maxsize=4096)
+def _waiting(variant: Variant) -> tuple[costmodel.WaitingTensor, ...]:
+    """The trunk tensors that wait after the exit `variant` answers at (its own output and residual shortcuts)."""
+    assert variant.exits is not None
+    return nets.waiting_tensors(nets.architecture(variant.net), variant.exits.answer)
 
 
 def _widens(previous: Variant, variant: Variant) -> bool:

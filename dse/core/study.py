@@ -57,6 +57,8 @@ def digest_payload(spec: StudySpec) -> dict:
                             f"({exc.strerror})") from None
     if spec.search.criteria == ("margin",):  # the default, which studies made before criteria existed had
         del payload["search"]["criteria"]
+    if payload.get("exits", {}).get("criteria") == ():  # the default, which studies made before it existed had
+        del payload["exits"]["criteria"]
     return payload
 
 

@@ -6,6 +6,7 @@ and the paper's own static method (the lambda-sweep threshold at the loss limit)
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,7 +65,7 @@ class BigLittle(Mechanism):
             return cascade
         bits = trial.suggest_categorical("little_bits", ["float", *map(str, config.bits)]) if config.bits else "float"
         first = Variant(little) if bits == "float" else Variant(little, bits=int(bits), rounding=config.rounding)
-        return Cascade((first, *cascade.stages), cascade.reuse)
+        return dataclasses.replace(cascade, stages=(first, *cascade.stages))
 
     def baseline_kind(self, spec: StudySpec, config: LittleSpec, variant: Variant) -> str | None:
         return "little only" if variant.net in config.nets and variant.bits is None else None
