@@ -139,16 +139,14 @@ def train_onnx_branches(model: Model, exits: Exits, images, labels, config):  # 
     torch.manual_seed(config.seed)
     branches = branch_modules(trunk, exits)
     features = _activations(model, exits, exits.points, images)
-    sizes = [int(f[0].numel()) for f in features]
-    inputs = torch.cat([f.reshape(len(f), -1) for f in features], dim=1)  # one row per image: every point's output
     cross_entropy, weights = nn.CrossEntropyLoss(), exits.weights[:-1]
 
-    def loss(batch, targets):  # type: ignore[no-untyped-def]
-        parts = torch.split(batch, sizes, dim=1)
-        return sum(w * cross_entropy(branches[str(i)](part.reshape(len(part), *f.shape[1:])), targets)
-                   for i, (w, part, f) in enumerate(zip(weights, parts, features)) if w)
+    def loss(rows, targets):  # type: ignore[no-untyped-def]
+        return sum(w * cross_entropy(branches[str(i)](f[rows]), targets)
+                   for i, (w, f) in enumerate(zip(weights, features)) if w)
 
-    seconds = train_module(branches, inputs, labels, config, loss)
+    # the inputs are row numbers: each batch's activations are taken from every point's array (never copied whole)
+    seconds = train_module(branches, torch.arange(len(labels)), labels, config, loss)
     return branches.state_dict(), seconds
 
 

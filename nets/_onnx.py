@@ -122,14 +122,16 @@ def _run(model: OnnxModel, content: bytes, outputs: list[str], images: np.ndarra
         raise ImportedModelError(f"{model.path}: input_std must be positive, got {std.ravel().tolist()}")
     session = _session(content, model.path, threads)
     step = model.batch or batch_size
-    results: list[list[np.ndarray]] = [[] for _ in outputs]
+    results: list[np.ndarray] = []  # allocated whole on the first batch (activations of many images are large)
     for start in range(0, len(images), step):
         batch = (images[start:start + step].astype(np.float32) / np.float32(255.0) - mean) / std
         if model.batch and len(batch) < model.batch:  # a fixed batch size: pad the last batch, keep its rows
             batch = np.concatenate([batch, np.zeros((model.batch - len(batch), *shape), np.float32)])
-        for kept, result in zip(results, session.run(outputs, {model.input_name: batch})):
-            kept.append(result[:min(step, len(images) - start)])
-    return [np.concatenate(kept) for kept in results]
+        ran = session.run(outputs, {model.input_name: batch})
+        results = results or [np.empty((len(images), *result.shape[1:]), result.dtype) for result in ran]
+        for kept, result in zip(results, ran):
+            kept[start:start + step] = result[:min(step, len(images) - start)]
+    return results
 
 
 def _session(content: bytes, path: str, threads: int = 0) -> Any:

@@ -101,8 +101,8 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 def train_module(module: nn.Module, images: np.ndarray, labels: np.ndarray, config: TrainingConfig,
                  loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> float:
     """Train `module` in place with Adam and a cosine learning-rate decay, seeded and deterministic, on uint8 `images`
-    (or a float tensor of ready inputs, e.g. a frozen trunk's activations); `loss(inputs, targets)` replaces the cross
-    entropy of the module's output (e.g. a weighted sum over a branched net's exits).
+    (or a tensor of ready inputs, e.g. row numbers into a frozen trunk's activations); `loss(inputs, targets)`
+    replaces the cross entropy of the module's output (e.g. a weighted sum over a branched net's exits).
 
     Returns the seconds spent.
     """
