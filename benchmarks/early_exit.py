@@ -191,13 +191,19 @@ def mechanism_specs(spec: StudySpec) -> dict[str, StudySpec]:
     return specs
 
 
-def certified_point(carved: CascadeProblem, spec: StudySpec, trials: int, alpha: float, delta: float) -> dict:
-    """Search on the carved problem's calibration rows, then certify its front on the rows kept aside: per structure
-    of the union front, its threshold front from safe to aggressive by fixed-sequence testing at delta / K (K
-    structures, Bonferroni); the cheapest certified point (on the kept-aside rows), else the trunk alone."""
+def certified_point(carved: CascadeProblem, spec: StudySpec, trials: int, alpha: float, delta: float,
+                    composition: str) -> dict:
+    """Search on the carved problem's calibration rows, then certify on the rows kept aside, each structure's
+    threshold front from safe to aggressive by fixed-sequence testing: "bonferroni", every structure of the union front
+    at delta / K (K structures); "split", only the structure of the least-energy feasible point on the searched rows
+    (chosen before the kept-aside rows are read), at delta. The cheapest certified point (on the kept-aside rows),
+    else the trunk alone."""
     study = search_study(carved, spec, trials)
     points = study_results(study).trials
     numbers = sorted({p.number for p in points if p.pareto})
+    if composition == "split":
+        feasible = [p for p in points if p.feasible]
+        numbers = [min(feasible, key=lambda p: p.calib.energy_j).number] if feasible else []
     space, n = CascadeSpace(carved, spec), carved.margin[CERTIFY].shape[1]
     best: dict | None = None
     for number in numbers:
@@ -262,6 +268,8 @@ def main() -> None:
     parser.add_argument("--delta", type=float, default=0.1, help="the certificate fails with probability <= delta")
     parser.add_argument("--certify-fraction", type=float, default=0.5, help="share of each calibration half kept "
                         "aside for the certificate")
+    parser.add_argument("--composition", default="split", choices=("split", "bonferroni"), help="certify the "
+                        "searched rows' best structure at delta, or every front structure at delta / K")
     args = parser.parse_args()
     if not Path(args.data).is_dir():
         print(f"full MNIST not found at {args.data}; skipped")
@@ -279,7 +287,7 @@ def main() -> None:
     for split in protocol_splits(pool, args.splits):
         carved = problem.resplit(split.calib, split.held_out).carve(CERTIFY, args.certify_fraction, split.seed)
         for mechanism, mechanism_spec in mechanism_specs(spec).items():
-            point = certified_point(carved, mechanism_spec, args.trials, args.alpha, args.delta)
+            point = certified_point(carved, mechanism_spec, args.trials, args.alpha, args.delta, args.composition)
             on_pool = [everything.index(carved.names[stage]) for stage in point["stages"]]
             risk = everything.evaluate(on_pool, point["thresholds"][None], "test", criterion=point["criterion"])
             rows[mechanism].append({"split": split.seed, "cascade": point["cascade"], "criterion": point["criterion"],
@@ -315,6 +323,7 @@ def main() -> None:
                           "big_little_loss_pct": results["big_little"]["accuracy_loss_pct"]}
                          if "big_little" in results else {}),
                       "trunk": args.trunk, "alpha_pct": args.alpha, "delta": args.delta,
+                      "composition": args.composition, "certify_fraction": args.certify_fraction,
                       "risk_loss_pct": exits["risk_loss_pct"], "worst_split_risk_pct": exits["worst_split_risk_pct"],
                       "risk_over_budget_splits": exits["risk_over_budget_splits"],
                       "certified_splits": exits["certified_splits"],
