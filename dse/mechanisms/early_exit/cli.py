@@ -53,12 +53,13 @@ def exits_cost_command(
     branch = f"branch {channels} channels" + (f", given at {'+'.join(p for p, _ in exits.given)}" if exits.given else "")
     typer.echo(f"{net} with exits at {', '.join(names)} ({branch}), {sram} SRAM, {bits}-bit, "
                f"{priced.value} layers priced; energy in nJ")
-    typer.echo(f"{'exit':>8} {'alone':>10} {'escalation':>11} {'answered here':>14}  waiting activations")
+    width = max(8, *(len(row.name) for row in rows))  # ONNX node names are long
+    typer.echo(f"{'exit':>{width}} {'alone':>10} {'escalation':>11} {'answered here':>14}  waiting activations")
     for row in rows:
         wait = [lc for lc in row.escalation.layer_costs if lc.kind == "wait"]
         where = (f"{wait[0].name.removesuffix('[waiting]')} in {wait[0].loop_order.upper()} "
                  f"({wait[0].dram_bytes:.0f} DRAM bytes, {wait[0].energy_pj * _NJ:.2f} nJ)") if wait else "-"
-        typer.echo(f"{row.name:>8} {row.alone.energy_pj * _NJ:>10.2f} {row.escalation.energy_pj * _NJ:>11.2f} "
+        typer.echo(f"{row.name:>{width}} {row.alone.energy_pj * _NJ:>10.2f} {row.escalation.energy_pj * _NJ:>11.2f} "
                    f"{row.answered_here.energy_pj * _NJ:>14.2f}  {where}")
 
 
