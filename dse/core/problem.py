@@ -413,9 +413,8 @@ def _shapes(variant: Variant) -> tuple[costmodel.LayerShape, ...]:
 
 @lru_cache(maxsize=4096)
 def _waiting(variant: Variant) -> tuple[costmodel.WaitingTensor, ...]:
-    """The trunk tensors that wait after the exit `variant` answers at (its own output and residual shortcuts)."""
-    assert variant.exits is not None
-    return nets.waiting_tensors(nets.architecture(variant.net), variant.exits.answer)
+    """The activations that wait when a stage continues from `variant`, memoised."""
+    return variant.waiting
 
 
 def _widens(previous: Variant, variant: Variant) -> bool:

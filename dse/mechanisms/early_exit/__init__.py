@@ -97,6 +97,7 @@ class EarlyExit(Mechanism):
     Section = ExitsSpec
     example = {"points": ["pool1", "pool2"], "n_active": [1, 2], "channels": [8], "bits": [8]}
     digest_when_off = False
+    later_fields = {"criteria": ()}
 
     def enabled(self, config: ExitsSpec) -> bool:
         return bool(config.points)
