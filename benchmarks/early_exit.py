@@ -21,10 +21,10 @@ Priced on Park's accelerator (16 KiB SRAM, 16-bit, every layer priced unless `--
 random halvings of the 10,000 test images (`dse.papers.park2015_protocol`), each calibration half is split again
 (`--certify-fraction` kept aside): the search (exit set, branch size, criteria, thresholds, exactly per structure)
 runs on the rest with the loss limit alpha on calibration, and the point is picked with the certificate (`dse.risk`,
-Learn then Test at level delta; `--composition split`: the structure whose cheapest point the same test certifies
-on the searched rows is certified alone on the kept-aside rows; `bonferroni`: every structure of the front at
-delta / K): the cheapest point certified to lose at most alpha on new data with probability >= 1 - delta; when none
-certifies, the trunk alone. Reported per split on the
+Learn then Test at level delta: the `--structures` K structures of the front whose cheapest points the same test
+certifies on the searched rows are tested on the kept-aside rows, each at delta / K, from every input escalating
+towards and along its recorded front): the cheapest point certified to
+lose at most alpha on new data with probability >= 1 - delta; when none certifies, the trunk alone. Reported per split on the
 held-out half and against the risk, i.e. the loss on the whole pool of 10,000 images the halvings are drawn from.
 Skips cleanly when full MNIST is absent. Ends with one JSON line.
 """
@@ -49,6 +49,8 @@ from nets import default_cache_dir
 
 CERTIFY = "certify"  # the calibration rows kept aside for the certificate
 CRITERIA = ("margin", "max_softmax", "entropy")
+ESCALATE = 1.01  # a threshold above every confidence (each criterion's is in [0, 1]): nobody exits there
+SAFETY_STEPS = 20
 TRAINING = {"epochs": 6, "batch_size": 64, "learning_rate": 0.001, "seed": 0}  # Park 2015's (studies/park2015-mnist)
 ONNX_POINTS = ("/block1_relu/Relu", "/down_relu/Relu", "/block2_relu/Relu")  # after each block boundary
 TRUNK_EPOCHS = 3  # the exported trunk's training (the rest as TRAINING)
@@ -194,12 +196,12 @@ def mechanism_specs(spec: StudySpec) -> dict[str, StudySpec]:
 
 
 def certified_point(carved: CascadeProblem, spec: StudySpec, trials: int, alpha: float, delta: float,
-                    composition: str) -> dict:
-    """Search on the carved problem's calibration rows, then certify on the rows kept aside, each structure's
-    recorded threshold front from safe to aggressive by fixed-sequence testing: "bonferroni", every structure of the
-    union front at delta / K (K structures); "split", only the structure whose cheapest point the same test
-    certifies on the searched rows (chosen before the kept-aside rows are read), at delta. The cheapest certified
-    point (on the kept-aside rows), else the trunk alone."""
+                    structures: int) -> dict:
+    """Search on the carved problem's calibration rows, then certify on the rows kept aside (Learn then Test): the
+    `structures` structures of the union front whose cheapest points the same test certifies on the searched rows
+    (chosen before the kept-aside rows are read; 0: every front structure), each along `towards_safety` of its
+    recorded threshold front, by fixed-sequence testing at delta / K (K structures, Bonferroni). The cheapest
+    certified point (on the kept-aside rows), else the trunk alone."""
     study = search_study(carved, spec, trials)
     points = study_results(study).trials
     space = CascadeSpace(carved, spec)
@@ -207,32 +209,43 @@ def certified_point(carved: CascadeProblem, spec: StudySpec, trials: int, alpha:
     for number in sorted({p.number for p in points if p.pareto}):
         front = sorted((p for p in points if p.number == number), key=lambda p: -p.calib.energy_j)
         structure = replay_structure(space, front[0].params)
-        thresholds = np.array([p.thresholds for p in front], dtype=np.float64).reshape(len(front), -1)
-        candidates.append((front[0].cascade, structure, space.stages(structure), thresholds))
-    if composition == "split" and candidates:
-        chosen = _cheapest(carved, candidates, "calib", alpha, delta)
-        candidates = [candidates[chosen[0]]] if chosen else []
-    best = _cheapest(carved, candidates, CERTIFY, alpha, delta / max(len(candidates), 1))
-    if best is None:
+        recorded = np.array([p.thresholds for p in front], dtype=np.float64).reshape(len(front), -1)
+        candidates.append((front[0].cascade, structure, space.stages(structure), towards_safety(recorded)))
+    if structures:
+        searched = certified_energy(carved, candidates, "calib", alpha, delta)
+        ranked = sorted((energy, i) for i, (energy, _) in enumerate(searched) if energy < np.inf)
+        candidates = [candidates[i] for _, i in ranked[:structures]]
+    kept_aside = certified_energy(carved, candidates, CERTIFY, alpha, delta / max(len(candidates), 1))
+    if not kept_aside or min(energy for energy, _ in kept_aside) == np.inf:
         return {"cascade": carved.names[carved.big], "stages": [carved.big], "thresholds": np.zeros(0),
                 "criterion": "margin", "certified": False}
-    cascade, structure, stages, thresholds = candidates[best[0]]
-    return {"cascade": cascade, "stages": stages, "thresholds": thresholds[best[1]],
+    best = min(range(len(candidates)), key=lambda i: kept_aside[i][0])
+    cascade, structure, stages, thresholds = candidates[best]
+    return {"cascade": cascade, "stages": stages, "thresholds": thresholds[kept_aside[best][1]],
             "criterion": structure.criterion, "certified": True}
 
 
-def _cheapest(problem: CascadeProblem, candidates: list, split: str, alpha: float,
-              delta: float) -> tuple[int, int] | None:
-    """(candidate, point) of the least-energy point on `split` that fixed-sequence testing at `delta` certifies
-    there, over the candidates (cascade, structure, stages, thresholds from safe to aggressive); None if none."""
-    n, best, energy = problem.margin[split].shape[1], None, np.inf
-    for i, (_, structure, stages, thresholds) in enumerate(candidates):
+def towards_safety(recorded: np.ndarray, steps: int = SAFETY_STEPS) -> np.ndarray:
+    """The threshold vectors a structure is tested at, safe to aggressive: from every input escalating (thresholds
+    above any confidence) in `steps` even steps to its recorded front's safest point, then the recorded front. The
+    front's safest point on the searched rows is often already aggressive (a point escalating more loses more there
+    by chance, so it is dominated), and the fixed sequence stops at the first point it cannot certify."""
+    safest = np.clip(recorded[0], 0.0, ESCALATE)  # an infinite threshold (all exit, or none) as a finite one
+    path = ESCALATE + np.linspace(0.0, 1.0, steps, endpoint=False)[:, None] * (safest - ESCALATE)
+    return np.vstack([path, recorded])
+
+
+def certified_energy(problem: CascadeProblem, candidates: list, split: str, alpha: float,
+                     delta: float) -> list[tuple[float, int]]:
+    """Per candidate (cascade, structure, stages, thresholds from safe to aggressive): the energy on `split` of its
+    cheapest point that fixed-sequence testing at `delta` certifies there, and that point's index (inf, -1: none)."""
+    n, out = problem.margin[split].shape[1], []
+    for _, structure, stages, thresholds in candidates:
         values = problem.evaluate(stages, thresholds, split, structure.accelerator, structure.cascade.reuse,
                                   structure.criterion)
         count = fixed_sequence(values["worse"], values["better"], n, alpha, delta)
-        if count and values["energy_pj"][count - 1] < energy:
-            best, energy = (i, count - 1), float(values["energy_pj"][count - 1])
-    return best
+        out.append((float(values["energy_pj"][count - 1]), count - 1) if count else (np.inf, -1))
+    return out
 
 
 def outcome(problem: CascadeProblem, point: dict, split: str) -> dict:
@@ -278,8 +291,8 @@ def main() -> None:
     parser.add_argument("--delta", type=float, default=0.1, help="the certificate fails with probability <= delta")
     parser.add_argument("--certify-fraction", type=float, default=0.5, help="share of each calibration half kept "
                         "aside for the certificate")
-    parser.add_argument("--composition", default="split", choices=("split", "bonferroni"), help="certify the "
-                        "structure the searched rows certify cheapest, at delta, or every front structure at delta / K")
+    parser.add_argument("--structures", type=int, default=3, help="certify the K front structures the searched rows "
+                        "certify cheapest, each at delta / K (0: every front structure)")
     args = parser.parse_args()
     if not Path(args.data).is_dir():
         print(f"full MNIST not found at {args.data}; skipped")
@@ -297,7 +310,7 @@ def main() -> None:
     for split in protocol_splits(pool, args.splits):
         carved = problem.resplit(split.calib, split.held_out).carve(CERTIFY, args.certify_fraction, split.seed)
         for mechanism, mechanism_spec in mechanism_specs(spec).items():
-            point = certified_point(carved, mechanism_spec, args.trials, args.alpha, args.delta, args.composition)
+            point = certified_point(carved, mechanism_spec, args.trials, args.alpha, args.delta, args.structures)
             on_pool = [everything.index(carved.names[stage]) for stage in point["stages"]]
             risk = everything.evaluate(on_pool, point["thresholds"][None], "test", criterion=point["criterion"])
             rows[mechanism].append({"split": split.seed, "cascade": point["cascade"], "criterion": point["criterion"],
@@ -333,7 +346,7 @@ def main() -> None:
                           "big_little_loss_pct": results["big_little"]["accuracy_loss_pct"]}
                          if "big_little" in results else {}),
                       "trunk": args.trunk, "alpha_pct": args.alpha, "delta": args.delta,
-                      "composition": args.composition, "certify_fraction": args.certify_fraction,
+                      "structures": args.structures, "certify_fraction": args.certify_fraction,
                       "risk_loss_pct": exits["risk_loss_pct"], "worst_split_risk_pct": exits["worst_split_risk_pct"],
                       "risk_over_budget_splits": exits["risk_over_budget_splits"],
                       "certified_splits": exits["certified_splits"],
