@@ -336,8 +336,18 @@ def main() -> None:
                   "winner": ranked[0],
                   "margin_pct": round(results[ranked[0]]["energy_saving_pct"]
                                       - results[ranked[1]]["energy_saving_pct"], 3) if len(ranked) > 1 else None}
+    if "big_little" in results:  # the two mechanisms alone, and how often the combined pick used both
+        comparison["exits_minus_big_little_pct"] = round(results["exits"]["energy_saving_pct"]
+                                                         - results["big_little"]["energy_saving_pct"], 3)
+        comparison["combined_with_both_splits"] = sum(" > " in r["cascade"] and "@exit:" in r["cascade"]
+                                                      and not r["cascade"].startswith(spec.nets.big)
+                                                      for r in rows["combined"])
     print(f"winner: {ranked[0]}" + (f", by {comparison['margin_pct']:.1f} points of energy saving over {ranked[1]}"
                                     if len(ranked) > 1 else ""))
+    if "big_little" in results:
+        print(f"exits vs big/little: {comparison['exits_minus_big_little_pct']:+.1f} points of energy saving; the "
+              f"combined pick put a little net in front of exits on {comparison['combined_with_both_splits']} of "
+              f"{args.splits} splits")
     exits = results["exits"]
     criteria = sorted({r["criterion"] for r in rows["exits"]}, key=[r["criterion"] for r in rows["exits"]].count,
                       reverse=True)
