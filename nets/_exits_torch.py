@@ -114,7 +114,7 @@ def train_branched(trunk: Architecture, exits: Exits, images, labels, config, tr
     return module.state_dict(), seconds
 
 
-def _activations(model: Model, exits: Exits, points: tuple[str, ...], images):  # type: ignore[no-untyped-def]
+def _activations(model: Model, points: tuple[str, ...], images):  # type: ignore[no-untyped-def]
     """float32 activations of the ONNX trunk `model` at `points`, as torch tensors (n, C, H, W)."""
     import torch
 
@@ -138,7 +138,7 @@ def train_onnx_branches(model: Model, exits: Exits, images, labels, config):  # 
     trunk = model.onnx.architecture
     torch.manual_seed(config.seed)
     branches = branch_modules(trunk, exits)
-    features = _activations(model, exits, exits.points, images)
+    features = _activations(model, exits.points, images)
     cross_entropy, weights = nn.CrossEntropyLoss(), exits.weights[:-1]
 
     def loss(rows, targets):  # type: ignore[no-untyped-def]
@@ -160,7 +160,7 @@ def onnx_exit_logits(model: Model, exits: Exits, state: dict, images):  # type: 
     branches.load_state_dict(state)
     branches.eval()
     branch = branches[str(exits.points.index(exits.answer))]
-    (features,) = _activations(model, exits, (exits.answer,), images)
+    (features,) = _activations(model, (exits.answer,), images)
     with torch.no_grad():
         logits = [branch(features[i:i + 1000]) for i in range(0, len(features), 1000)]
     return torch.cat(logits).numpy().astype("float64")
