@@ -6,7 +6,7 @@ Import-light: numpy only (pandas for `sram_sweep`); never torch or plotly.
 from costmodel._accelerator import Accelerator, Dataflow, TilingRule, parse_bytes
 from costmodel._cost import LayerCost, NetworkCost
 from costmodel._effort import SampleCosts, per_sample_cost
-from costmodel._exits import ExitCost, continuation_cost, exit_costs, shared_prefix, waiting_cost
+from costmodel._exits import ExitCost, WaitingTensor, continuation_cost, exit_costs, shared_prefix, waiting_cost
 from costmodel._errors import CostModelError, UserError
 from costmodel._layers import LayerShape
 from costmodel._network import best_partition, cascade_cost, increment_cost, network_cost, sram_sweep
@@ -24,6 +24,7 @@ __all__ = [
     "Technology",
     "TilingRule",
     "UserError",
+    "WaitingTensor",
     "best_partition",
     "cascade_cost",
     "continuation_cost",

@@ -12,7 +12,8 @@ from nets._confidence import CRITERIA, CriterionError, confidence
 from nets._cache import CacheCorrupted, ScoreCache, default_cache_dir, variant_key, weights_key
 from nets._data import Dataset, DatasetError, content_digest, stratified_split
 from nets._effort import KNOBS, EffortError, resolve_knobs
-from nets._exits import ExitError, Exits, check_exits, check_given_branch, exit_architecture, tap_step
+from nets._exits import (ExitError, Exits, branch_points, check_exits, check_given_branch, exit_architecture,
+                         resolve_points, tap_step, waiting_tensors)
 from nets._imported import (ImportedArrays, ImportedLogits, ImportedModelError, file_digest, imported_scores, load_labels, load_logits,
                             split_scores)
 from nets._increments import IncrementalError, check_increments
@@ -28,10 +29,10 @@ __all__ = [
     "CriterionError", "Dataset", "DatasetError", "EffortError", "ExitError", "Exits", "Flatten", "GlobalPool",
     "ImportedArrays", "ImportedLogits", "ImportedModelError", "IncrementalError", "Layer", "LogitSummary", "Model", "OnnxModel", "Pool", "ReLU",
     "ScoreCache", "SplitScores", "TrainingConfig", "UnknownArchitecture", "UserError", "Variant", "VariantScores",
-    "architecture", "architecture_from_table", "architecture_names", "atomic_write_bytes", "atomic_write_text",
+    "architecture", "architecture_from_table", "architecture_names", "branch_points", "atomic_write_bytes", "atomic_write_text",
     "build_scores", "cached_golden", "check_class_count", "check_exits", "check_given_branch", "check_increments",
     "check_output_size", "check_variant", "confidence", "content_digest", "declared_models", "default_cache_dir",
     "exit_architecture", "file_digest", "imported_scores", "labels_dataset", "load_dataset", "load_labels",
-    "load_logits", "load_onnx", "onnx_logits", "resolve_knobs", "scores_from_logits", "split_scores",
-    "stratified_split", "takes_transforms", "tap_step", "use_models", "user_model", "variant_key", "weights_key",
+    "load_logits", "load_onnx", "onnx_logits", "resolve_knobs", "resolve_points", "scores_from_logits", "split_scores",
+    "stratified_split", "takes_transforms", "tap_step", "use_models", "user_model", "variant_key", "waiting_tensors", "weights_key",
 ]

@@ -36,7 +36,12 @@ def train_weights(dataset: Dataset, variant: Variant, config: TrainingConfig, ke
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     trained = variant.training
-    if trained.exits is not None:
+    model = user_model(trained.net)
+    if trained.exits is not None and model is not None and model.onnx is not None:
+        from nets._exits_torch import train_onnx_branches
+
+        state, seconds = train_onnx_branches(model, trained.exits, *dataset.split("train"), config)
+    elif trained.exits is not None:
         from nets._exits_torch import train_branched
 
         frozen = cached_golden(ScoreCache(root), dataset, trained.net, config)(trained.width) \
@@ -120,12 +125,28 @@ def score_variant(dataset: Dataset, variant: Variant, config: TrainingConfig, ke
     """Load the variant's weights, score the calib and test splits, and store the rows."""
     import torch
 
-    from nets._torch import init_module
-
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     cache = ScoreCache(root)
     state = torch.load(io.BytesIO(cache.load_weights(weights_key(dataset, variant, config))), weights_only=True)
+    model = user_model(variant.net)
+    if model is not None and model.onnx is not None:  # a branch on an ONNX trunk (`check_variant`)
+        from nets._exits_torch import onnx_exit_logits
+
+        scored = {split: (scores_from_logits(onnx_exit_logits(model, variant.exits, state, dataset.split(split)[0]),
+                                             dataset.split(split)[1]), ("exits",)) for split in SCORED_SPLITS}
+    else:
+        scored = {split: evaluate_split(_module(variant, config, state), variant, dataset, split)
+                  for split in SCORED_SPLITS}
+    return cache.store(key, variant, {split: rows for split, (rows, _) in scored.items()}, scored["calib"][1],
+                       {"weights_key": weights_key(dataset, variant, config),
+                        "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+
+
+def _module(variant: Variant, config: TrainingConfig, state: dict):  # type: ignore[no-untyped-def]
+    """The torch module `variant` runs, with its trained weights `state`, in eval mode."""
+    from nets._torch import init_module
+
     if variant.exits is not None:
         from nets._exits_torch import branched_module, exit_module
 
@@ -141,17 +162,25 @@ def score_variant(dataset: Dataset, variant: Variant, config: TrainingConfig, ke
         module = init_module(variant.architecture, variant.width, config.seed)
         module.load_state_dict(state)
     module.eval()
-    scored = {split: evaluate_split(module, variant, dataset, split) for split in SCORED_SPLITS}
-    return cache.store(key, variant, {split: rows for split, (rows, _) in scored.items()}, scored["calib"][1],
-                       {"weights_key": weights_key(dataset, variant, config),
-                        "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    return module
 
 
 def check_variant(variant: Variant) -> None:
-    """Refuse a variant that transforms a model scored or priced as given (ONNX, logits, measured price)."""
+    """Refuse a variant that transforms a model scored or priced as given (ONNX, logits, measured price); an ONNX
+    model priced by the cost model takes frozen-trunk exits and nothing else."""
     model = user_model(variant.net)
     if model is None or model.takes_transforms or not variant.transforms:
         return
+    if model.scored_by == "onnx" and not model.measured and variant.exits is not None:
+        other = [name for name in variant.transforms if name != "exits"]
+        if variant.exits.training != "frozen":
+            raise ImportedModelError(f"model '{model.name}' cannot run as {variant.name}: it is scored by onnxruntime "
+                                     "as exported, so its exits train on the frozen trunk (exits.training = "
+                                     "\"frozen\")")
+        if not other:
+            return
+        raise ImportedModelError(f"model '{model.name}' cannot run as {variant.name}: it is scored by onnxruntime as "
+                                 f"exported, so its exits run on the trunk as exported, without {', '.join(other)}")
     why = {"logits": "its scores come from a logits file", "onnx": "it is scored by onnxruntime as exported"}.get(
         model.scored_by, "its price is measured (energy_j)")
     raise ImportedModelError(f"model '{model.name}' cannot run as {variant.name}: {why}, so it cannot take "
@@ -188,8 +217,8 @@ def imported_scores_of(dataset: Dataset, variant: Variant, model: Model, cache: 
 
 
 def _with_models(models: dict[str, Model], function: Callable, *args: object) -> object:
-    """Run `function` in a worker process after declaring the study's trained models there (workers start without
-    them; the others are not trained, so their files never travel to the workers)."""
+    """Run `function` in a worker process after declaring the study's trained and ONNX models there (workers start
+    without them; a logits model is never trained or scored there, so its files never travel to the workers)."""
     use_models({**declared_models(), **models}.values())  # in the main process (one job): the same models
     return function(*args)
 
@@ -217,11 +246,12 @@ def build_scores(dataset: Dataset, variants: Sequence[Variant], config: Training
     """
     results: dict[Variant, VariantScores] = {}
     to_score: list[tuple[Variant, str]] = []
-    models = {name: model for name, model in declared_models().items() if model.scored_by == "training"}
+    models = {name: model for name, model in declared_models().items()  # ONNX models: their exits train in workers
+              if model.scored_by != "logits"}
     for variant in dict.fromkeys(variants):
         check_variant(variant)
         model = user_model(variant.net)
-        if model is not None and model.scored_by != "training":
+        if model is not None and model.scored_by != "training" and variant.exits is None:
             results[variant] = imported_scores_of(dataset, variant, model, cache)
             continue
         key = variant_key(dataset, variant, config)

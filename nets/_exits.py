@@ -3,18 +3,25 @@
 A branch is a small classifier on one trunk layer's output: by default a 1x1 conv with `channels` outputs, a ReLU, an
 average pool to about a 3 x 3 map and an FC layer to the classes (on a flat output: the FC alone), or a user-given
 layer list (conv, max/avg pool, fc and relu layers ending in the class scores). The variant answering at
-exit `p` runs the trunk up to `p` and branch `p`, a plain layer chain (`exit_architecture`), so scoring, quantizing
-and pricing treat it like any net. Branches are trained jointly with the trunk (a weighted sum of the exits'
-losses) or on a frozen, already trained trunk. Torch modules and training live in `nets._exits_torch`.
+exit `p` runs the trunk up to `p` and branch `p` (`exit_architecture`), so scoring and pricing treat it like any net.
+A trunk is a plain chain or a residual net (adds, batch norm, global pooling, an ONNX model's graph); an exit may sit
+after any layer whose output the net materialises (not a conv or fc whose batch norm is folded into it), and the
+trunk outputs a later layer still reads (a residual add's shortcut) wait with the exit's (`waiting_tensors`).
+Branches are trained jointly with the trunk (a weighted sum of the exits' losses) or on a frozen, already trained
+trunk (an ONNX trunk: on its activations read by onnxruntime). Torch modules and training live in
+`nets._exits_torch`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from costmodel import UserError
-from nets._arch import FC, ZOO_LAYERS, Architecture, ArchitectureError, Conv, Layer, Pool, ReLU, Traced, layer_type
+from costmodel import UserError, WaitingTensor
+from nets._arch import (FC, INPUT, ZOO_LAYERS, Add, Architecture, ArchitectureError, BatchNorm, Conv, Layer, Pool, ReLU,
+                        Traced, layer_type)
+from nets._models import user_model
 
 TRAININGS = ("frozen", "joint")
 GRID = 3  # a default branch pools its input to about GRID x GRID positions before its FC layer
@@ -50,14 +57,44 @@ class Exits:
         return self.loss_weights or (1.0,) * (len(self.points) + 1)
 
 
-def tap_step(trunk: Architecture, point: str) -> Traced:
-    """The traced trunk layer labelled `point`; ExitError lists the labels when there is none."""
+def branch_points(trunk: Architecture) -> list[str]:
+    """Labels of the trunk layers an exit may follow: every labelled layer but the last whose output the net
+    materialises (a conv or fc directly followed by its batch norm is not: the batch norm is folded into it)."""
     steps = trunk.trace()
-    for step in steps[:-1]:
-        if step.label == point:
-            return step
-    labels = [step.label for step in steps[:-1] if step.label]
-    raise ExitError(f"{trunk.name}: no layer '{point}' to branch at (branchable: {', '.join(labels)})")
+    return [step.label for step in steps[:-1]
+            if step.label and not isinstance(steps[step.index + 1].layer, BatchNorm)]
+
+
+def tap_step(trunk: Architecture, point: str) -> Traced:
+    """The traced trunk layer labelled `point`; ExitError lists the labels when it is not a branch point."""
+    valid = branch_points(trunk)
+    if point in valid:
+        return next(step for step in trunk.trace() if step.label == point)
+    raise ExitError(f"{trunk.name}: no layer '{point}' to branch at (branchable: {', '.join(valid)})")
+
+
+def resolve_points(net: str, points: Sequence[str]) -> tuple[str, ...]:
+    """Exit points as layer names: on a declared ONNX model a point may also name a node's output tensor."""
+    model = user_model(net)
+    onnx = model.onnx if model is not None else None
+    return tuple(onnx.layer_of(point) if onnx is not None else point for point in points)
+
+
+def waiting_tensors(trunk: Architecture, point: str) -> tuple[WaitingTensor, ...]:
+    """The trunk tensors that wait while an exit after `point` answers: every output of a layer up to `point` (or
+    the input) that a later trunk layer reads, in trunk order; on a chain, the output of `point` alone."""
+    steps = trunk.trace()
+    cut = tap_step(trunk, point).index
+    index = {step.layer.name: step.index for step in steps if step.layer.name} | {INPUT: -1}
+    read: set[int] = set()
+    for step in steps[cut + 1:]:
+        layer = step.layer
+        read.add(index[layer.input] if layer.input else step.index - 1)
+        if isinstance(layer, Add):
+            read.add(index[layer.source])
+    live = sorted(i for i in read if i <= cut)
+    return tuple(WaitingTensor(INPUT, trunk.input_shape) if i < 0
+                 else WaitingTensor(steps[i].label or f"layer{i}", steps[i].out_shape) for i in live)
 
 
 def branch_layers(point: str, tap: Traced, exits: Exits, classes: int) -> tuple[Layer, ...]:
@@ -79,12 +116,6 @@ def branch_layers(point: str, tap: Traced, exits: Exits, classes: int) -> tuple[
 
 def check_exits(trunk: Architecture, exits: Exits) -> None:
     """ExitError naming the field for a trunk or exit set that cannot be built."""
-    if not trunk.is_sequential:
-        odd = next(step for step in trunk.trace() if not isinstance(step.layer, ZOO_LAYERS) or step.layer.input)
-        what = f"{layer_type(odd.layer)} '{odd.label}'" if odd.label else layer_type(odd.layer)
-        raise ExitError(f"{trunk.name}: cannot branch at {', '.join(map(repr, exits.points))}: the trunk must be a "
-                        f"plain chain of conv, max/avg pool, fc and relu layers, and its layer {odd.index} ({what}"
-                        f"{' reading ' + repr(odd.layer.input) if odd.layer.input else ''}) is not one")
     if not exits.points or len(set(exits.points)) != len(exits.points):
         raise ExitError(f"exit points must be distinct trunk layers, got {list(exits.points)}")
     order = [tap_step(trunk, point).index for point in exits.points]

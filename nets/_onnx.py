@@ -37,6 +37,11 @@ class OnnxModel:
     output_name: str
     batch: int | None  # the graph's fixed batch size, None when dynamic
     content: bytes = field(repr=False)
+    tensors: tuple[str, ...] = ()  # the output tensor of each layer of `architecture` (a folded bias add's included)
+
+    def layer_of(self, name: str) -> str:
+        """The name of the layer whose output is tensor `name`, or `name` itself (a node name)."""
+        return self.architecture.layers[self.tensors.index(name)].name if name in self.tensors else name
 
 
 def _import(module: str) -> Any:
@@ -59,8 +64,10 @@ def load_onnx(path: str | Path, name: str | None = None) -> OnnxModel:
         model = onnx.load_model_from_string(content)
     except Exception as exc:  # the protobuf decoder raises its own DecodeError
         raise ImportedModelError(f"{path}: not an ONNX model ({type(exc).__name__}: {exc})") from None
-    arch, input_name, output_name, batch = _GraphReader(str(path), onnx).read(model, name or path.stem)
-    return OnnxModel(str(path), hashlib.sha256(content).hexdigest(), arch, input_name, output_name, batch, content)
+    reader = _GraphReader(str(path), onnx)
+    arch, input_name, output_name, batch = reader.read(model, name or path.stem)
+    return OnnxModel(str(path), hashlib.sha256(content).hexdigest(), arch, input_name, output_name, batch, content,
+                     tuple(reader.outputs))
 
 
 def check_class_count(model: OnnxModel, num_classes: int) -> None:
@@ -78,6 +85,33 @@ def check_output_size(architecture: Architecture, num_classes: int, where: str) 
 def onnx_logits(model: OnnxModel, images: np.ndarray, input_mean: float | Sequence[float] | None = None,
                 input_std: float | Sequence[float] | None = None, batch_size: int = 256) -> np.ndarray:
     """Logits (n, outputs) float64 of uint8 NCHW `images`, fed as float32 in [0, 1], then (x - mean) / std if given."""
+    (logits,) = _run(model, model.content, [model.output_name], images, input_mean, input_std, batch_size)
+    logits = logits.reshape(len(logits), -1)
+    if logits.shape[1] != model.architecture.output_size:
+        raise ImportedModelError(f"{model.path}: onnxruntime returned {logits.shape[1]} values per sample, the graph "
+                                 f"reads as {model.architecture.output_size}")
+    return check_logits(logits.astype(np.float64), f"{model.path}: output '{model.output_name}'")
+
+
+def onnx_activations(model: OnnxModel, layers: Sequence[str], images: np.ndarray,
+                     input_mean: float | Sequence[float] | None = None,
+                     input_std: float | Sequence[float] | None = None, batch_size: int = 256) -> list[np.ndarray]:
+    """float32 outputs (n, C, H, W) of the named layers on `images` (fed as `onnx_logits` feeds them), read by
+    onnxruntime with those layers' tensors exposed as extra graph outputs, on one thread (deterministic)."""
+    onnx = _import("onnx")
+    names = [layer.name for layer in model.architecture.layers]
+    tensors = [model.tensors[names.index(layer)] for layer in layers]
+    probe = onnx.load_model_from_string(model.content)
+    declared = {output.name for output in probe.graph.output}
+    probe.graph.output.extend(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+                              for name in dict.fromkeys(tensors) if name not in declared)
+    return _run(model, probe.SerializeToString(), tensors, images, input_mean, input_std, batch_size, threads=1)
+
+
+def _run(model: OnnxModel, content: bytes, outputs: list[str], images: np.ndarray,
+         input_mean: float | Sequence[float] | None, input_std: float | Sequence[float] | None, batch_size: int,
+         threads: int = 0) -> list[np.ndarray]:
+    """The named output tensors of serialised `content` (the model, maybe with more outputs) on `images`, batched."""
     shape = model.architecture.input_shape
     if images.dtype != np.uint8 or images.ndim != 4 or tuple(images.shape[1:]) != shape:
         raise ImportedModelError(f"{model.path}: the model takes uint8 images of shape {shape}, got "
@@ -86,28 +120,28 @@ def onnx_logits(model: OnnxModel, images: np.ndarray, input_mean: float | Sequen
     std = _per_channel(model, "input_std", 1.0 if input_std is None else input_std)
     if np.any(std <= 0):
         raise ImportedModelError(f"{model.path}: input_std must be positive, got {std.ravel().tolist()}")
-    session = _session(model.content, model.path)
+    session = _session(content, model.path, threads)
     step = model.batch or batch_size
-    outputs = []
+    results: list[np.ndarray] = []  # allocated whole on the first batch (activations of many images are large)
     for start in range(0, len(images), step):
         batch = (images[start:start + step].astype(np.float32) / np.float32(255.0) - mean) / std
         if model.batch and len(batch) < model.batch:  # a fixed batch size: pad the last batch, keep its rows
             batch = np.concatenate([batch, np.zeros((model.batch - len(batch), *shape), np.float32)])
-        result = session.run([model.output_name], {model.input_name: batch})[0]
-        outputs.append(result.reshape(len(result), -1)[:min(step, len(images) - start)])
-    logits = np.concatenate(outputs)
-    if logits.shape[1] != model.architecture.output_size:
-        raise ImportedModelError(f"{model.path}: onnxruntime returned {logits.shape[1]} values per sample, the graph "
-                                 f"reads as {model.architecture.output_size}")
-    return check_logits(logits, f"{model.path}: output '{model.output_name}'")
+        ran = session.run(outputs, {model.input_name: batch})
+        results = results or [np.empty((len(images), *result.shape[1:]), result.dtype) for result in ran]
+        for kept, result in zip(results, ran):
+            kept[start:start + step] = result[:min(step, len(images) - start)]
+    return results
 
 
-def _session(content: bytes, path: str) -> Any:
-    """An onnxruntime CPU session for a serialised model, or a one-line error."""
+def _session(content: bytes, path: str, threads: int = 0) -> Any:
+    """An onnxruntime CPU session for a serialised model (`threads` intra-op threads, 0: onnxruntime's choice), or a
+    one-line error."""
     ort = _import("onnxruntime")
     try:
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only: shape-merge warnings would go to stderr
+        options.intra_op_num_threads = threads
         return ort.InferenceSession(content, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own pybind exception types
         raise ImportedModelError(f"{path}: onnxruntime cannot load the model ({str(exc).splitlines()[0]})") from None
@@ -256,6 +290,7 @@ class _GraphReader:
             if not isinstance(previous, (FC, Conv)):
                 raise self.fail(node, "adding a constant is supported only as the bias of a MatMul/Gemm/Conv")
             self.producer[output] = self.producer[current]
+            self.outputs[self.producer[current]] = output  # the layer's output is the biased tensor
             return output
         if op == "BatchNormalization":
             if not isinstance(previous, (Conv, FC)) or attrs.get("training_mode", 0):

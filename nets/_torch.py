@@ -100,14 +100,16 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 def train_module(module: nn.Module, images: np.ndarray, labels: np.ndarray, config: TrainingConfig,
                  loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> float:
-    """Train `module` in place with Adam and a cosine learning-rate decay, seeded and deterministic; `loss(inputs,
-    targets)` replaces the cross entropy of the module's output (e.g. a weighted sum over a branched net's exits).
+    """Train `module` in place with Adam and a cosine learning-rate decay, seeded and deterministic, on uint8 `images`
+    (or a tensor of ready inputs, e.g. row numbers into a frozen trunk's activations); `loss(inputs, targets)`
+    replaces the cross entropy of the module's output (e.g. a weighted sum over a branched net's exits).
 
     Returns the seconds spent.
     """
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    inputs, targets = to_tensor(images), torch.from_numpy(labels)
+    inputs = images if isinstance(images, torch.Tensor) else to_tensor(images)
+    targets = torch.from_numpy(labels)
     optimizer = torch.optim.Adam(module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     steps = config.epochs * -(-len(inputs) // config.batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)

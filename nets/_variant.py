@@ -6,9 +6,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from costmodel import WaitingTensor
 from nets._arch import Architecture
 from nets._confidence import confidence
-from nets._exits import Exits, exit_architecture
+from nets._exits import Exits, exit_architecture, waiting_tensors
 from nets._zoo import architecture
 
 
@@ -95,6 +96,14 @@ class Variant:
         weights, precision and knobs, so the shared trunk layers are not run again."""
         return (previous.exits is not None and bool(previous.exits.answer) and self.trunk == previous.trunk
                 and (self.bits, self.rounding, self.knobs) == (previous.bits, previous.rounding, previous.knobs))
+
+    @property
+    def waiting(self) -> tuple[WaitingTensor, ...]:
+        """The trunk activations that wait for a stage continuing from this one's side exit (`continues`): the exit
+        point's output and any earlier one a later trunk layer reads (a residual shortcut)."""
+        if self.exits is None or not self.exits.answer:
+            raise ValueError(f"{self.name} answers at no side exit: nothing waits for a continuation")
+        return waiting_tensors(architecture(self.net), self.exits.answer)
 
     @property
     def training(self) -> "Variant":

@@ -185,16 +185,6 @@ def test_a_layer_list_trunk_gets_branches_end_to_end(tiny_study: dict) -> None:
     assert any(t.feasible for t in trials)
 
 
-def test_a_residual_trunk_is_refused_naming_the_exit_point(tmp_path: Path) -> None:
-    path = tmp_path / "g.toml"
-    path.write_text(models_spec(RESIDUAL, "res", 'points = ["pool1"]'))
-    with pytest.raises(dse.SpecError) as error:
-        check_spec_nets(dse.load_spec(path))
-    assert str(error.value) == (
-        f"{path}: exits.points: res: cannot branch at 'pool1': the trunk must be a plain chain of conv, max/avg "
-        "pool, fc and relu layers, and its layer 3 (add 'add1') is not one")
-
-
 def test_exits_cost_prices_the_given_branches_of_a_spec(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

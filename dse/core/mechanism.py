@@ -24,10 +24,12 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Cascade:
     """The stages a trial runs, in order, the last always answering; `reuse`: a stage that widens the stage before
-    it pays only for its new channels (increments)."""
+    it pays only for its new channels (increments); `criteria`: (stage, exit criterion) for stages a mechanism gave
+    their own criterion (the others take the trial's)."""
 
     stages: tuple["Variant", ...]
     reuse: bool = False
+    criteria: tuple[tuple["Variant", str], ...] = ()
 
 
 class Mechanism:
@@ -45,6 +47,9 @@ class Mechanism:
     # Whether the section is part of a study's fingerprint while off: True for the mechanisms that existed when
     # fingerprints were fixed (so their studies still resume); a newer mechanism sets False.
     digest_when_off: ClassVar[bool] = True
+    # Section fields added after its studies' fingerprints were fixed, with their defaults: left out of the fingerprint
+    # at those values, so that those studies still resume.
+    later_fields: ClassVar[dict[str, Any]] = {}
 
     def enabled(self, config: Any) -> bool:
         """True when the spec switches the mechanism on (its section differs from the defaults)."""

@@ -176,6 +176,15 @@ class CascadeProblem:
         """(V, N) per-sample confidence of every variant under an exit criterion ('margin': the cached margins)."""
         return self.margin[split] if criterion == "margin" else self.confidences[split][criterion]
 
+    def stage_confidence(self, stages: list[int], criterion: str, split: str) -> np.ndarray:
+        """(S, N) confidence of each stage under `criterion`, or under its own when `criterion` lists one per stage
+        ('/'-joined, e.g. 'entropy/margin'; stages past the list take the last)."""
+        parts = criterion.split("/")
+        if len(parts) == 1:
+            return self.confidence(criterion, split)[stages]
+        return np.stack([self.confidence(parts[min(i, len(parts) - 1)], split)[stage]
+                         for i, stage in enumerate(stages)])
+
     @property
     def names(self) -> list[str]:
         """Variant display names, aligned with the arrays."""
@@ -222,7 +231,7 @@ class CascadeProblem:
         if after is not None and variant.continues(self.variants[after]):
             kinds = {"conv"} if self.priced_layers == "conv" else None
             return costmodel.continuation_cost(_shapes(self.variants[after]), _shapes(variant), acc, self.technology,
-                                               kinds)
+                                               kinds, _waiting(self.variants[after]))
         return costmodel.network_cost(self.layers[index], acc, self.technology)
 
     def priced_transforms(self, index: int, after: int | None = None) -> tuple[str, ...]:
@@ -295,7 +304,7 @@ class CascadeProblem:
             parts = {part: reach @ np.array([getattr(cost, f"{part}_pj") for cost in priced]) for part in ENERGY_PARTS}
             return [Breakdown({part: float(parts[part][p]) * PJ for part in ENERGY_PARTS},
                               tuple(float(r) for r in reach[p])) for p in range(len(reach))]
-        confidence = self.confidence(criterion, split)[stages]
+        confidence = self.stage_confidence(stages, criterion, split)
         step = max(1, chunk_cells // max(confidence.size, 1))
         out = []
         for start in range(0, len(thresholds), step):
@@ -317,14 +326,17 @@ class CascadeProblem:
         """Errors, errors where the big net is right, mean energy (pJ) and latency, reach: the fast batch path for
         stages priced the same for every sample (`dse.core._batch`), its set-up kept for the last few cascades (keyed
         by the arrays it reads, held with it, so that a copy of the problem with other rows never matches)."""
-        confidence, correct = self.confidence(criterion, split), self.correct[split]
+        bases = tuple(self.confidence(part, split) for part in dict.fromkeys(criterion.split("/")))
+        correct = self.correct[split]
         energy, latency = tuple(p.energy_pj for p in priced), tuple(p.latency_s for p in priced)
-        key = (id(confidence), id(correct), tuple(stages), self.big, energy, tuple(np.nan_to_num(latency, nan=-1.0)))
+        key = (criterion, tuple(map(id, bases)), id(correct), tuple(stages), self.big, energy,
+               tuple(np.nan_to_num(latency, nan=-1.0)))
         if key not in self._batches:
             if len(self._batches) >= 2:  # a trial reads one cascade on two splits
                 self._batches.pop(next(iter(self._batches)))
-            self._batches[key] = (confidence, correct, BatchEvaluator(
-                confidence[stages], correct[stages], correct[self.big], np.array(energy), np.array(latency)))
+            self._batches[key] = (bases, correct, BatchEvaluator(  # the arrays held with it, so their ids stay theirs
+                self.stage_confidence(stages, criterion, split), correct[stages], correct[self.big], np.array(energy),
+                np.array(latency)))
         return self._batches[key][2].outcomes(thresholds)
 
     def evaluate(self, stages: list[int], thresholds: np.ndarray, split: str,
@@ -346,8 +358,8 @@ class CascadeProblem:
             mean = (worse - better) / n
             loss_sd = np.sqrt(np.maximum((worse + better) / n - mean ** 2, 0.0))
         else:
-            result = evaluate_cascade(self.confidence(criterion, split)[stages], self.correct[split][stages], energy,
-                                      latency, thresholds)
+            result = evaluate_cascade(self.stage_confidence(stages, criterion, split), self.correct[split][stages],
+                                      energy, latency, thresholds)
             final_correct = self.correct[split][stages][result.exit_stage, np.arange(n)].astype(bool)  # (B, N)
             big_right = big_correct[None, :].astype(bool)
             errors = n - final_correct.sum(axis=1).astype(np.int64)
@@ -411,7 +423,7 @@ class CascadeProblem:
         """Threshold vectors (P, S-1) of the exact (energy, errors) Pareto front of a cascade on `split`, over every
         threshold vector (per-sample prices included); fronts of 4 stages and more are approximate (`_exact`)."""
         energy, _ = self._stage_arrays(stages, split, accelerator, reuse)
-        return front(self.confidence(criterion, split)[stages], self.correct[split][stages], energy).thresholds
+        return front(self.stage_confidence(stages, criterion, split), self.correct[split][stages], energy).thresholds
 
 
 def _filter(shapes: list[costmodel.LayerShape], priced_layers: str) -> list[costmodel.LayerShape]:
@@ -440,6 +452,12 @@ def _measured_cost(energy_j: float, latency_s: float | None) -> costmodel.Networ
 def _shapes(variant: Variant) -> tuple[costmodel.LayerShape, ...]:
     """Every layer shape `variant` runs (priced or not), memoised: continuation pricing compares them."""
     return tuple(variant.architecture.layer_shapes(variant.width))
+
+
+@lru_cache(maxsize=4096)
+def _waiting(variant: Variant) -> tuple[costmodel.WaitingTensor, ...]:
+    """The activations that wait when a stage continues from `variant`, memoised."""
+    return variant.waiting
 
 
 def _widens(previous: Variant, variant: Variant) -> bool:

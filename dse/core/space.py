@@ -2,8 +2,8 @@
 
 Thresholds are not part of the structure: with `[search] thresholds = "exact"` (the default) every trial's whole
 threshold front is solved exactly (`dse.core._exact`); with "sampled" Optuna draws one threshold per stage. A stage
-answers when its confidence under the trial's exit criterion ([search] criteria: margin, max softmax, entropy)
-reaches its threshold. A structure space small enough (`enumerate_limit`) is listed completely
+answers when its confidence under the trial's exit criterion ([search] criteria: margin, max softmax, entropy), or
+under its own when a mechanism searches one per stage (`Cascade.criteria`), reaches its threshold. A structure space small enough (`enumerate_limit`) is listed completely
 (`enumerate_structures`) and every structure is run once, through the same study.
 """
 
@@ -37,7 +37,7 @@ class Structure:
 
     cascade: Cascade
     accelerator: costmodel.Accelerator
-    criterion: str = "margin"  # the confidence the thresholds apply to
+    criterion: str = "margin"  # the confidence the thresholds apply to (one per stage when '/'-joined)
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,14 @@ class CascadeSpace:
         cascade = Cascade((Variant(self.spec.nets.big),))
         for mechanism, config in self.shapers:
             cascade = mechanism.shape(trial, self.spec, config, cascade)  # type: ignore[arg-type]
-        criteria = self.spec.search.criteria
-        criterion = trial.suggest_categorical("criterion", list(criteria)) if len(criteria) > 1 else criteria[0]
+        criteria, own = self.spec.search.criteria, dict(cascade.criteria)
+        early = cascade.stages[:-1]  # the stages a threshold may stop at
+        if own and all(stage in own for stage in early):
+            criterion = criteria[0]  # not used: each of them has its own
+        else:
+            criterion = trial.suggest_categorical("criterion", list(criteria)) if len(criteria) > 1 else criteria[0]
+        if own:  # one criterion per stage, '/'-joined
+            criterion = "/".join(own.get(stage, criterion) for stage in early)
         return Structure(cascade, self._accelerator(trial), criterion)
 
     def stages(self, structure: Structure) -> list[int]:

@@ -58,6 +58,10 @@ def digest_payload(spec: StudySpec) -> dict:
                             f"({exc.strerror})") from None
     if spec.search.criteria == ("margin",):  # the default, which studies made before criteria existed had
         del payload["search"]["criteria"]
+    for name, mechanism in registry().items():  # fields added later, at the defaults older studies had
+        for key, default in mechanism.later_fields.items():
+            if name in payload and payload[name].get(key) == default:
+                del payload[name][key]
     return payload
 
 

@@ -11,6 +11,7 @@ threshold at the loss limit) per little net (`dse.papers.park2015`).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
 from functools import lru_cache
@@ -89,7 +90,7 @@ class BigLittle(Mechanism):
             stages.append(Variant(name) if bits == "float" else Variant(name, bits=int(bits), rounding=config.rounding))
         if little.endswith(ALONE):
             return Cascade(tuple(stages))
-        return Cascade((*stages, *cascade.stages), cascade.reuse)
+        return dataclasses.replace(cascade, stages=(*stages, *cascade.stages))
 
     def baseline_kind(self, spec: StudySpec, config: LittleSpec, variant: Variant) -> str | None:
         return "little only" if variant.net in config.nets and variant.bits is None else None

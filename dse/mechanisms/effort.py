@@ -145,4 +145,4 @@ class Effort(Mechanism):
             knobs = [knob for scope, mechanisms in applicable_knobs(stages[position].net, config.mechanisms, config.scopes)
                      for knob in suggest_knobs(trial, mechanisms, scopes=(scope,), prefix=f"{role}.")]
             stages[position] = dataclasses.replace(stages[position], knobs=tuple(sorted(knobs)))
-        return Cascade(tuple(stages), cascade.reuse)
+        return dataclasses.replace(cascade, stages=tuple(stages))

@@ -1,12 +1,13 @@
 """Early exit (BranchyNet, Teerapittayanon et al. 2016): side branches on the big net's trunk answer confident inputs.
 
-Section [exits]: candidate branch layers of the big net, how many exits a cascade keeps, the branch sizes or
+Section [exits]: candidate branch layers of the big net (a shipped net, a [models.*] layer list, residual or not, or
+an ONNX model, whose points may also name output tensors), how many exits a cascade keeps, the branch sizes or
 user-given branch layer lists ([[exits.branch]] tables: `at` a point, `layers` in the [models.*] vocabulary), how the
-branches are trained (on the frozen trained big net, or jointly with weighted losses) and optional bit-widths. A
-trial keeps an increasing subset of the points; their exits run before the big net's last stage (before its first
+branches are trained (on the frozen trained big net, or jointly with weighted losses), optional bit-widths and the
+exit criteria each exit may use (a searched choice per exit). A trial keeps an increasing subset of the points; their exits run before the big net's last stage (before its first
 stage when the stages widen one another), each continuing from the trunk activations the exit before it left, so an
 input escalating from exit k pays only the trunk segment to the next exit, that exit's branch and the waiting
-activations (`costmodel.continuation_cost`). Brings the exit-reach, per-exit accuracy and energy-per-exit panels,
+activations, residual shortcuts included (`costmodel.continuation_cost`). Brings the exit-reach, per-exit accuracy and energy-per-exit panels,
 and `dse exits-cost`.
 """
 
@@ -26,7 +27,7 @@ from dse.core.results import Panel
 from dse.core.sweep import accept_sweep
 from dse.core.spec import SpecError, StudySpec, check
 from dse.mechanisms.early_exit.given import given_branches
-from nets import ExitError, Exits, Variant, architecture, check_exits
+from nets import CRITERIA, ExitError, Exits, Variant, architecture, check_exits, resolve_points
 
 NONE = "none"  # no exits: the other mechanisms' stages only
 SAME = "same"  # exits at the precision of the stage they precede (so it can continue from their activations)
@@ -38,7 +39,8 @@ class ExitsSpec:
     """[exits]: candidate branch layers of the big net (off when empty), the [min, max] exits a cascade keeps, branch
     sizes (1x1-conv channels), user-given branches ({at = point, layers = [...]} tables, replacing the default branch
     there), training ('frozen' trunk or 'joint' with `loss_weights`: one per point, then the trunk's), and bit-widths
-    the exits may also run at."""
+    the exits may also run at; `criteria`: exit criteria each exit picks from, a searched choice per exit (empty: the
+    trial's [search] criterion for every stage)."""
 
     points: tuple[str, ...] = ()
     n_active: tuple[int, ...] = ()  # empty: 1 up to every point
@@ -48,12 +50,32 @@ class ExitsSpec:
     bits: tuple[int, ...] = ()
     rounding: str = "nearest"
     branch: tuple[dict[str, Any], ...] = ()
+    criteria: tuple[str, ...] = ()
+
+
+def points_of(spec: StudySpec, config: ExitsSpec) -> tuple[str, ...]:
+    """The exit points as the big net's layer names (an ONNX model's tensor names resolved to their nodes')."""
+    return resolve_points(spec.nets.big, config.points)
 
 
 def exits_of(spec: StudySpec, config: ExitsSpec, channels: int, answer: str = "") -> Exits:
     """The exit set every variant of branch size `channels` shares, answering at `answer`."""
-    return Exits(tuple(config.points), answer, channels, config.training, tuple(config.loss_weights),
+    return Exits(points_of(spec, config), answer, channels, config.training, tuple(config.loss_weights),
                  given_branches(spec, config.points, config.branch))
+
+
+def separator(points: tuple[str, ...]) -> str:
+    """What joins the points of an exit set in the search's choice labels: '/' ('pool1/pool2'), or ' | ' when a point
+    holds a '/' (ONNX node names such as '/layer1/Relu')."""
+    return " | " if any("/" in point for point in points) else "/"
+
+
+def exit_criterion(trial: optuna.Trial, config: ExitsSpec, point: str, points: tuple[str, ...]) -> str:
+    """The exit criterion of the exit at `point`: a choice among `config.criteria`, named after the point's position
+    (`criterion@exit2`: the second point; layer names may hold characters a parameter name cannot)."""
+    if len(config.criteria) == 1:
+        return config.criteria[0]
+    return str(trial.suggest_categorical(f"criterion@exit{points.index(point) + 1}", list(config.criteria)))
 
 
 def active_range(config: ExitsSpec) -> tuple[int, ...]:
@@ -75,6 +97,7 @@ class EarlyExit(Mechanism):
     Section = ExitsSpec
     example = {"points": ["pool1", "pool2"], "n_active": [1, 2], "channels": [8], "bits": [8]}
     digest_when_off = False
+    later_fields = {"criteria": ()}
 
     def enabled(self, config: ExitsSpec) -> bool:
         return bool(config.points)
@@ -96,6 +119,9 @@ class EarlyExit(Mechanism):
               f"must be strictly increasing integers in 2..32, got {list(config.bits)}")
         check(config.rounding in ("nearest", "stochastic"), f"{src}: exits.rounding",
               f"must be nearest or stochastic, got '{config.rounding}'")
+        check(set(config.criteria) <= set(CRITERIA) and len(set(config.criteria)) == len(config.criteria),
+              f"{src}: exits.criteria",
+              f"must be distinct exit criteria from {', '.join(CRITERIA)}, got {list(config.criteria)}")
         given = {table.get("at") for table in config.branch if isinstance(table, dict)}
         check(len(config.channels) == 1 or not given >= set(config.points), f"{src}: exits.channels",
               f"every point has a given branch (exits.branch), so branch sizes {list(config.channels)} would be the "
@@ -104,7 +130,7 @@ class EarlyExit(Mechanism):
     def check_nets(self, spec: StudySpec, config: ExitsSpec) -> None:
         """The points must be branchable layers of the big net, in trunk order; the loss weights must fit them."""
         key = "loss_weights" if config.loss_weights else "points"
-        plain = Exits(tuple(config.points), "", config.channels[0], config.training, tuple(config.loss_weights))
+        plain = Exits(points_of(spec, config), "", config.channels[0], config.training, tuple(config.loss_weights))
         try:
             check_exits(architecture(spec.nets.big), plain)
         except ExitError as exc:
@@ -112,14 +138,16 @@ class EarlyExit(Mechanism):
         given_branches(spec, config.points, config.branch)
 
     def variants(self, spec: StudySpec, config: ExitsSpec) -> list[Variant]:
-        out = [v for c in config.channels for v in exit_variants(spec, config, c, config.points)]
+        out = [v for c in config.channels for v in exit_variants(spec, config, c, points_of(spec, config))]
         if config.training == "joint":
             out += [Variant(spec.nets.big, exits=exits_of(spec, config, c)) for c in config.channels]
         return out
 
     def _choices(self, spec: StudySpec, config: ExitsSpec) -> list[str]:
         low, high = active_range(config)
-        subsets = ["/".join(combo) for k in range(low, high + 1) for combo in itertools.combinations(config.points, k)]
+        points = points_of(spec, config)
+        subsets = [separator(points).join(combo) for k in range(low, high + 1)
+                   for combo in itertools.combinations(points, k)]
         return subsets + ([NONE] if len(spec.enabled()) > 1 else [])
 
     def shape(self, trial: optuna.Trial, spec: StudySpec, config: ExitsSpec, cascade: Cascade) -> Cascade:
@@ -135,9 +163,12 @@ class EarlyExit(Mechanism):
         if config.training == "joint" and following == Variant(spec.nets.big, bits=following.bits,
                                                                rounding=following.rounding):
             following = dataclasses.replace(following, exits=exits_of(spec, config, channels))  # the joint trunk
-        stages = tuple(exit_variants(spec, config, channels, tuple(chosen.split("/")), bits))
+        stages = tuple(exit_variants(spec, config, channels, tuple(chosen.split(separator(points_of(spec, config)))),
+                                     bits))
+        criteria = tuple((stage, exit_criterion(trial, config, stage.exits.answer, points_of(spec, config)))
+                         for stage in stages if config.criteria and stage.exits is not None)
         return Cascade(cascade.stages[:position] + stages + (following,) + cascade.stages[position + 1:],
-                       cascade.reuse)
+                       cascade.reuse, cascade.criteria + criteria)
 
     def baseline_kind(self, spec: StudySpec, config: ExitsSpec, variant: Variant) -> str | None:
         if variant.exits is None:
@@ -149,12 +180,12 @@ class EarlyExit(Mechanism):
         big net; on the test split, where inputs leave, each exit's own accuracy and the energy of leaving there."""
         panels = []
         for channels in config.channels:
-            stages = [problem.ensure(v) for v in exit_variants(spec, config, channels, config.points)]
+            stages = [problem.ensure(v) for v in exit_variants(spec, config, channels, points_of(spec, config))]
             final = problem.big if config.training == "frozen" else problem.ensure(
                 Variant(spec.nets.big, exits=exits_of(spec, config, channels)))
             stages.append(final)
             thresholds = np.array([lossless_threshold(problem, stage) for stage in stages[:-1]])
-            labels = [*config.points, "trunk"]
+            labels = [*points_of(spec, config), "trunk"]
             reach = problem.evaluate(stages, thresholds[None], "test")
             answered = exit_fractions(problem.confidence("margin", "test")[stages], thresholds)
             energy = np.cumsum([cost.energy_pj for cost in problem.stage_costs(stages)])

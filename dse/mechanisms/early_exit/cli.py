@@ -11,7 +11,7 @@ import typer
 
 from costmodel import Accelerator, exit_costs, load_technology, parse_bytes
 from dse.cli.cost import _fractions
-from nets import ExitError, Exits, Variant, architecture, check_exits, use_models
+from nets import ExitError, Exits, Variant, architecture, check_exits, resolve_points, use_models, waiting_tensors
 
 _NJ = 1e-3  # pJ -> nJ
 
@@ -41,7 +41,7 @@ def exits_cost_command(
     given, spec_points = _from_spec(net, spec)
     if points is None and not spec_points:
         raise ExitError("--points: give the trunk layers with a branch (or --spec with [exits] points)")
-    names = tuple(p.strip() for p in (points or ",".join(spec_points)).split(",") if p.strip())
+    names = resolve_points(net, [p.strip() for p in (points or ",".join(spec_points)).split(",") if p.strip()])
     exits = Exits(names, channels=channels, given=tuple((p, layers) for p, layers in given if p in names))
     trunk = architecture(net)
     check_exits(trunk, exits)
@@ -49,16 +49,17 @@ def exits_cost_command(
     stages = [(p, Variant(net, exits=dataclasses.replace(exits, answer=p)).architecture.layer_shapes())
               for p in names]
     rows = exit_costs([*stages, ("trunk", trunk.layer_shapes())], acc, load_technology(tech),
-                      {"conv"} if priced is Priced.conv else None)
+                      {"conv"} if priced is Priced.conv else None, [waiting_tensors(trunk, p) for p in names])
     branch = f"branch {channels} channels" + (f", given at {'+'.join(p for p, _ in exits.given)}" if exits.given else "")
     typer.echo(f"{net} with exits at {', '.join(names)} ({branch}), {sram} SRAM, {bits}-bit, "
                f"{priced.value} layers priced; energy in nJ")
-    typer.echo(f"{'exit':>8} {'alone':>10} {'escalation':>11} {'answered here':>14}  waiting activations")
+    width = max(8, *(len(row.name) for row in rows))  # ONNX node names are long
+    typer.echo(f"{'exit':>{width}} {'alone':>10} {'escalation':>11} {'answered here':>14}  waiting activations")
     for row in rows:
         wait = [lc for lc in row.escalation.layer_costs if lc.kind == "wait"]
         where = (f"{wait[0].name.removesuffix('[waiting]')} in {wait[0].loop_order.upper()} "
                  f"({wait[0].dram_bytes:.0f} DRAM bytes, {wait[0].energy_pj * _NJ:.2f} nJ)") if wait else "-"
-        typer.echo(f"{row.name:>8} {row.alone.energy_pj * _NJ:>10.2f} {row.escalation.energy_pj * _NJ:>11.2f} "
+        typer.echo(f"{row.name:>{width}} {row.alone.energy_pj * _NJ:>10.2f} {row.escalation.energy_pj * _NJ:>11.2f} "
                    f"{row.answered_here.energy_pj * _NJ:>14.2f}  {where}")
 
 

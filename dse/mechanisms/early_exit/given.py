@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from dse.core.spec import SpecError, StudySpec, check
-from nets import ArchitectureError, ExitError, Layer, architecture, architecture_from_table, check_given_branch, tap_step
+from nets import (ArchitectureError, ExitError, Layer, architecture, architecture_from_table, check_given_branch,
+                  resolve_points, tap_step)
 
 
 def given_branches(spec: StudySpec, points: Sequence[str], tables: Sequence[Any]
@@ -14,14 +15,16 @@ def given_branches(spec: StudySpec, points: Sequence[str], tables: Sequence[Any]
     """The user-given branches of [exits] (`tables`: its [[exits.branch]] entries, on the exit `points`) as (point,
     layers); SpecError naming `exits.branch[i]` and the key for a bad one."""
     trunk = architecture(spec.nets.big)
+    names = resolve_points(spec.nets.big, points)
     out = []
     for i, table in enumerate(tables):
         where = f"{spec.source}: exits.branch[{i}]"
         check(isinstance(table, dict) and set(table) == {"at", "layers"}, where,
               "must be a table with exactly the keys at (an exit point) and layers (a list of layer tables), got "
               f"{sorted(table) if isinstance(table, dict) else repr(table)}")
-        point = table["at"]
-        check(point in points, f"{where}.at", f"must be one of the points {list(points)}, got {point!r}")
+        check(table["at"] in points or table["at"] in names, f"{where}.at",
+              f"must be one of the points {list(points)}, got {table['at']!r}")
+        (point,) = resolve_points(spec.nets.big, (table["at"],))
         try:
             layers = architecture_from_table(f"{point}.exit", tap_step(trunk, point).out_shape, table["layers"],
                                              f"{where}.layers").layers
