@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dse.core.results import (ENERGY_PARTS, Headline, LayerMapping, MarginCurve, Panel, StudyResults, TrialResult,
-                              headline)
+                              headline, within_limit)
 from reports._search import SearchData
 from reports._units import scale_for
 
@@ -92,7 +92,8 @@ class ReportData:
     panels: list[Panel]
     sweeps: list[Sweep]
     settings: Table
-    certified: Table  # points whose held-out loss is certified (no rows without a loss guarantee)
+    certified: Table  # points whose risk is certified (no rows without a loss guarantee)
+    certificate_note: str = ""  # which certificate: computed on this front, or kept from an earlier one
     search: SearchData | None = None
     sections: list[str] = field(default_factory=list)
 
@@ -113,7 +114,7 @@ def _front(results: StudyResults, split: str) -> Front:
         baselines.append(Series(kind, [m.accuracy_loss_pct for m in metrics], [m.energy_j for m in metrics],
                                 [b.label for b in rows]))
     return Front(split, _series("Pareto front", pareto, split),
-                 [limit is not None and getattr(t, split).accuracy_loss_pct > limit for t in pareto],
+                 [limit is not None and not within_limit(getattr(t, split), limit) for t in pareto],
                  [getattr(t, split).accuracy_loss_pct - t.calib.accuracy_loss_pct for t in pareto],
                  _series("other trials", [t for t in results.trials if not t.pareto], split), baselines, limit)
 
@@ -143,7 +144,7 @@ def metric_table(title: str, caption: str, labels: dict[str, list[Any]], rows: l
         "last stage runs, test (%)": [100 * m.last_stage_fraction for m in test],
     }
     if limit is not None:
-        columns["over the limit on test"] = ["yes" if m.accuracy_loss_pct > limit else "" for m in test]
+        columns["over the limit on test"] = ["" if within_limit(m, limit) else "yes" for m in test]
     body = [[_format(columns[c][i]) for c in columns] for i in range(len(rows))]
     return Table(title, caption, list(columns), body)
 
@@ -230,40 +231,62 @@ def _settings(settings: dict[str, Any]) -> Table:
                  ["setting", "value"], rows)
 
 
+def point_status(point: TrialResult) -> str:
+    """'recommended, certified', 'certified', 'recommended' or '' (the front tables' status column)."""
+    return ", ".join(word for word, on in (("recommended", point.recommended), ("certified", point.certified)) if on)
+
+
 def _certified(results: StudyResults) -> Table:
-    """Per front structure, its most aggressive certified point: loss where certified, certified bound, test loss."""
-    rows = [[p.number, p.cascade, "/".join(f"{x:.4g}" for x in p.thresholds), _format(p.certify_loss_pct),
-             _format(p.upper_bound_pct), f"{p.delta:.3g}", _format(p.test.accuracy_loss_pct),
-             _format(p.test.energy_saving_pct)] for p in results.certified]
-    return Table("Certified loss budget", "Each front structure's most aggressive threshold whose held-out loss is "
-                 "certified within the budget (Learn then Test on calibration rows the search never saw).",
-                 ["trial", "cascade", "thresholds", "loss on the certifying rows (pp)", "certified upper bound (pp)",
-                  "δ tested at", "test loss (pp)", "test saving vs big (%)"], rows)
+    """Per front structure, its most aggressive certified point: loss on the certifying rows, test loss, and a
+    single-point upper bound labelled as the descriptive estimate it is."""
+    chosen = headline(results).certified
+    rows = [["yes" if p == chosen else "", p.number, p.cascade, "/".join(f"{x:.4g}" for x in p.thresholds),
+             _format(p.certify_loss_pct), f"{p.delta:.3g}", _format(p.test.accuracy_loss_pct),
+             _format(p.test.energy_saving_pct), _format(p.upper_bound_pct)] for p in results.certified]
+    guarantee = results.guarantee
+    meaning = ("" if guarantee is None else f"Certified means: with probability at least {1 - guarantee[1]:g} over "
+               f"the certification rows, every point listed loses at most {guarantee[0]:g} points on new data from "
+               f"the same distribution (a bound on the risk, the expected loss; a finite test split still scatters "
+               f"around it). ")
+    return Table("Certified loss budget", meaning + "Each front structure's most aggressive certified point (Learn "
+                 "then Test, fixed-sequence testing on calibration rows the search never saw). The last column is a "
+                 "descriptive estimate, not covered by the guarantee: a one-point upper confidence bound read off at "
+                 "a point chosen on the same rows.",
+                 ["recommended", "trial", "cascade", "thresholds", "loss on the certifying rows (pp)", "δ tested at",
+                  "test loss (pp)", "test saving vs big (%)", "one-point upper bound, descriptive (pp)"], rows)
 
 
 def build_report_data(results: StudyResults, search: SearchData | None = None) -> ReportData:
     """Every section's data: headline, configuration, fronts on both splits, tables, breakdown, margins, panels,
     sweeps, settings and (given the study's search data) importances and history."""
-    pareto = results.pareto
+    pareto, listed = results.pareto, results.listed
     answer = headline(results)
     limit = results.max_accuracy_loss_pct
+    certified = ("" if limit is None else f" (certified, δ = {results.guarantee[1]:g})" if results.guarantee
+                 else " (not certified)")
     subtitle = (f"big net: {results.big} · {len(results.trials)} trials · {len(pareto)} distinct Pareto points "
-                f"chosen on the calibration split · max accuracy loss: {'none' if limit is None else f'{limit:g} pp'}")
+                f"chosen on the calibration split · max accuracy loss: "
+                f"{'none' if limit is None else f'{limit:g} pp'}{certified}")
     data = ReportData(
         title=f"adaptive-dse: {results.name}", subtitle=subtitle, headline=answer,
         configuration=_configuration(answer.choice),
         fronts=[_front(results, split) for split in ("calib", "test")] if pareto else [],
-        pareto_table=metric_table("Pareto points", "Chosen on the calibration split; the test split is held out.",
-                                  {"trial": [t.label.removeprefix("trial ") for t in pareto], "cascade": [t.cascade for t in pareto],
-                                   "thresholds": ["/".join(f"{x:.4g}" for x in t.thresholds) for t in pareto]},
-                                  [(t.calib, t.test) for t in pareto], limit),
+        pareto_table=metric_table("Pareto points", "Chosen on the calibration split; the test split is held out. "
+                                  "The recommended point is listed too when it lies beyond the front (a safer "
+                                  "point the certificate reached).",
+                                  {"trial": [t.label.removeprefix("trial ") for t in listed],
+                                   "status": [point_status(t) for t in listed],
+                                   "cascade": [t.cascade for t in listed],
+                                   "thresholds": ["/".join(f"{x:.4g}" for x in t.thresholds) for t in listed]},
+                                  [(t.calib, t.test) for t in listed], limit),
         baseline_table=metric_table("Baselines and the papers' methods", "Each variant alone, and the mechanisms' "
                                     "own reference points, on the same axes.",
                                     {"baseline": [b.kind for b in results.baselines],
                                      "net": [b.label for b in results.baselines]},
                                     [(b.calib, b.test) for b in results.baselines], limit),
         breakdown=_breakdown(pareto, str(results.settings.get("dataflow", ""))), margins=list(results.margins), panels=list(results.panels),
-        sweeps=_sweeps(results), settings=_settings(results.settings), certified=_certified(results), search=search)
+        sweeps=_sweeps(results), settings=_settings(results.settings), certified=_certified(results),
+        certificate_note=results.certificate_note, search=search)
     present = {"headline": True, "configuration": bool(data.configuration.rows), "fronts": bool(data.fronts),
                "pareto_table": bool(data.pareto_table.rows), "baselines": bool(data.baseline_table.rows),
                "breakdown": bool(data.breakdown.points), "margins": bool(data.margins), "panels": bool(data.panels),

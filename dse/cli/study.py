@@ -36,7 +36,7 @@ def front_json(results) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """The headline and the front as JSON (`dse pareto --json`, `dse --json run`)."""
     from dse.core.results import headline
 
-    return {"study": results.name, "headline": headline(results).to_json(), "pareto": [t.row() for t in results.pareto]}
+    return {"study": results.name, "headline": headline(results).to_json(), "pareto": [t.row() for t in results.listed]}
 
 
 def text_table(columns: list[str], rows: list[list[str]]) -> str:
@@ -53,8 +53,11 @@ def summary(results) -> None:  # type: ignore[no-untyped-def]
     from dse.core.results import headline
 
     say(headline(results).sentence())
-    front = results.pareto
-    labels = {"trial": [t.label.removeprefix("trial ") for t in front], "cascade": [t.cascade for t in front]}
+    if results.certificate_note:
+        say(results.certificate_note)
+    front = results.listed
+    labels = {"trial": [t.label.removeprefix("trial ") for t in front],
+              "status": [reports.point_status(t) for t in front], "cascade": [t.cascade for t in front]}
     table = reports.metric_table("", "", labels,
                                  [(t.calib, t.test) for t in front], results.max_accuracy_loss_pct)
     if table.rows:
@@ -79,7 +82,7 @@ def run(
     from dse.core.output import out_dir_for, storage_url_for
     from dse.core.spec import load_spec
     from dse.core.storage import open_storage
-    from dse.core.study import open_study, record_study_facts, run_search, study_results
+    from dse.core.study import certify_once, open_study, record_study_facts, run_search, study_results
     from dse.core.workers import StopRequest, trial_counts
 
     study_spec = load_spec(spec).with_overrides(data={"path": str(data)} if data else {})
@@ -101,6 +104,8 @@ def run(
             record_study_facts(study, problem, study_spec)
             total = until if until is not None else trial_counts(study)[0] + n_trials
             timing = run_workers(spec, workers, total, url, data, cache_dir, heartbeat, stop)
+            if not stop.requested:
+                certify_once(study, problem, study_spec)
     stopped(stop)
     report_path = write_outputs(study, out_dir)
     results = study_results(study)
