@@ -149,8 +149,14 @@ def metric_table(title: str, caption: str, labels: dict[str, list[Any]], rows: l
     return Table(title, caption, list(columns), body)
 
 
-def _configuration(choice: TrialResult | None) -> Table:
-    """The chosen configuration, one row per stage: variant, bits, exit threshold, reach; SRAM and partition."""
+def _configuration(answer: Headline) -> Table:
+    """The chosen configuration, one row per stage: variant, bits, exit threshold, reach; SRAM and partition (with
+    a certified budget and no cheaper point certified: the big net alone)."""
+    choice = answer.choice
+    if choice is None and answer.is_certified:
+        return Table("Configuration", "The big net alone: no cheaper point is certified within the budget.",
+                     ["stage", "variant", "exit threshold (margin)", "reached, test (%)"],
+                     [[1, answer.big, "last stage", 100]])
     if choice is None:
         return Table("Configuration", "", [], [])
     reach = choice.breakdown.get("test")
@@ -269,7 +275,7 @@ def build_report_data(results: StudyResults, search: SearchData | None = None) -
                 f"{'none' if limit is None else f'{limit:g} pp'}{certified}")
     data = ReportData(
         title=f"adaptive-dse: {results.name}", subtitle=subtitle, headline=answer,
-        configuration=_configuration(answer.choice),
+        configuration=_configuration(answer),
         fronts=[_front(results, split) for split in ("calib", "test")] if pareto else [],
         pareto_table=metric_table("Pareto points", "Chosen on the calibration split; the test split is held out. "
                                   "The recommended point is listed too when it lies beyond the front (a safer "

@@ -425,7 +425,7 @@ class Headline:
             return (f"{budget}, no certificate has been computed yet (it is computed when a run ends): until then "
                     f"the safe choice is the big net alone ({self.big}).")
         if self.guarantee is not None and self.choice is None:
-            return (f"{budget}, no point of the front certifies on the calibration rows kept aside: the cheapest safe "
+            return (f"{budget}, no point that saves energy certifies on the calibration rows kept aside: the cheapest safe "
                     f"choice is the big net alone ({self.big}), which loses nothing. More calibration rows or a "
                     f"larger budget may certify a cheaper one.")
         if self.choice is None:
@@ -477,11 +477,12 @@ def _is(point: TrialResult, certified: CertifiedPoint) -> bool:
 
 
 def headline(results: StudyResults) -> Headline:
-    """With a loss guarantee: the cheapest certified point (none certified: the big net alone). Without one: the
+    """With a loss guarantee: the cheapest certified point that saves energy (none: the big net alone). Without one: the
     least-calibration-energy feasible Pareto point; with no budget, the least-energy one losing no accuracy on
     calibration (else the least lossy)."""
     if results.guarantee is not None:
-        best = results.best_certified
+        saving = [p for p in results.certified if p.certify_energy_saving_pct > 0]  # else the big net alone is cheaper
+        best = min(saving, key=lambda p: p.certify_energy_j) if saving else None
         choice = None if best is None else next((t for t in results.trials if _is(t, best)), None)
         return Headline(results.max_accuracy_loss_pct, results.big, choice, results.guarantee,
                         best if choice is not None else None, results.certificate is not None)

@@ -198,9 +198,9 @@ class CascadeObjective:
             criterion = structure.criterion
             start = time.perf_counter()
             thresholds = self.problem.threshold_front(stages, accelerator, reuse, criterion=criterion)
+            if self.spec.search.guarantee is not None:  # safer candidates for the certificate, fixed on these rows
+                thresholds = np.vstack([thresholds, self.problem.safer_thresholds(stages, thresholds, criterion)])
             self.evaluate_s += time.perf_counter() - start
-        if self.spec.search.guarantee is not None:  # safer candidates for the certificate, fixed on these rows
-            thresholds = np.vstack([thresholds, self.problem.safer_thresholds(stages, thresholds, criterion)])
         start = time.perf_counter()
         calib = self.problem.point_metrics(stages, thresholds, "calib", accelerator, reuse, criterion)
         keep = self._kept(calib)
