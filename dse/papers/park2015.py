@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from costmodel import UserError
+from dse.core._exact import allowed_extra_errors
 from dse.core.sweep import accept_sweep
 
 
@@ -82,6 +83,8 @@ class LambdaSweepPoint:
     threshold: float
     big_fraction: float
     accuracy_loss_pct: float
+    extra_errors: int = 0  # errors beyond the big net's (what the loss target is compared on, exactly)
+    samples: int = 1
 
 
 def lambda_sweep(margin_little: np.ndarray, correct_little: np.ndarray, correct_big: np.ndarray,
@@ -92,9 +95,10 @@ def lambda_sweep(margin_little: np.ndarray, correct_little: np.ndarray, correct_
     for lam in lambdas:
         theta = sweep.solve(float(lam)).threshold
         accepted = margin_little >= theta
-        accuracy = np.where(accepted, correct_little, correct_big).mean()
+        right = np.where(accepted, correct_little, correct_big)
+        extra = int(np.sum(correct_big)) - int(np.sum(right))
         points.append(LambdaSweepPoint(float(lam), theta, float(1 - accepted.mean()),
-                                       100.0 * float(np.mean(correct_big) - accuracy)))
+                                       100.0 * float(np.mean(correct_big) - right.mean()), extra, len(right)))
     return points
 
 
@@ -109,7 +113,7 @@ def paper_static_choice(margin_little: np.ndarray, correct_little: np.ndarray, c
     target, the most accurate point is returned.
     """
     points = lambda_sweep(margin_little, correct_little, correct_big, lambdas)
-    feasible = [p for p in points if p.accuracy_loss_pct <= max_loss_pct + 1e-12]
+    feasible = [p for p in points if p.extra_errors <= allowed_extra_errors(max_loss_pct, p.samples)]
     if feasible:
         return min(feasible, key=lambda p: (p.big_fraction, p.accuracy_loss_pct))
     return min(points, key=lambda p: (p.accuracy_loss_pct, p.big_fraction))
