@@ -23,7 +23,7 @@ from nets import (ArchitectureError, Dataset, ScoreCache, SplitScores, Variant, 
 
 
 CERTIFY = "certify"  # calibration rows kept aside to certify a loss guarantee (never searched on)
-SAFER_STEPS = 8  # safer candidates a loss guarantee adds beyond a trial's front (`safer_thresholds`)
+SAFER_STEPS = 16  # safer candidates a loss guarantee adds beyond a trial's front (`safer_thresholds`)
 
 
 def make_accelerator(spec: StudySpec) -> tuple[costmodel.Accelerator, costmodel.Technology]:
