@@ -57,11 +57,14 @@ def summary(results) -> None:  # type: ignore[no-untyped-def]
         say(results.certificate_note)
     front = results.listed
     labels = {"trial": [t.label.removeprefix("trial ") for t in front],
-              "status": [reports.point_status(t) for t in front], "cascade": [t.cascade for t in front]}
+              "status": [reports.point_status(t) for t in front], "front": [t.front_kind for t in front],
+              "cascade": [t.cascade for t in front]}
     table = reports.metric_table("", "", labels,
                                  [(t.calib, t.test) for t in front], results.max_accuracy_loss_pct)
     if table.rows:
         say(text_table(table.columns, table.rows))
+        if any(t.front_kind == "approximate" for t in front):
+            say(reports.FRONT_NOTE)
 
 
 def run(
@@ -152,7 +155,8 @@ def pareto(
     csv: Annotated[Optional[Path], typer.Option("--csv", help="Also write the front to this CSV file")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the headline and the front as JSON")] = False,
 ) -> None:
-    """Print the answer and the feasible Pareto front (chosen on calibration, with test-split metrics)."""
+    """Print the answer (the recommended point, and whether its loss budget is certified) and the feasible Pareto
+    front (chosen on calibration, with test-split metrics; exact up to 3 stages, approximate from 4)."""
     from dse.core.output import check_output_file, csv_text, load_existing_study, pareto_rows
     from dse.core.study import study_results
     from nets import atomic_write_text

@@ -155,6 +155,14 @@ class TrialResult:
         return self.cascade.split(" > ")
 
     @property
+    def front_kind(self) -> str:
+        """How its trial's threshold front was solved: "exact" (2 or 3 stages, or one), "approximate" (4 stages or
+        more: coordinate sweeps, `dse.exact.coordinate_front`) or "sampled" (thresholds drawn by Optuna)."""
+        if any(name.startswith("threshold_") for name in self.params):
+            return "sampled"
+        return "exact" if len(self.stages) <= 3 else "approximate"
+
+    @property
     def label(self) -> str:
         """'trial 7' or 'trial 7.3': the trial and, when it has several, the point."""
         return f"trial {self.number}" + (f".{self.point}" if self.point else "")
@@ -167,7 +175,7 @@ class TrialResult:
                 "partition": "/".join(f"{f:g}" for f in self.partition), **self.params,
                 **self.calib.flat("calib"), **self.test.flat("test"),
                 **{k: v for split, b in self.breakdown.items() for k, v in b.flat(split).items()},
-                "feasible": self.feasible, "pareto": self.pareto, "certified": self.certified,
+                "front": self.front_kind, "feasible": self.feasible, "pareto": self.pareto, "certified": self.certified,
                 "recommended": self.recommended}
 
     def user_attrs(self) -> dict[str, Any]:

@@ -174,7 +174,8 @@ def objective_values(metrics: Metrics, objectives: tuple[str, ...] | list[str]) 
 
 
 class CascadeObjective:
-    """Optuna objective: one cascade structure per trial, its threshold front solved exactly on the calibration split.
+    """Optuna objective: one cascade structure per trial, its threshold front solved on the calibration split (exact up
+    to 3 stages, approximate from 4: `dse.exact.coordinate_front`).
 
     Every front point's calibration and test metrics are stored in one user attribute (one storage write); the
     trial's values are those of its least-energy feasible point (the point a user would take from this structure),
