@@ -72,7 +72,8 @@ def test_exactly_the_allowed_extra_errors_is_within_the_budget_everywhere(certif
 
 # -- no float comparison of a loss with a limit --------------------------------------------------------------------
 
-LIMIT_WORDS = ("limit", "budget", "alpha", "max_loss", "max_accuracy_loss")
+LIMIT_WORDS = ("limit", "budget", "alpha", "max_loss", "max_accuracy_loss", "max_drop")
+LOSS_WORDS = ("loss", "drop", "accuracy")  # a loss, or the accuracy it is the drop of
 COUNT_WORDS = ("allowed", "errors", "worse", "critical")  # integer counts: such a comparison is exact
 
 
@@ -87,8 +88,9 @@ def _is_limit(node: ast.AST) -> bool:
 
 
 def _is_loss(node: ast.AST) -> bool:
-    """A loss in points or percent (`accuracy_loss_pct`, `loss_pct`, ...), not a limit on one."""
-    return any("loss" in name and not any(word in name for word in LIMIT_WORDS) for name in _names(node))
+    """A loss or an accuracy (`accuracy_loss_pct`, `loss_pct`, `accuracy`, ...), not a limit on one."""
+    return any(any(word in name for word in LOSS_WORDS) and not any(word in name for word in LIMIT_WORDS)
+               for name in _names(node))
 
 
 def float_loss_comparisons(source: str) -> list[int]:
@@ -112,6 +114,7 @@ OLD_CODE = [  # as they were before the comparisons went to integer counts
     'column = ["yes" if m.accuracy_loss_pct > limit else "" for m in test]',
     "feasible = [p for p in points if p.accuracy_loss_pct <= max_loss_pct + 1e-12]",
     "meets = best.loss_pct <= MAX_LOSS_PCT",
+    "feasible = np.flatnonzero(accuracy >= reference_accuracy - max_drop_pct / 100 - 1e-12)",
 ]
 
 

@@ -186,10 +186,11 @@ def select_alpha(margin_little: np.ndarray, margin_big: np.ndarray, correct_litt
     """
     if len(alphas) == 0 or np.any(np.asarray(alphas) <= 0):
         raise ThresholdError(f"alphas must be a non-empty list of values > 0, got {list(alphas)}")
-    big_accuracy = float(np.mean(correct_big))
+    n, big_right = len(correct_big), int(np.sum(correct_big))
     runs = [(float(a), hill_climb(margin_little, margin_big, correct_little, correct_big, alpha=float(a), **climb))
             for a in alphas]
-    feasible = [run for run in runs if 100.0 * (big_accuracy - run[1].accuracy) <= max_loss_pct + 1e-12]
+    allowed = allowed_extra_errors(max_loss_pct, n)  # compared exactly: a run's accuracy is a count over n samples
+    feasible = [run for run in runs if big_right - round(run[1].accuracy * n) <= allowed]
     if feasible:
         return min(feasible, key=lambda run: (run[1].big_fraction, -run[1].accuracy))
     return max(runs, key=lambda run: (run[1].accuracy, -run[1].big_fraction))
