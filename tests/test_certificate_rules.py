@@ -82,6 +82,10 @@ def test_a_resumed_study_keeps_its_certificate(tiny_study: dict, tmp_path: Path)
     again = dse.study_results(study)
     assert again.certificate == first  # kept, not recomputed on rows already looked at
     assert "after 4 trials" in again.certificate_note
+    answer = dse.headline(again).to_json()  # optuna-dashboard lists the same recommendation as a study attribute
+    shown = study.user_attrs["recommended"]
+    assert {key: shown[key] for key in ("certified", "trial", "point", "cascade")} == {
+        key: answer[key] for key in ("certified", "trial", "point", "cascade")}
 
 
 @pytest.mark.parametrize("search, message", [
