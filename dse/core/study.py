@@ -326,12 +326,15 @@ def enqueue_structures(study: optuna.Study, space: CascadeSpace, spec: StudySpec
 
 def certify_once(study: optuna.Study, problem: CascadeProblem, spec: StudySpec) -> Certificate | None:
     """The study's certificate: the stored one if any (its rows have been looked at: certifying a later front on
-    them again would be a repeated look), else the front certified now and stored with the rows it used."""
+    them again would be a repeated look), else the front certified now and stored with the rows it used (None: no
+    guarantee, or no completed trial yet)."""
     if spec.search.guarantee is None:
         return None
     stored = report_data(study).get("certificate")
     if stored is not None:
         return Certificate.from_json(stored)
+    if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        return None
     certificate = certify(study, problem, spec)
     study._storage.set_study_system_attr(study._study_id, CERTIFICATE, certificate.to_json())
     choice = headline(study_results(study)).to_json()
