@@ -81,7 +81,8 @@ def run(
     heartbeat: HeartbeatOption = 10,
     progress: Annotated[bool, typer.Option(help="Show progress bars (only ever on a terminal)")] = True,
 ) -> None:
-    """Build or load the score cache, run (or resume) the study, and write CSVs and the HTML report."""
+    """Build or load the score cache, run (or resume) the study, and write CSVs and the HTML report. With a loss
+    budget the answer is certified (on calibration rows kept aside) unless the spec says loss_guarantee = false."""
     from dse.core.output import out_dir_for, storage_url_for
     from dse.core.spec import load_spec
     from dse.core.storage import open_storage
