@@ -177,7 +177,7 @@ def main() -> None:
 
     feasible = sorted({p.knobs: p for front in fronts.values() for p in front if p.within(MAX_LOSS_PCT)}.values(),
                       key=lambda p: (p.reduction_x, p.knobs))  # safe to aggressive, fixed before the other half
-    uncertified = feasible[-1]
+    uncertified = feasible[-1] if feasible else None
     chosen = certified_pick(net, feasible, calib_images[certify], calib_labels[certify], plain_correct[certify])
     plain_point = Point((), 1.0, 0, len(dataset.labels["test"]))
     picks = {"certified": chosen, "uncertified": uncertified}
@@ -185,7 +185,7 @@ def main() -> None:
               for name, p in picks.items()}
     for name, p in picks.items():
         t = tested[name]
-        knobs = "none (the plain net: nothing certifies)" if p is None else " ".join(f"{k}={v:g}" for k, v in p.knobs)
+        knobs = "none (the plain net)" if p is None else " ".join(f"{k}={v:g}" for k, v in p.knobs)
         print(f"\n{name} pick (most reduction at <= {MAX_LOSS_PCT}% loss"
               + (f", certified at delta {DELTA} on {len(certify)} rows the choice never saw): " if name == "certified"
                  else f" on the {len(choose)} choosing rows alone, not certified): ") + knobs)
