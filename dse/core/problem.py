@@ -370,7 +370,7 @@ class CascadeProblem:
     def safer_thresholds(self, stages: list[int], thresholds: np.ndarray, criterion: str = "margin",
                          split: str = "calib", steps: int = SAFER_STEPS) -> np.ndarray:
         """Threshold vectors (steps, S-1) from the safest of `thresholds` (the one passing most `split` samples on)
-        to passing every sample on to the last stage, evenly in each stage's share of samples passed on: candidates
+        to passing every sample on to the last stage, in each stage's share of samples passed on (quadratic steps, finer near the front): candidates
         that a loss guarantee can certify when even the front's safest point loses too much on new rows."""
         if thresholds.shape[1] == 0 or len(thresholds) == 0:
             return np.zeros((0, thresholds.shape[1]))
@@ -378,7 +378,8 @@ class CascadeProblem:
         n = ordered.shape[1]
         passed = np.stack([np.searchsorted(row, thresholds[:, i], side="left") for i, row in enumerate(ordered)], 1)
         start = passed[np.argmax(passed.sum(axis=1))] / n  # (S-1,) share passed on by the safest vector
-        shares = start[None, :] + np.arange(1, steps + 1)[:, None] / steps * (1 - start[None, :])  # (steps, S-1)
+        step = (np.arange(1, steps + 1)[:, None] / steps) ** 2  # denser near the front, where the cheap ones are
+        shares = start[None, :] + step * (1 - start[None, :])  # (steps, S-1)
         index = np.ceil(shares * n).astype(np.int64)
         top = np.nextafter(ordered[:, -1], np.inf)  # above every sample: all passed on
         safer = np.where(index < n, np.take_along_axis(ordered, np.minimum(index, n - 1).T, axis=1).T, top[None, :])
