@@ -200,8 +200,8 @@ def main() -> None:
     fitted = certified_pick(per_width, scores[None].splits["calib"].correct, merged, pricing)
     certified = None if fitted is None else per_width.row("tile", pricing, "certified", fitted)
     test_rows = len(dataset.labels["test"])
-    print(f"uncertified pick (calibration only): bit-widths {list(tile.bitwidths)}, test drop {tile.test_drop_pct:.2f}%, "
-          f"saving {tile.saving_pct:.1f}%")
+    print(f"uncertified pick (calibration only): bit-widths {list(tile.bitwidths)}, test drop "
+          f"{tile.test_drop_pct:.2f}%, saving {tile.saving_pct:.1f}%")
     if certified is None:
         print("certified pick: none certifies; static 16-bit")
     else:

@@ -151,8 +151,10 @@ def main() -> None:
                       "energy_reduction_pct": round(float(searched["energy_reduction_pct"].mean()), 3),
                       "accuracy_loss_pct": round(float(searched["accuracy_loss_pct"].mean()), 4),
                       "splits": args.splits, "certified": answer.is_certified,
-                      "certified_test_energy_saving_pct": None if pick is None else round(pick.test.energy_saving_pct, 3),
-                      "certified_test_accuracy_loss_pct": None if pick is None else round(pick.test.accuracy_loss_pct, 4),
+                      "certified_test_energy_saving_pct":
+                          None if pick is None else round(pick.test.energy_saving_pct, 3),
+                      "certified_test_accuracy_loss_pct":
+                          None if pick is None else round(pick.test.accuracy_loss_pct, 4),
                       "certified_within_budget_on_test": not answer.over_limit_on_test}))
 
 

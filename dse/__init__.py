@@ -19,7 +19,8 @@ from dse.core.storage import open_storage, sqlite_url
 from dse.core.study import best_feasible, open_study, run_search, search_study, study_results
 
 __all__ = [
-    "Baseline", "Breakdown", "Cascade", "Certificate", "CertifiedPoint", "CascadeProblem", "CascadeResult", "CascadeSpace", "Headline", "MarginCurve",
+    "Baseline", "Breakdown", "Cascade", "Certificate", "CertifiedPoint",
+    "CascadeProblem", "CascadeResult", "CascadeSpace", "Headline", "MarginCurve",
     "Mechanism", "Metrics", "Panel", "SpecError", "StudyNotFound", "StudyResults", "StudySpec", "TrialResult",
     "UserError", "accept_sweep", "best_feasible", "builtin_specs", "check", "enumerate_structures", "evaluate_cascade",
     "exit_stages", "export_tables", "headline", "load_existing_study", "load_problem", "load_spec", "make_accelerator",

@@ -1,9 +1,9 @@
 """Post-training dynamic fixed point (Jahier Pagliari 2018 §4.1, after Gysel 2016): no retraining.
 
 Every parameter tensor and every layer's output feature map (and the network input) gets its own
-fixed-point format: integer bits from the largest magnitude recorded on the range images (training images, never the calibration or test rows) (for
-activations) or in the tensor (for weights), the rest of the word fractional. Weights are quantized
-once, feature maps are fake-quantized by forward hooks while the float module runs.
+fixed-point format: integer bits from the largest magnitude recorded on the range images (training images, never
+the calibration or test rows; for activations) or in the tensor (for weights), the rest of the word fractional.
+Weights are quantized once, feature maps are fake-quantized by forward hooks while the float module runs.
 """
 
 from __future__ import annotations
@@ -98,7 +98,8 @@ def _hooks(module: nn.Module, on_input: Callable[[torch.Tensor], torch.Tensor],
 
 
 def calibrate_ranges(module: nn.Module, range_images: np.ndarray) -> dict[str, float]:
-    """Largest magnitude of the network input (key INPUT) and of every layer output on `range_images` (training images)."""
+    """Largest magnitude of the network input (key INPUT) and of every layer output on `range_images` (training
+    images)."""
     ranges: dict[str, float] = {}
 
     def record(name: str, value: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """Every place a loss meets a limit compares integer error counts: a point exactly at the budget is within it in every
-output, one more error is over it in every output; and no float comparison of a loss with a limit is left in the code."""
+output, one more error is over it in every output; and no float comparison of a loss with a limit is left in the
+code."""
 
 from __future__ import annotations
 

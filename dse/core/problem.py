@@ -370,8 +370,9 @@ class CascadeProblem:
     def safer_thresholds(self, stages: list[int], thresholds: np.ndarray, criterion: str = "margin",
                          split: str = "calib", steps: int = SAFER_STEPS) -> np.ndarray:
         """Threshold vectors (steps, S-1) from the safest of `thresholds` (the one passing most `split` samples on)
-        to passing every sample on to the last stage, in each stage's share of samples passed on (quadratic steps, finer near the front): candidates
-        that a loss guarantee can certify when even the front's safest point loses too much on new rows."""
+        to passing every sample on to the last stage, in each stage's share of samples passed on (quadratic steps,
+        finer near the front): candidates that a loss guarantee can certify when even the front's safest point loses
+        too much on new rows."""
         if thresholds.shape[1] == 0 or len(thresholds) == 0:
             return np.zeros((0, thresholds.shape[1]))
         ordered = np.sort(self.confidence(criterion, split)[stages[:-1]], axis=1)  # (S-1, N)

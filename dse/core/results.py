@@ -433,8 +433,8 @@ class Headline:
             return (f"{budget}, no certificate has been computed yet (it is computed when a run ends): until then "
                     f"the safe choice is the big net alone ({self.big}).")
         if self.guarantee is not None and self.choice is None:
-            return (f"{budget}, no point that saves energy certifies on the calibration rows kept aside: the cheapest safe "
-                    f"choice is the big net alone ({self.big}), which loses nothing. More calibration rows or a "
+            return (f"{budget}, no point that saves energy certifies on the calibration rows kept aside: the cheapest "
+                    f"safe choice is the big net alone ({self.big}), which loses nothing. More calibration rows or a "
                     f"larger budget may certify a cheaper one.")
         if self.choice is None:
             return f"{budget}, no trial is feasible yet: run more trials or relax the budget."

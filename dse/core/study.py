@@ -363,8 +363,9 @@ def certify(study: optuna.Study, problem: CascadeProblem, spec: StudySpec) -> Ce
         trial = trials[number]
         structure = replay_structure(space, trial.params)
         stages, accelerator, reuse = space.stages(structure), structure.accelerator, structure.cascade.reuse
-        order = sorted(range(len(trial.user_attrs[RECORD])), key=lambda i: -trial.user_attrs[RECORD][i]["calib_energy_j"])
-        points = [trial.user_attrs[RECORD][i] for i in order]
+        recorded = trial.user_attrs[RECORD]
+        order = sorted(range(len(recorded)), key=lambda i: -recorded[i]["calib_energy_j"])
+        points = [recorded[i] for i in order]
         thresholds = np.array([p["thresholds"] for p in points], dtype=np.float64).reshape(len(points), -1)
         values = problem.evaluate(stages, thresholds, CERTIFY, accelerator, reuse, structure.criterion)
         count = fixed_sequence(values["worse"], values["better"], n, guarantee.alpha_pct, delta)
