@@ -189,7 +189,7 @@ def main() -> None:
         print(f"\n{name} pick (most reduction at <= {MAX_LOSS_PCT}% loss"
               + (f", certified at delta {DELTA} on {len(certify)} rows the choice never saw): " if name == "certified"
                  else f" on the {len(choose)} choosing rows alone, not certified): ") + knobs)
-        print(f"  test: {t.reduction_x:.2f}x fewer scalar ops, {t.loss_pct:+.2f}% accuracy "
+        print(f"  test: {t.reduction_x:.2f}x fewer scalar ops, {t.loss_pct:.2f} points accuracy loss "
               f"({'meets' if t.within(MAX_LOSS_PCT) else 'misses'} the {MAX_LOSS_PCT}% bound)")
     best = tested["certified"]
     chosen = chosen or Point((), 1.0, 0, 1)
