@@ -6,9 +6,12 @@ and picks on calibration the cheapest increasing subset of it (1-4 stages), each
 threshold meeting a 1% drop vs float (§4.2). Reports test-split accuracy drop and energy saving vs static
 16-bit, priced two ways: the tile accelerator (widths 2..16) and Envision's Table 1 (its 4/8/16-bit modes;
 energy = MACs x power / throughput, the paper's normalisation). `--dataflow` maps the tile accelerator's layers
-(default "diannao", the first version's mapping, so the figures stay comparable). Last line: {"bitwidths": [...],
-"energy_saving_vs_static16_pct": ..., "accuracy_drop_pct": ...} for the tile accelerator, with the Envision figures
-under "envision".
+(default "diannao", the first version's mapping, so the figures stay comparable). That pick is not certified; next to
+it, a certified pick on the tile accelerator: one half of the calibration split chooses the widths and the threshold
+the same way, the other half certifies (`dse.risk`, alpha 1 %, delta 0.1, fixed-sequence testing of shared thresholds
+from +inf down to the chosen one) the lowest threshold whose risk against float is within the drop. Last line:
+{"bitwidths": [...], "energy_saving_vs_static16_pct": ..., "accuracy_drop_pct": ...} for the tile accelerator's
+uncertified pick, with the Envision figures under "envision" and the certified pick under "certified".
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 
 import costmodel
 import nets
+from dse.risk import allowed_loss, fixed_sequence
 from dse.papers.jahier2018 import (characterize_scores, fit_precision_cascade, fit_shared_threshold,
                                    load_bitwidth_scores, merge_bars, render_histogram, shared_threshold_curve)
 
@@ -37,6 +41,8 @@ TILE_BITS = tuple(range(2, 17))
 ENVISION_BITS = (4, 8, 16)  # the precision modes of the Envision chip (Table 1)
 CONFIG = nets.TrainingConfig(epochs=6, batch_size=64, learning_rate=1e-3, weight_decay=0.0, seed=0)
 MAX_DROP_PCT = 1.0
+DELTA = 0.1
+CANDIDATES = 400  # shared thresholds tested in sequence by the certified pick
 SPLITS = ("calib", "test")
 PAPER = ("paper, CaffeNet on Envision: dynamic {8,16}: 49.2% saving at 0.89% drop; "
          "pure 8-bit: ~4% drop, 78% power reduction")
@@ -116,6 +122,38 @@ class WidthRows:
                    100 * (1 - cost[0] / pricing(16)), 100 * escalated)
 
 
+def cascade_correct(margins: np.ndarray, correct: np.ndarray, threshold: float) -> np.ndarray:
+    """(N,) whether the cascade with one shared threshold answers each sample right (the last stage always answers)."""
+    answers = np.vstack([margins[:-1] >= threshold, np.ones((1, margins.shape[1]), bool)])
+    return correct[np.argmax(answers, axis=0), np.arange(margins.shape[1])]
+
+
+def certified_pick(per_width: WidthRows, float_correct: np.ndarray, candidates: Sequence[int], pricing: Pricing,
+                   seed: int = 0) -> tuple[tuple[int, ...], float] | None:
+    """Widths and threshold chosen on half of the calibration rows, then the lowest shared threshold from +inf down
+    to the chosen one whose risk against float is certified within the drop on the other half (None: not even +inf)."""
+    n = per_width.margin["calib"].shape[1]
+    order = np.random.default_rng(seed).permutation(n)
+    choose, certify = np.sort(order[:n // 2]), np.sort(order[n // 2:])
+    rows = [per_width.widths.index(b) for b in candidates]
+    margins, correct = per_width.margin["calib"][rows], per_width.correct["calib"][rows]
+    best = fit_precision_cascade(margins[:, choose], correct[:, choose], [pricing(b) for b in candidates], candidates,
+                                 float(float_correct[choose].mean()), MAX_DROP_PCT)
+    if best is None:
+        return None
+    margins, correct = per_width.take("calib", best.bitwidths)
+    below = np.unique(margins[:-1, choose])
+    below = below[below >= best.threshold][::-1]  # safe (high) to aggressive, fixed on the choosing half
+    sequence = np.r_[np.inf, below[np.unique(np.linspace(0, len(below) - 1, CANDIDATES).astype(int))]] \
+        if len(below) else np.array([np.inf])
+    reference = float_correct[certify].astype(bool)
+    right = [cascade_correct(margins[:, certify], correct[:, certify].astype(bool), t) for t in sequence]
+    worse = np.array([int((reference & ~r).sum()) for r in right])
+    better = np.array([int((~reference & r).sum()) for r in right])
+    count = fixed_sequence(worse, better, len(certify), MAX_DROP_PCT, DELTA)
+    return (best.bitwidths, float(sequence[count - 1])) if count else None
+
+
 def print_rows(rows: list[Row]) -> None:
     """The comparison table."""
     print(f"{'pricing':<9} {'choice':<26} {'bit-widths':<11} {'threshold':>9} {'calib drop':>10} {'test drop':>9} "
@@ -158,6 +196,20 @@ def main() -> None:
     print(PAPER)
     tile, envision = chosen
     pricing = tile_pricing(args.dataflow)
+    merged = tuple(merge_bars(characterize_scores({b: scores[b] for b in (None, *TILE_BITS)}).fractions, TILE_BITS))
+    fitted = certified_pick(per_width, scores[None].splits["calib"].correct, merged, pricing)
+    certified = None if fitted is None else per_width.row("tile", pricing, "certified", fitted)
+    test_rows = len(dataset.labels["test"])
+    print(f"uncertified pick (calibration only): bit-widths {list(tile.bitwidths)}, test drop "
+          f"{tile.test_drop_pct:.2f}%, saving {tile.saving_pct:.1f}%")
+    if certified is None:
+        print("certified pick: none certifies; static 16-bit")
+    else:
+        within = round(certified.test_drop_pct * test_rows / 100) <= allowed_loss(MAX_DROP_PCT, test_rows)
+        print(f"certified pick (alpha {MAX_DROP_PCT:g}%, delta {DELTA:g}, on calibration rows the choice never saw): "
+              f"bit-widths {list(certified.bitwidths)} (threshold {certified.threshold:.4g}), test drop "
+              f"{certified.test_drop_pct:.2f}% ({'within' if within else 'over'} the bound), saving "
+              f"{certified.saving_pct:.1f}%")
     print(f"tile accelerator, dataflow {args.dataflow}: picks bit-widths {list(tile.bitwidths)} (threshold "
           f"{tile.threshold:.4g}); LeNet energy at those widths / at 16 bits: "
           f"{', '.join(f'{b}b {pricing(b) / pricing(16):.3f}' for b in tile.bitwidths)}")
@@ -165,7 +217,11 @@ def main() -> None:
                       "accuracy_drop_pct": round(tile.test_drop_pct, 3),
                       "envision": {"bitwidths": list(envision.bitwidths),
                                    "energy_saving_vs_static16_pct": round(envision.saving_pct, 2),
-                                   "accuracy_drop_pct": round(envision.test_drop_pct, 3)}}))
+                                   "accuracy_drop_pct": round(envision.test_drop_pct, 3)},
+                      "certified": None if certified is None else {
+                          "bitwidths": list(certified.bitwidths), "threshold": round(certified.threshold, 6),
+                          "energy_saving_vs_static16_pct": round(certified.saving_pct, 2),
+                          "accuracy_drop_pct": round(certified.test_drop_pct, 3)}}))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from costmodel import UserError
 from nets._arch import (FC, Add, Architecture, ArchitectureError, BatchNorm, Conv, Flatten, GlobalPool, Layer, Pool,
                         ReLU, architecture_from_table)
 from nets._atomic import atomic_write_bytes, atomic_write_text
-from nets._build import build_scores, cached_golden, check_variant
+from nets._build import build_scores, cached_golden, check_variant, range_images
 from nets._confidence import CRITERIA, CriterionError, confidence
 from nets._cache import CacheCorrupted, ScoreCache, default_cache_dir, variant_key, weights_key
 from nets._data import Dataset, DatasetError, content_digest, stratified_split
@@ -25,6 +25,7 @@ from nets._variant import SplitScores, TrainingConfig, Variant, VariantScores, s
 from nets._zoo import UnknownArchitecture, architecture, architecture_names
 
 __all__ = [
+    "range_images",
     "CRITERIA", "FC", "KNOBS", "Add", "Architecture", "ArchitectureError", "BatchNorm", "CacheCorrupted", "Conv",
     "CriterionError", "Dataset", "DatasetError", "EffortError", "ExitError", "Exits", "Flatten", "GlobalPool",
     "ImportedArrays", "ImportedLogits", "ImportedModelError", "IncrementalError", "Layer", "LogitSummary", "Model", "OnnxModel", "Pool", "ReLU",

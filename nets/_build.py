@@ -15,6 +15,8 @@ import os
 import time
 from typing import Callable, Sequence
 
+import numpy as np
+
 from nets._cache import SCORED_SPLITS, CacheCorrupted, ScoreCache, variant_key, weights_key
 from nets._claims import BUILT, claim, claimed, share
 from nets._data import Dataset
@@ -99,6 +101,12 @@ def _score_claimed(dataset: Dataset, variant: Variant, config: TrainingConfig, k
 
 
 
+def range_images(dataset: Dataset) -> np.ndarray:
+    """The images activation and knob ranges are fitted on: training images (as many as the calibration split has),
+    never calibration or test rows, which certify and measure the result and must not have shaped it."""
+    return dataset.split("train")[0][:len(dataset.labels["calib"])]
+
+
 def evaluate_split(module, variant: Variant, dataset: Dataset, split: str) -> tuple[SplitScores, tuple[str, ...]]:  # type: ignore[no-untyped-def]
     """Run `variant` on one split with every post-training transform it carries: knobs (per-sample ops) and bits
     compose in the effort path; bits alone run the quantized torch module. Returns the rows and the transforms
@@ -106,17 +114,18 @@ def evaluate_split(module, variant: Variant, dataset: Dataset, split: str) -> tu
     from nets._torch import predict_logits
 
     images, labels = dataset.split(split)
+    ranges = range_images(dataset)
     built = tuple(name for name in ("width", "increments", "exits") if name in variant.transforms)  # by the module
     if variant.knobs:
         from nets._effort import effort_logits
 
-        logits, ops = effort_logits(module, variant, images, dataset.split("calib")[0])
+        logits, ops = effort_logits(module, variant, images, ranges)
         applied = built + (("bits", "rounding") if variant.bits is not None else ()) + ("knobs",)
         return scores_from_logits(logits, labels, ops), applied
     if variant.bits is not None:
         from nets._quant import quantized_logits
 
-        logits = quantized_logits(module, variant, images, dataset.split("calib")[0])
+        logits = quantized_logits(module, variant, images, ranges)
         return scores_from_logits(logits, labels), built + ("bits", "rounding")
     return scores_from_logits(predict_logits(module, images), labels), built
 

@@ -75,6 +75,8 @@ def variant_key(dataset: Dataset, variant: Variant, config: TrainingConfig) -> s
         return base
     extra = {"width": variant.width, "bits": variant.bits, "rounding": variant.rounding,
              "knobs": [list(k) for k in variant.knobs]}
+    if variant.bits is not None or variant.knobs:
+        extra["ranges"] = "train"  # activation and knob ranges fitted on training images (`nets._build.range_images`)
     if variant.exits is not None:
         extra["exits"] = exits_key(variant.training.architecture, variant.exits)
     return hashlib.sha256(json.dumps([base, extra], sort_keys=True).encode()).hexdigest()[:24]

@@ -525,10 +525,10 @@ def _skipping_layer(layer: _Weighted, effort: LayerEffort, x: np.ndarray) -> tup
     return out, (macs,)
 
 
-def calibrate(module: Any, arch: Architecture, width: float, calib_images: np.ndarray,
+def calibrate(module: Any, arch: Architecture, width: float, range_images: np.ndarray,
               batch_size: int = 500) -> EffortNet:
     """Numpy copy of a trained `module`, with every conv/FC layer's input and output ranges measured, knobs off,
-    on `calib_images` (the ranges the neuron, feature and layer tests are relative to)."""
+    on `range_images` (the ranges the neuron, feature and layer tests are relative to)."""
     _sites(arch, width)
     steps = _numpy_steps(module, arch, width)
     ranges: dict[str, list[np.ndarray]] = {}  # per channel: input low, input high, output low, output high
@@ -541,8 +541,8 @@ def calibrate(module: Any, arch: Architecture, width: float, calib_images: np.nd
                               for i, (p, n) in enumerate(zip(previous, seen))]
         return out, counts
 
-    for start in range(0, len(calib_images), batch_size):
-        _run_steps(steps, calib_images[start:start + batch_size], record)
+    for start in range(0, len(range_images), batch_size):
+        _run_steps(steps, range_images[start:start + batch_size], record)
     calibrated = tuple(
         replace(s, input_range=(min(0.0, float(ranges[s.name][0].min())), max(0.0, float(ranges[s.name][1].max()))),
                 input_span=ranges[s.name][1] - ranges[s.name][0], output_span=ranges[s.name][3] - ranges[s.name][2])
@@ -565,27 +565,27 @@ def effort_forward(net: EffortNet, efforts: dict[str, LayerEffort], images: np.n
 
 
 def effort_logits(module: Any, variant: Variant, images: np.ndarray,
-                  calib_images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                  range_images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Logits (N, classes) float64 and scalar ops per sample (N,) float64 of `variant` (with knobs) on `images`;
-    ranges calibrated on `calib_images`. The entry point of nets._build.evaluate_split.
+    ranges calibrated on `range_images`. The entry point of nets._build.evaluate_split.
 
     A variant that also has `bits` runs in dynamic fixed point, as `nets._quant` does without knobs: its weights
     quantized (same formats and rounding), the input and every step's output fake-quantized in formats from the
-    ranges the quantized-weight network reaches on `calib_images` (a fused conv/FC + ReLU is one step here).
+    ranges the quantized-weight network reaches on `range_images` (a fused conv/FC + ReLU is one step here).
     """
     efforts = resolve_knobs(variant.architecture, variant.width, variant.knobs)
     if variant.bits is not None:
         from nets._quant import quantized_module
 
         module = quantized_module(module, variant.bits, variant.rounding)
-    net = calibrate(module, variant.architecture, variant.width, calib_images)
+    net = calibrate(module, variant.architecture, variant.width, range_images)
     if variant.bits is not None:
-        net = replace(net, quantize=_step_quantizer(net, variant.bits, variant.rounding, calib_images))
+        net = replace(net, quantize=_step_quantizer(net, variant.bits, variant.rounding, range_images))
     logits, counts = effort_forward(net, efforts, images)
     return logits, counts.ops
 
 
-def _step_quantizer(net: EffortNet, bits: int, rounding: str, calib_images: np.ndarray) -> Quantizer:
+def _step_quantizer(net: EffortNet, bits: int, rounding: str, range_images: np.ndarray) -> Quantizer:
     """Fake quantization per step in its own `bits`-wide format, from the largest magnitude seen on calibration."""
     from nets._quant import SEED, fixed_point_format
 
@@ -595,8 +595,8 @@ def _step_quantizer(net: EffortNet, bits: int, rounding: str, calib_images: np.n
         largest[index] = max(largest.get(index, 0.0), float(np.abs(x).max()))
         return x
 
-    for start in range(0, len(calib_images), 250):
-        _run_steps(net.steps, calib_images[start:start + 250], lambda layer, x: _dense_layer(layer, LayerEffort(), x),
+    for start in range(0, len(range_images), 250):
+        _run_steps(net.steps, range_images[start:start + 250], lambda layer, x: _dense_layer(layer, LayerEffort(), x),
                    record)
     formats = {index: fixed_point_format(value, bits) for index, value in largest.items()}
     rng = np.random.default_rng(SEED)

@@ -1,9 +1,9 @@
 """Post-training dynamic fixed point (Jahier Pagliari 2018 §4.1, after Gysel 2016): no retraining.
 
 Every parameter tensor and every layer's output feature map (and the network input) gets its own
-fixed-point format: integer bits from the largest magnitude recorded on the calibration images (for
-activations) or in the tensor (for weights), the rest of the word fractional. Weights are quantized
-once, feature maps are fake-quantized by forward hooks while the float module runs.
+fixed-point format: integer bits from the largest magnitude recorded on the range images (training images, never
+the calibration or test rows; for activations) or in the tensor (for weights), the rest of the word fractional.
+Weights are quantized once, feature maps are fake-quantized by forward hooks while the float module runs.
 """
 
 from __future__ import annotations
@@ -97,8 +97,9 @@ def _hooks(module: nn.Module, on_input: Callable[[torch.Tensor], torch.Tensor],
             handle.remove()
 
 
-def calibrate_ranges(module: nn.Module, calib_images: np.ndarray) -> dict[str, float]:
-    """Largest magnitude of the network input (key INPUT) and of every layer output on the calibration images."""
+def calibrate_ranges(module: nn.Module, range_images: np.ndarray) -> dict[str, float]:
+    """Largest magnitude of the network input (key INPUT) and of every layer output on `range_images` (training
+    images)."""
     ranges: dict[str, float] = {}
 
     def record(name: str, value: torch.Tensor) -> torch.Tensor:
@@ -106,7 +107,7 @@ def calibrate_ranges(module: nn.Module, calib_images: np.ndarray) -> dict[str, f
         return value
 
     with _hooks(module, lambda x: record(INPUT, x), record):
-        predict_logits(module, calib_images)
+        predict_logits(module, range_images)
     return ranges
 
 
@@ -125,13 +126,13 @@ def quantized_module(module: nn.Module, bits: int, rounding: str) -> nn.Module:
     return quantize_weights(module, check_bits(bits), check_rounding(rounding), torch.Generator().manual_seed(SEED))
 
 
-def quantized_logits(module: nn.Module, variant: Variant, images: np.ndarray, calib_images: np.ndarray) -> np.ndarray:
+def quantized_logits(module: nn.Module, variant: Variant, images: np.ndarray, range_images: np.ndarray) -> np.ndarray:
     """Float64 logits of `module` run in `variant.bits`-bit dynamic fixed point with `variant.rounding`.
 
-    Formats of the feature maps come from ranges recorded by the float module on `calib_images`.
+    Formats of the feature maps come from ranges recorded by the float module on `range_images`.
     """
     bits, rounding = check_bits(variant.bits), check_rounding(variant.rounding)
-    ranges = calibrate_ranges(module, calib_images)
+    ranges = calibrate_ranges(module, range_images)
     formats = {name: fixed_point_format(max_abs, bits) for name, max_abs in ranges.items()}
     generator = torch.Generator().manual_seed(SEED)
     quantized = quantize_weights(module, bits, rounding, generator)

@@ -195,6 +195,8 @@ def _div(figure: "go.Figure", div_id: str) -> str:
 def _sections(data: ReportData) -> list[str]:
     """Each present section's HTML, in reading order."""
     out = [f'<p class="headline" id="headline">{html.escape(data.headline.sentence())}</p>']
+    if data.certificate_note:
+        out.append(f'<p id="certificate">{html.escape(data.certificate_note)}</p>')
     if "configuration" in data.sections:
         out.append(f"<h2>Configuration</h2>\n<p>{html.escape(data.configuration.caption)}</p>\n"
                    f"{_table(data.configuration)}")
@@ -246,7 +248,8 @@ def _sections(data: ReportData) -> list[str]:
             if mapping.rows:
                 out.append(f"<h3>{mapping.title}</h3>\n<p>{html.escape(mapping.caption)}</p>\n{_table(mapping)}")
     if "certified" in data.sections:
-        out.append(f"<h2>{data.certified.title}</h2>\n<p>{data.certified.caption}</p>\n{_table(data.certified)}")
+        out.append(f"<h2>{data.certified.title}</h2>\n<p>{html.escape(data.certified.caption)}</p>\n"
+                   f"{_table(data.certified)}")
     if data.panels:
         out.append("<h2>Mechanisms</h2>")
         out += [_panel(panel, i) for i, panel in enumerate(data.panels)]

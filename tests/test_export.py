@@ -45,8 +45,15 @@ def test_pareto_json_matches_the_front(tiny_study: dict) -> None:
         data = json.loads(result.stdout)
         front = pd.read_csv(tiny_study["out"] / "pareto.csv")
         assert [row["trial"] for row in data["pareto"]] == list(front["trial"])
-        assert data["headline"]["trial"] == front["trial"][0]
-        assert data["headline"]["test_energy_saving_pct"] == pytest.approx(front["test_energy_saving_pct"][0])
+        recommended = front[front["recommended"]]  # the CSV flags the point the headline recommends
+        if data["headline"]["trial"] is None:  # certified: nothing cheaper than the big net alone
+            assert recommended.empty and data["headline"]["certified"] and data["headline"]["cascade"] == "lenet"
+        else:
+            assert [(data["headline"]["trial"], data["headline"]["point"])] == list(
+                zip(recommended["trial"], recommended["point"]))
+            assert data["headline"]["test_energy_saving_pct"] == pytest.approx(
+                recommended["test_energy_saving_pct"].iloc[0])
+            assert bool(recommended["certified"].iloc[0]) == data["headline"]["certified"]
         assert data["headline"]["sentence"].startswith("Under an accuracy-loss budget of 5 points")
 
 
@@ -59,7 +66,9 @@ def test_json_run_quiet_and_version(tiny_study: dict, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)  # stdout is only the JSON document
     assert data["trials"] == 26 and data["report"] == str((out / "report.html").resolve())
-    assert data["headline"]["trial"] == data["pareto"][0]["trial"]
+    flagged = [(row["trial"], row["point"]) for row in data["pareto"] if row["recommended"]]
+    assert flagged == ([] if data["headline"]["trial"] is None else [(data["headline"]["trial"],
+                                                                      data["headline"]["point"])])
     quiet = runner.invoke(app, ["--quiet", *args])
     assert quiet.exit_code == 0 and quiet.output == ""
     normal = runner.invoke(app, args)

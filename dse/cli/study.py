@@ -52,7 +52,7 @@ def front_json(results) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """The headline and the front as JSON (`dse pareto --json`, `dse --json run`)."""
     from dse.core.results import headline
 
-    return {"study": results.name, "headline": headline(results).to_json(), "pareto": [json_row(t) for t in results.pareto]}
+    return {"study": results.name, "headline": headline(results).to_json(), "pareto": [json_row(t) for t in results.listed]}
 
 
 def json_row(trial) -> dict[str, Any]:  # type: ignore[no-untyped-def]
@@ -98,8 +98,10 @@ def summary(results, full_front: str = "pareto.csv") -> None:  # type: ignore[no
     if table.rows:
         say(render_table(table.columns, table.rows, drop_first=CONSOLE_DROP_FIRST))
         say(point_note(front))
-    if len(front) < len(results.pareto):
-        say(f"{len(front)} of the {len(results.pareto)} front points, spread along it; the full front: {full_front}")
+        if any(t.threshold_front == "approximate" for t in front):
+            say(reports.FRONT_NOTE)
+    if len(front) < len(listed):
+        say(f"{len(front)} of the {len(listed)} front points, spread along it; the full front: {full_front}")
 
 
 def shown_storage(url: str) -> str:
@@ -137,11 +139,12 @@ def run(
     heartbeat: HeartbeatOption = 10,
     progress: Annotated[bool, typer.Option(help="Show progress bars (only ever on a terminal)")] = True,
 ) -> None:
-    """Build or load the score cache, run (or resume) the study, and write CSVs and the HTML report."""
+    """Build or load the score cache, run (or resume) the study, and write CSVs and the HTML report. With a loss
+    budget the answer is certified (on calibration rows kept aside) unless the spec says loss_guarantee = false."""
     from dse.core.output import out_dir_for, storage_url_for, study_out_dir
     from dse.core.spec import load_spec
     from dse.core.storage import open_storage
-    from dse.core.study import open_study, record_study_facts, run_search, space_queue
+    from dse.core.study import certify_once, open_study, record_study_facts, run_search, space_queue
     from dse.core.workers import StopRequest, study_counts
 
     check_budget(trials, until)
@@ -170,6 +173,8 @@ def run(
             done = space_before.complete if space_before else before.complete
             total = until if until is not None else done + n_trials
             timing = run_workers(spec, workers, total, url, data, cache_dir, heartbeat, stop)
+            if not stop.requested:
+                certify_once(study, problem, study_spec)
     stopped(stop)
     start = time.perf_counter()
     study_dir = study_out_dir(out_dir, study.study_name, study_spec.name)
@@ -231,7 +236,8 @@ def pareto(
     storage: StorageOption = None,
     csv: Annotated[Optional[Path], typer.Option("--csv", help="Also write the front to this CSV file")] = None,
 ) -> None:
-    """Print the answer and the feasible Pareto front (chosen on calibration, with test-split metrics)."""
+    """Print the answer (the recommended point, and whether its loss budget is certified) and the feasible Pareto
+    front (chosen on calibration, with test-split metrics; exact up to 3 stages, approximate from 4)."""
     from dse.core.output import check_output_file, csv_text, load_existing_study, pareto_rows
     from dse.core.study import study_results
     from nets import atomic_write_text

@@ -56,7 +56,9 @@ def worker(
                        default_worker_id() if worker_id is None else worker_id, study_name)
     n_trials = study_spec.search.n_trials if trials is None else trials
     with StopRequest() as stop:
-        timing = run_search(study, problem, study_spec, n_trials, progress=progress, until=until, stop=stop)
+        # a worker never certifies: `dse run` does, once, when the whole search has ended
+        timing = run_search(study, problem, study_spec, n_trials, progress=progress, until=until, stop=stop,
+                            certify=False)
     stopped(stop)
     typer.echo(f"worker: {plural(timing.trials, 'trial')} into '{study.study_name}' in {timing.wall_s:.1f} s")
 

@@ -29,12 +29,15 @@ at 25 worse and 10 better of 5,000 (delta = 0.1) it certifies 0.58%, a betting b
 "R(t_j) >= alpha". The candidates, fixed before the calibration rows are seen and ordered from safe (most
 escalation) to aggressive, are tested in order at level delta, stopping at the first not rejected; fixed-sequence
 testing keeps the family-wise error at delta, so with probability >= 1 - delta every certified threshold has
-R < alpha, and we return the most aggressive (cheapest). Across S cascade structures: "bonferroni" tests each
-structure at delta / S on all calibration rows; "split" chooses the structure on a random part of the rows and
-certifies it alone, at delta, on the other part. The probability is over the calibration draw: a finite held-out
-set still scatters around R. The reported upper bound inverts the same test (the least risk it rejects, to
-1 / (8 n)). On the full-MNIST benchmark (`benchmarks/risk_control.py`, 5,000 calibration rows, 8 first stages) the
-two compositions cost the same to 0.2 points of energy saving, and the guarantee about 0.9 points vs z = 1.64.
+R < alpha, and we return the most aggressive (cheapest): the guarantee bounds the risk R, the expected loss on
+new data from the same distribution, not the loss on any finite held-out set. Across S cascade structures:
+"bonferroni" tests each structure at delta / S on all calibration rows; "split" chooses the structure on a random
+part of the rows and certifies it alone, at delta, on the other part. The probability is over the calibration
+draw: a finite held-out set still scatters around R. The reported upper bound inverts the same test (the least
+risk it rejects, to 1 / (8 n)): valid for a point fixed before the rows were seen, only a descriptive estimate at a
+point chosen on them (as the certified point is). On the full-MNIST benchmark (`benchmarks/risk_control.py`, 5,000
+calibration rows, 8 first stages) the two compositions cost the same to 0.2 points of energy saving, and the
+guarantee about 0.9 points vs z = 1.64.
 """
 
 from __future__ import annotations
@@ -296,7 +299,8 @@ class RiskPoint:
 
     @functools.cached_property
     def upper_bound_pct(self) -> float:
-        """Upper bound on the risk holding with probability >= 1 - delta, in % (computed on first use)."""
+        """Upper bound on the risk, in % (computed on first use): holds with probability >= 1 - delta for a point
+        fixed before these rows were seen; a descriptive estimate for a point chosen on them."""
         return 100.0 * loss_upper_bound(self.worse, self.better, self.rows, self.delta)
 
 

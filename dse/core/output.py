@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import optuna
 
 from costmodel import UserError
-from dse.core.results import StudyResults
+from dse.core.results import StudyResults, headline
 from dse.core.storage import open_storage, sqlite_url
 from nets import atomic_write_text
 
@@ -149,8 +149,9 @@ def trials_frame(results: StudyResults) -> pd.DataFrame:
 
 
 def pareto_rows(results: StudyResults) -> list[dict[str, Any]]:
-    """The distinct feasible calibration-Pareto trials, by calibration energy, with their test-split metrics."""
-    return [t.row() for t in results.pareto]
+    """The distinct feasible calibration-Pareto trials and the recommended point (`StudyResults.listed`), by
+    calibration energy, with their test-split metrics and certified / recommended flags."""
+    return [t.row() for t in results.listed]
 
 
 def pareto_frame(results: StudyResults) -> pd.DataFrame:
@@ -190,4 +191,6 @@ def export_tables(results: StudyResults, out_dir: Path) -> None:
     atomic_write_text(out_dir / "trials.csv", csv_text(trial_rows(results)))
     atomic_write_text(out_dir / "pareto.csv", csv_text(pareto_rows(results)))
     if results.certified:
-        atomic_write_text(out_dir / "certified.csv", csv_text([p.row() for p in results.certified]))
+        chosen = headline(results).certified
+        atomic_write_text(out_dir / "certified.csv",
+                          csv_text([{**p.row(), "recommended": p == chosen} for p in results.certified]))

@@ -24,6 +24,7 @@ from nets import (CRITERIA, ArchitectureError, Dataset, ScoreCache, SplitScores,
 
 
 CERTIFY = "certify"  # calibration rows kept aside to certify a loss guarantee (never searched on)
+SAFER_STEPS = 16  # safer candidates a loss guarantee adds beyond a trial's front (`safer_thresholds`)
 
 
 def make_accelerator(spec: StudySpec) -> tuple[costmodel.Accelerator, costmodel.Technology]:
@@ -418,6 +419,27 @@ class CascadeProblem:
                     for i in range(len(values["accuracy"]))]
         return out
 
+    def safer_thresholds(self, stages: list[int], thresholds: np.ndarray, criterion: str = "margin",
+                         split: str = "calib", steps: int = SAFER_STEPS) -> np.ndarray:
+        """Threshold vectors (steps, S-1) from the safest of `thresholds` (the one passing most `split` samples on)
+        to passing every sample on to the last stage, in each stage's share of samples passed on (quadratic steps,
+        finer near the front): candidates that a loss guarantee can certify when even the front's safest point loses
+        too much on new rows."""
+        if thresholds.shape[1] == 0 or len(thresholds) == 0:
+            return np.zeros((0, thresholds.shape[1]))
+        ordered = np.sort(self.confidence(criterion, split)[stages[:-1]], axis=1)  # (S-1, N)
+        n = ordered.shape[1]
+        passed = np.stack([np.searchsorted(row, thresholds[:, i], side="left") for i, row in enumerate(ordered)], 1)
+        start = passed[np.argmax(passed.sum(axis=1))] / n  # (S-1,) share passed on by the safest vector
+        step = (np.arange(1, steps + 1)[:, None] / steps) ** 2  # denser near the front, where the cheap ones are
+        shares = start[None, :] + step * (1 - start[None, :])  # (steps, S-1)
+        index = np.ceil(shares * n).astype(np.int64)
+        top = np.nextafter(ordered[:, -1], np.inf)  # above every sample: all passed on
+        safer = np.where(index < n, np.take_along_axis(ordered, np.minimum(index, n - 1).T, axis=1).T, top[None, :])
+        seen = {tuple(row) for row in thresholds.tolist()}
+        fresh = [row for row in dict.fromkeys(tuple(row) for row in safer.tolist()) if row not in seen]
+        return np.array(fresh, dtype=np.float64).reshape(len(fresh), thresholds.shape[1])
+
     def threshold_front(self, stages: list[int], accelerator: costmodel.Accelerator | None = None,
                         reuse: bool = False, split: str = "calib", criterion: str = "margin") -> np.ndarray:
         """Threshold vectors (P, S-1) of the exact (energy, errors) Pareto front of a cascade on `split`, over every
@@ -518,7 +540,7 @@ def load_problem(spec: StudySpec, cache_dir: str | None = None, n_jobs: int = -1
         return [built[v] for v in extra]
 
     problem.builder = builder
-    guarantee = spec.search.loss_guarantee
+    guarantee = spec.search.guarantee
     if guarantee is not None:
         problem = problem.carve(CERTIFY, guarantee.certify_fraction, spec.search.seed)
     return problem, dataset

@@ -7,8 +7,11 @@ the loss limit is written in.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import functools
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
+
+from dse.core._exact import allowed_extra_errors
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -19,6 +22,16 @@ PJ = 1e-12  # the cost model prices in picojoules
 MAPPINGS = "mappings"  # the trial system attribute holding its layers' mappings (one list for all its points)
 # The energy components of a cost (costmodel's `<part>_pj` fields), in joules once in the results
 ENERGY_PARTS = ("mac", "sram_input", "sram_weight", "sram_output", "dram", "leakage", "extra")
+
+
+allowed_errors = functools.lru_cache(maxsize=256, typed=True)(allowed_extra_errors)  # once per (limit, n): its
+# exact decimal arithmetic is slow
+
+
+def within_limit(metrics: "Metrics", limit_pct: float) -> bool:
+    """Whether a point's loss on its split is within `limit_pct` points, compared exactly on integer extra errors
+    (15 extra errors of 5,000 are within 0.3 %, which the float loss 0.30000000000000027 would not be)."""
+    return metrics.extra_errors <= allowed_errors(limit_pct, metrics.samples)
 
 
 @dataclass(frozen=True)
@@ -137,6 +150,8 @@ class TrialResult:
     breakdown: dict[str, Breakdown] = field(default_factory=dict)  # split -> energy breakdown and stage reach
     mappings: tuple[LayerMapping, ...] = ()  # the same for every point of a trial: stored once, under MAPPINGS
     threshold_front: str = "exact"  # how its thresholds were found: "exact", "approximate" (4+ stages) or "sampled"
+    certified: bool = False  # certified within the loss budget by the study's certificate
+    recommended: bool = False  # the point the headline recommends
 
     @property
     def stages(self) -> list[str]:
@@ -156,7 +171,8 @@ class TrialResult:
                 "partition": "/".join(f"{f:g}" for f in self.partition), **self.params,
                 **self.calib.flat("calib"), **self.test.flat("test"),
                 **{k: v for split, b in self.breakdown.items() for k, v in b.flat(split).items()},
-                "threshold_front": self.threshold_front, "feasible": self.feasible, "pareto": self.pareto}
+                "threshold_front": self.threshold_front, "feasible": self.feasible, "pareto": self.pareto,
+                "certified": self.certified, "recommended": self.recommended}
 
     def user_attrs(self) -> dict[str, Any]:
         """One Optuna user attribute per metric (what optuna-dashboard lists), plus the configuration."""
@@ -242,8 +258,10 @@ class MarginCurve:
 
 @dataclass(frozen=True)
 class CertifiedPoint:
-    """A point whose held-out loss is certified: <= alpha with probability >= 1 - delta (`dse.risk`), with the loss on
-    the rows that certified it, the certified upper bound, and its metrics on the test split."""
+    """A point whose risk (expected loss on new data from the same distribution) is certified: <= alpha with
+    probability >= 1 - delta over the certification rows (`dse.risk`); with its loss on those rows, its metrics on
+    the test split, and a single-point upper confidence bound that is a descriptive estimate (the guarantee covers
+    the budget, not this bound, which is read off at a point chosen on the same rows)."""
 
     number: int  # the trial (structure) it comes from
     cascade: str
@@ -252,16 +270,19 @@ class CertifiedPoint:
     delta: float  # the level this structure was tested at (the guarantee's delta over the structures tested)
     certify_rows: int
     certify_loss_pct: float
-    upper_bound_pct: float
+    upper_bound_pct: float  # descriptive estimate, not covered by the guarantee
     certify_energy_j: float
     test: Metrics
+    point: int = 0  # index of the point in its trial's recorded front
+    certify_energy_saving_pct: float = 0.0  # against the big net alone, on the certification rows
 
     def row(self) -> dict[str, Any]:
         """A flat row for tables and CSV files."""
-        return {"trial": self.number, "cascade": self.cascade, "thresholds": "/".join(f"{t:.6g}" for t in self.thresholds),
-                "alpha_pct": self.alpha_pct, "delta": self.delta, "certify_rows": self.certify_rows,
-                "certify_loss_pct": self.certify_loss_pct, "upper_bound_pct": self.upper_bound_pct,
-                "certify_energy_j": self.certify_energy_j, **self.test.flat("test")}
+        return {"trial": self.number, "point": self.point, "cascade": self.cascade,
+                "thresholds": "/".join(f"{t:.6g}" for t in self.thresholds), "alpha_pct": self.alpha_pct,
+                "delta": self.delta, "certify_rows": self.certify_rows, "certify_loss_pct": self.certify_loss_pct,
+                "upper_bound_pct": self.upper_bound_pct, "certify_energy_j": self.certify_energy_j,
+                "certify_energy_saving_pct": self.certify_energy_saving_pct, **self.test.flat("test")}
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form, stored on the study."""
@@ -271,6 +292,31 @@ class CertifiedPoint:
     def from_json(cls, data: dict[str, Any]) -> "CertifiedPoint":
         """Inverse of `to_json`."""
         return cls(**{**data, "thresholds": tuple(data["thresholds"]), "test": Metrics(**data["test"])})
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """The loss guarantee's certificate of one front: computed once, when a run ends, on the calibration rows kept
+    aside (identified by `rows_sha256`), and stored; a resumed run keeps it rather than look at those rows again."""
+
+    alpha_pct: float
+    delta: float
+    rows: int  # certification rows
+    rows_sha256: str  # digest of which rows of the scored split they are
+    trials: int  # completed trials when it was computed
+    structures: tuple[int, ...]  # the front's structures (trial numbers), each tested at delta / len(structures)
+    points: tuple[CertifiedPoint, ...]  # the most aggressive certified point of each structure that has one
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form, stored on the study."""
+        return {**{k: v for k, v in asdict(self).items() if k != "points"}, "structures": list(self.structures),
+                "points": [p.to_json() for p in self.points]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Certificate":
+        """Inverse of `to_json`."""
+        return cls(**{**data, "structures": tuple(data["structures"]),
+                      "points": tuple(CertifiedPoint.from_json(p) for p in data["points"])})
 
 
 @dataclass(frozen=True)
@@ -284,19 +330,43 @@ class StudyResults:
     baselines: list[Baseline]
     margins: list[MarginCurve]
     panels: list[Panel]
-    certified: list[CertifiedPoint] = field(default_factory=list)  # with a loss guarantee: one per front structure
+    certified: list[CertifiedPoint] = field(default_factory=list)  # the certificate's points (empty without one)
+    settings: dict[str, Any] = field(default_factory=dict)  # the accelerator and technology priced on (SI units)
+    guarantee: tuple[float, float] | None = None  # (alpha_pct, delta) of the loss guarantee in force, if any
+    certificate: Certificate | None = None  # None: no guarantee, or the search has not ended yet
+    spec: dict[str, Any] = field(default_factory=dict)  # the spec the study was made from: name, file, dotted keys
 
     @property
     def best_certified(self) -> CertifiedPoint | None:
         """The cheapest certified point (on the rows that certified it), if any."""
         return min(self.certified, key=lambda p: p.certify_energy_j) if self.certified else None
-    settings: dict[str, Any] = field(default_factory=dict)  # the accelerator and technology priced on (SI units)
-    spec: dict[str, Any] = field(default_factory=dict)  # the spec the study was made from: name, file, dotted keys
+
+    @property
+    def certificate_note(self) -> str:
+        """Which certificate the results carry: computed on this front, or kept from an earlier one."""
+        c = self.certificate
+        if c is None:
+            return "" if self.guarantee is None else "No certificate yet: it is computed when a run ends."
+        front = sorted({t.number for t in self.pareto})
+        when = (f"Computed once, after {c.trials} trials, on {c.rows} calibration rows the search never saw "
+                f"(rows sha256 {c.rows_sha256[:12]}), testing the {len(c.structures)} structures of the front "
+                f"at δ / {len(c.structures)} each.")
+        if front == sorted(c.structures):
+            return when + " The front has not changed since."
+        return (when + " The front has changed since (more trials); the certificate is kept, not recomputed, because "
+                "its rows have been looked at: points found later are not certified.")
 
     @property
     def pareto(self) -> list[TrialResult]:
         """The distinct feasible calibration-Pareto trials, by calibration energy."""
         return sorted((t for t in self.trials if t.pareto), key=lambda t: (t.calib.energy_j, t.number, t.point))
+
+    @property
+    def listed(self) -> list[TrialResult]:
+        """The points the front's tables list: the Pareto points and the recommended point (a certified point may
+        lie beyond the calibration front), by calibration energy."""
+        return sorted((t for t in self.trials if t.pareto or t.recommended),
+                      key=lambda t: (t.calib.energy_j, t.number, t.point))
 
     def check(self) -> None:
         """Raise ValueError unless every metric is consistent and the Pareto flags mark non-dominated feasible trials."""
@@ -321,23 +391,49 @@ class StudyResults:
 
 @dataclass(frozen=True)
 class Headline:
-    """The answer a study gives: under the loss budget, the configuration to pick and what it saves on each split."""
+    """The answer a study gives: under the loss budget, the configuration to pick, whether its budget is certified,
+    and what it saves on each split."""
 
     max_accuracy_loss_pct: float | None
     big: str
-    choice: TrialResult | None  # None: no feasible trial yet
+    choice: TrialResult | None  # the recommended point; None: none feasible yet, or (certified) the big net alone
+    guarantee: tuple[float, float] | None = None  # (alpha_pct, delta) when the budget is certified
+    certified: CertifiedPoint | None = None  # the choice's certificate
+    certificate_computed: bool = False  # with a guarantee: whether the certificate has been computed
 
     @property
     def over_limit_on_test(self) -> bool:
-        """True when the chosen point's held-out loss exceeds the budget it met on calibration."""
+        """True when the chosen point's held-out loss exceeds the budget (exactly, on integer extra errors)."""
         limit = self.max_accuracy_loss_pct
-        return self.choice is not None and limit is not None and self.choice.test.accuracy_loss_pct > limit
+        return self.choice is not None and limit is not None and not within_limit(self.choice.test, limit)
+
+    @property
+    def is_certified(self) -> bool:
+        """Whether the recommendation carries the guarantee (a certified point, or the big net alone)."""
+        return self.guarantee is not None and self.certificate_computed
+
+    def _budget(self) -> str:
+        if self.max_accuracy_loss_pct is None:
+            return "With no accuracy-loss budget"
+        text = f"Under an accuracy-loss budget of {_points(self.max_accuracy_loss_pct)}"
+        return text + (f", certified at δ = {self.guarantee[1]:g}" if self.guarantee is not None else "")
+
+    def _meaning(self) -> str:
+        assert self.guarantee is not None
+        alpha, delta = self.guarantee
+        return (f" Certified: it loses at most {_points(alpha)} of accuracy against the big net on new data from the "
+                f"same distribution (its expected loss), with probability at least {1 - delta:g} (1 − δ).")
 
     def sentence(self) -> str:
         """The paragraph the report and `dse run` open with."""
-        budget = ("With no accuracy-loss budget" if self.max_accuracy_loss_pct is None
-                  else f"Under an accuracy-loss budget of {self.max_accuracy_loss_pct:g} "
-                       f"point{'' if self.max_accuracy_loss_pct == 1 else 's'}")
+        budget = self._budget()
+        if self.guarantee is not None and not self.certificate_computed:
+            return (f"{budget}, no certificate has been computed yet (it is computed when a run ends): until then "
+                    f"the safe choice is the big net alone ({self.big}).")
+        if self.guarantee is not None and self.choice is None:
+            return (f"{budget}, no point that saves energy certifies on the calibration rows kept aside: the cheapest "
+                    f"safe choice is the big net alone ({self.big}), which loses nothing. More calibration rows or a "
+                    f"larger budget may certify a cheaper one.")
         if self.choice is None:
             return f"{budget}, no trial is feasible yet: run more trials or relax the budget."
         c = self.choice
@@ -346,30 +442,68 @@ class Headline:
         flag = " — over the budget on the held-out split" if self.over_limit_on_test else ""
         saves = c.calib.energy_saving_pct > 0
         verdict = "" if saves else " The big net alone is the better choice until a trial saves energy."
-        return (f"{budget}, the best configuration is {c.label}: {c.cascade} ({thresholds}). "
+        name = "the recommended configuration (certified)" if self.guarantee is not None else "the best configuration"
+        text = (f"{budget}, {name} is {c.label}: {c.cascade} ({thresholds}). "
                 f"It {'saves' if saves else 'costs'} {abs(c.calib.energy_saving_pct):.1f} % "
                 f"{'' if saves else 'more '}energy against the big net alone "
                 f"({c.test.energy_saving_pct:.1f} % on the held-out split, loss "
                 f"{c.test.accuracy_loss_pct:.2f} points{flag}).{verdict}")
+        if self.guarantee is not None:
+            return text + self._meaning()
+        if self.max_accuracy_loss_pct is not None:
+            return text + (" Not certified: the budget is met on the calibration split only, with no guarantee on "
+                           "new data (the spec turns the loss guarantee off).")
+        return text
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-ready form (`dse pareto --json`, `dse --json run`)."""
+        """JSON-ready form (`dse pareto --json`, `dse --json run`): the recommended point and whether it is
+        certified (with a guarantee and no certified point: the big net alone, `trial` null)."""
         c = self.choice
+        alone = self.guarantee is not None and c is None
         return {"max_accuracy_loss_pct": self.max_accuracy_loss_pct, "big": self.big, "sentence": self.sentence(),
+                "certified": self.is_certified,
+                "guarantee": None if self.guarantee is None else {"alpha_pct": self.guarantee[0],
+                                                                  "delta": self.guarantee[1]},
                 "trial": None if c is None else c.number, "point": None if c is None else c.point,
-                "cascade": None if c is None else c.cascade,
-                "thresholds": None if c is None else list(c.thresholds),
-                "calib_energy_saving_pct": None if c is None else c.calib.energy_saving_pct,
-                "test_energy_saving_pct": None if c is None else c.test.energy_saving_pct,
-                "test_accuracy_loss_pct": None if c is None else c.test.accuracy_loss_pct,
+                "cascade": self.big if alone else None if c is None else c.cascade,
+                "thresholds": [] if alone else None if c is None else list(c.thresholds),
+                "calib_energy_saving_pct": 0.0 if alone else None if c is None else c.calib.energy_saving_pct,
+                "test_energy_saving_pct": 0.0 if alone else None if c is None else c.test.energy_saving_pct,
+                "test_accuracy_loss_pct": 0.0 if alone else None if c is None else c.test.accuracy_loss_pct,
+                "test_extra_errors": 0 if alone else None if c is None else c.test.extra_errors,
                 "over_limit_on_test": self.over_limit_on_test}
 
 
+def _points(value: float) -> str:
+    """'1 point', '0.5 points'."""
+    return f"{value:g} point" + ("" if value == 1 else "s")
+
+
+def _is(point: TrialResult, certified: CertifiedPoint) -> bool:
+    return point.number == certified.number and point.thresholds == certified.thresholds
+
+
 def headline(results: StudyResults) -> Headline:
-    """The least-calibration-energy feasible Pareto point; with no budget, the least-energy one losing no accuracy
-    on calibration (else the least lossy)."""
+    """With a loss guarantee: the cheapest certified point that saves energy (none: the big net alone). Without one: the
+    least-calibration-energy feasible Pareto point; with no budget, the least-energy one losing no accuracy on
+    calibration (else the least lossy)."""
+    if results.guarantee is not None:
+        saving = [p for p in results.certified if p.certify_energy_saving_pct > 0]  # else the big net alone is cheaper
+        best = min(saving, key=lambda p: p.certify_energy_j) if saving else None
+        choice = None if best is None else next((t for t in results.trials if _is(t, best)), None)
+        return Headline(results.max_accuracy_loss_pct, results.big, choice, results.guarantee,
+                        best if choice is not None else None, results.certificate is not None)
     front = results.pareto
     if results.max_accuracy_loss_pct is None and front:
         lossless = [t for t in front if t.calib.extra_errors <= 0]
         front = lossless or [min(front, key=lambda t: (t.calib.accuracy_loss_pct, t.calib.energy_j))]
     return Headline(results.max_accuracy_loss_pct, results.big, front[0] if front else None)
+
+
+def mark(results: StudyResults) -> StudyResults:
+    """The results with each point's `certified` and `recommended` flags set from the certificate and headline."""
+    chosen = headline(results).choice
+    trials = [replace(t, certified=any(_is(t, p) for p in results.certified),
+                      recommended=chosen is not None and (t.number, t.point) == (chosen.number, chosen.point))
+              for t in results.trials]
+    return replace(results, trials=trials)

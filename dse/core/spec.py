@@ -65,10 +65,17 @@ class AcceleratorSpec:
 
 @dataclass(frozen=True)
 class LossGuarantee:
-    """[search] loss_guarantee: certify held-out loss <= alpha_pct with probability >= 1 - delta (`dse.risk`)."""
+    """[search] loss_guarantee: certify that the recommended point's risk (its expected accuracy loss on new data
+    from the same distribution) is <= alpha_pct with probability >= 1 - delta (`dse.risk`). On by default;
+    `loss_guarantee = false` turns it off.
 
-    alpha_pct: float = 0.0
-    delta: float = 0.0
+    delta = 0.1 by default: the usual level of Learn-then-Test risk control; one certification in ten may be wrong,
+    and halving it costs about one standard error of the paired loss on the certification rows. Half of the
+    calibration rows are kept aside to certify (the search chooses on the other half).
+    """
+
+    alpha_pct: float | None = None  # None: the search's max_accuracy_loss_pct
+    delta: float = 0.1
     certify_fraction: float = 0.5  # share of the calibration rows kept aside to certify (the rest is searched on)
 
 
@@ -79,16 +86,26 @@ class SearchSpec:
     n_trials: int = 200
     sampler: str = "tpe"
     seed: int = 0
-    thresholds: str = "exact"  # exact: every trial's threshold front solved exactly; sampled: thresholds drawn by Optuna
+    thresholds: str = "exact"  # exact: every trial's threshold front solved (exact up to 3 stages, approximate from 4:
+    # coordinate sweeps, hypervolume ratio >= 0.94 against brute force on small cases); sampled: drawn by Optuna
     threshold_range: tuple[float, ...] = (0.0, 1.0)  # (sampled only)
     enumerate_limit: int = 2000  # structure spaces up to this size are enumerated, not sampled (0: never)
     sram_choices: tuple[str, ...] = ()
     partition_step: float = 0.0
     max_accuracy_loss_pct: float | None = None
     loss_confidence_z: float = 0.0  # normal approximation: a cheaper, uncertified margin (see loss_guarantee)
-    loss_guarantee: LossGuarantee | None = None
+    loss_guarantee: LossGuarantee | None = field(default_factory=LossGuarantee)  # None: explicitly not certified
     objectives: tuple[str, ...] = ("energy", "accuracy_loss")
     criteria: tuple[str, ...] = ("margin",)  # exit criteria a trial may pick (nets.CRITERIA)
+
+    @property
+    def guarantee(self) -> LossGuarantee | None:
+        """The loss guarantee in force, its alpha the loss budget: None when turned off, when there is no budget, or
+        when the uncertified normal-approximation margin (loss_confidence_z) is used instead."""
+        budget = self.max_accuracy_loss_pct
+        if self.loss_guarantee is None or budget is None or not 0 < budget < 100 or self.loss_confidence_z != 0:
+            return None
+        return dataclasses.replace(self.loss_guarantee, alpha_pct=self.max_accuracy_loss_pct)
 
 
 @dataclass(frozen=True)
@@ -162,6 +179,10 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
     """Check a TOML value against the type of the field's default (finite, of sane size; tables of nested sections
     are parsed as such)."""
     if where.endswith(".loss_guarantee"):
+        if isinstance(value, bool):
+            return LossGuarantee() if value else None
+        if not isinstance(value, dict):
+            raise SpecError(f"{where}: expected a table {{ alpha_pct = …, delta = … }} or false, got {value!r}")
         return _section(value, LossGuarantee, where)
     _finite(value, where)
     if isinstance(default, bool):
@@ -245,16 +266,22 @@ def validate(spec: StudySpec) -> StudySpec:
     check(s.loss_confidence_z >= 0, f"{src}: search.loss_confidence_z", f"must be >= 0, got {s.loss_confidence_z}")
     guarantee = s.loss_guarantee
     if guarantee is not None:
-        check(0 < guarantee.alpha_pct < 100, f"{src}: search.loss_guarantee.alpha_pct",
-              f"must be in (0, 100), got {guarantee.alpha_pct}")
+        check(s.loss_confidence_z == 0, f"{src}: search.loss_confidence_z",
+              "cannot be combined with loss_guarantee, which is on by default (set loss_guarantee = false to use the "
+              "uncertified normal-approximation margin)")
+        if guarantee.alpha_pct is not None:
+            check(0 < guarantee.alpha_pct < 100, f"{src}: search.loss_guarantee.alpha_pct",
+                  f"must be in (0, 100), got {guarantee.alpha_pct}")
+            check(s.max_accuracy_loss_pct is None or s.max_accuracy_loss_pct == guarantee.alpha_pct,
+                  f"{src}: search.max_accuracy_loss_pct", "must equal loss_guarantee.alpha_pct (or be left out) when "
+                  "both are set")
+        else:
+            check(s.max_accuracy_loss_pct is None or 0 < s.max_accuracy_loss_pct < 100,
+                  f"{src}: search.max_accuracy_loss_pct", f"a budget of {s.max_accuracy_loss_pct} cannot be certified "
+                  "(it must be in (0, 100)); set loss_guarantee = false to search it uncertified")
         check(0 < guarantee.delta < 1, f"{src}: search.loss_guarantee.delta", f"must be in (0, 1), got {guarantee.delta}")
         check(0 < guarantee.certify_fraction < 1, f"{src}: search.loss_guarantee.certify_fraction",
               f"must be in (0, 1), got {guarantee.certify_fraction}")
-        check(s.max_accuracy_loss_pct is None or s.max_accuracy_loss_pct == guarantee.alpha_pct,
-              f"{src}: search.max_accuracy_loss_pct", "must equal loss_guarantee.alpha_pct (or be left out) when a "
-              "loss guarantee is set")
-        check(s.loss_confidence_z == 0, f"{src}: search.loss_confidence_z",
-              "cannot be combined with loss_guarantee (choose the certified or the normal-approximation margin)")
     check(len(s.objectives) >= 1 and set(s.objectives) <= set(OBJECTIVES), f"{src}: search.objectives",
            f"must be a non-empty subset of {', '.join(OBJECTIVES)}, got {list(s.objectives)}")
     check(len(s.criteria) >= 1 and len(set(s.criteria)) == len(s.criteria) and set(s.criteria) <= set(CRITERIA),
@@ -274,7 +301,8 @@ def validate(spec: StudySpec) -> StudySpec:
     # logits, the models' check says what is wrong: data.dataset = "labels" is missing)
     for name in enabled:
         registry()[name].validate(spec, spec.mechanisms[name])
-    if guarantee is not None and s.max_accuracy_loss_pct is None:  # the search is constrained to the guaranteed budget
+    if guarantee is not None and s.max_accuracy_loss_pct is None and guarantee.alpha_pct is not None:
+        # the search is constrained to the guaranteed budget
         return dataclasses.replace(spec, search=dataclasses.replace(s, max_accuracy_loss_pct=guarantee.alpha_pct))
     return spec
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import time
@@ -16,10 +15,9 @@ import optuna
 
 from dse.core.mechanism import registry
 from dse.core.problem import CERTIFY, CascadeProblem
-from dse.core.results import (MAPPINGS, PJ, Baseline, CertifiedPoint, LayerMapping, MarginCurve, Metrics, Panel,
-                              StudyResults, TrialResult)
+from dse.core.results import (MAPPINGS, PJ, Baseline, Certificate, CertifiedPoint, LayerMapping, MarginCurve, Metrics,
+                              Panel, StudyResults, TrialResult, allowed_errors, headline, mark)
 from dse.core.smrc import smrc
-from dse.core._exact import allowed_extra_errors
 from dse.core._risk import fixed_sequence, loss_upper_bound
 from dse.core.space import CascadeSpace, enumerate_structures, replay_structure
 from dse.core.spec import SpecError, StudySpec
@@ -34,6 +32,8 @@ SPLITS = ("calib", "test")
 RECORD = "front"  # the trial user attribute holding every recorded point of the trial's threshold front (as JSON)
 REPORT_PREFIX = "dse:"  # study system attributes holding the report's baselines, margin curves and panels
 DASHBOARD_CONSTRAINTS = "constraints"  # the system attribute optuna-dashboard 0.21 reads constraints from
+CERTIFICATE = f"{REPORT_PREFIX}certificate"  # the study system attribute holding the loss guarantee's certificate
+RECOMMENDED = "recommended"  # the study user attribute naming the recommended point (what optuna-dashboard lists)
 
 
 def spec_digest(spec: StudySpec) -> str:
@@ -245,7 +245,8 @@ def objective_values(metrics: Metrics, objectives: tuple[str, ...] | list[str]) 
 
 
 class CascadeObjective:
-    """Optuna objective: one cascade structure per trial, its threshold front solved exactly on the calibration split.
+    """Optuna objective: one cascade structure per trial, its threshold front solved on the calibration split (exact up
+    to 3 stages, approximate from 4: `dse.exact.coordinate_front`).
 
     Every front point's calibration and test metrics are stored in one user attribute (one storage write); the
     trial's values are those of its least-energy feasible point (the point a user would take from this structure),
@@ -269,6 +270,8 @@ class CascadeObjective:
             criterion = structure.criterion
             start = time.perf_counter()
             thresholds = self.problem.threshold_front(stages, accelerator, reuse, criterion=criterion)
+            if self.spec.search.guarantee is not None:  # safer candidates for the certificate, fixed on these rows
+                thresholds = np.vstack([thresholds, self.problem.safer_thresholds(stages, thresholds, criterion)])
             self.evaluate_s += time.perf_counter() - start
         start = time.perf_counter()
         calib = self.problem.point_metrics(stages, thresholds, "calib", accelerator, reuse, criterion)
@@ -325,10 +328,6 @@ def constraint_value(calib: Metrics, spec: StudySpec) -> float:
     return loss_excess(calib, spec.search.max_accuracy_loss_pct, spec.search.loss_confidence_z)
 
 
-_allowed_extra_errors = functools.lru_cache(maxsize=64, typed=True)(allowed_extra_errors)  # once per (limit, n),
-# not once per recorded point: its exact decimal arithmetic is slow
-
-
 def loss_excess(calib: Metrics, limit_pct: float, z: float = 0.0) -> float:
     """How far a point's calibration loss is above `limit_pct` (<= 0: within it).
 
@@ -337,7 +336,7 @@ def loss_excess(calib: Metrics, limit_pct: float, z: float = 0.0) -> float:
     1.0 %). With a margin z, the loss plus z standard errors of the paired difference is compared in floats.
     """
     if z == 0:
-        allowed = _allowed_extra_errors(limit_pct, calib.samples)
+        allowed = allowed_errors(limit_pct, calib.samples)
         return 0.0 if calib.extra_errors <= allowed else 100.0 * (calib.extra_errors - allowed) / calib.samples
     return float(calib.accuracy_loss_pct + z * calib.accuracy_loss_se_pct) - limit_pct
 
@@ -353,28 +352,33 @@ def record_study_facts(study: optuna.Study, problem: CascadeProblem, spec: Study
     study.set_user_attr("big", problem.names[problem.big])
     study.set_user_attr("max_accuracy_loss_pct", spec.search.max_accuracy_loss_pct)
     study.set_user_attr("loss_confidence_z", spec.search.loss_confidence_z)
+    guarantee = spec.search.guarantee
+    study.set_user_attr("loss_guarantee", None if guarantee is None else {"alpha_pct": guarantee.alpha_pct,
+                                                                          "delta": guarantee.delta})
     study.set_user_attr("settings", accelerator_settings(problem))
 
 
 def run_search(study: optuna.Study, problem: CascadeProblem, spec: StudySpec, n_trials: int | None,
                progress: bool = True, until: int | None = None, stop: StopRequest | None = None,
-               callbacks: list[Callable[..., None]] | None = None) -> SearchTiming:
+               callbacks: list[Callable[..., None]] | None = None, certify: bool = True) -> SearchTiming:
     """Record the study's facts, then add `n_trials` trials, or (with `until`) run until the study holds `until`
     completed trials whoever ran them; stops after the trial in flight when `stop` is requested. A small structure
     space is enumerated: run as a queue (`dse.core.enumeration`) in which each structure completes once, `n_trials`
-    and `until` counting distinct structures. With a loss guarantee, the front is certified at the end."""
+    and `until` counting distinct structures. With a loss guarantee and `certify` (not in a worker), the front is
+    certified at the end unless the study already holds a certificate (`certify_once`)."""
     record_study_facts(study, problem, spec)
     objective = CascadeObjective(problem, spec)
     scoring_before = problem.scoring_s
     start = time.perf_counter()
+    stop = stop or StopRequest()
     queue = structure_queue(objective.space, spec)
     if queue is None:
-        done = run_trials(study, objective, n_trials, until, stop or StopRequest(), progress, callbacks)
+        done = run_trials(study, objective, n_trials, until, stop, progress, callbacks)
     else:
         target = until if until is not None else queue.state(study).complete + (n_trials or 0)
-        done = run_queue(study, objective, queue, target, stop or StopRequest(), callbacks)
-    if spec.search.loss_guarantee is not None:
-        study.set_user_attr("certified", [p.to_json() for p in certify(study, problem, spec)])
+        done = run_queue(study, objective, queue, target, stop, callbacks)
+    if certify and not stop.requested:  # an interrupted search is resumed, not certified
+        certify_once(study, problem, spec)
     return SearchTiming(done, time.perf_counter() - start, problem.scoring_s - scoring_before, objective.evaluate_s)
 
 
@@ -400,16 +404,36 @@ def enqueue_structures(study: optuna.Study, space: CascadeSpace, spec: StudySpec
     return min(queue.refill(study, queue.state(study).complete + n_trials).queued, n_trials)
 
 
-def certify(study: optuna.Study, problem: CascadeProblem, spec: StudySpec) -> list[CertifiedPoint]:
+def certify_once(study: optuna.Study, problem: CascadeProblem, spec: StudySpec) -> Certificate | None:
+    """The study's certificate: the stored one if any (its rows have been looked at: certifying a later front on
+    them again would be a repeated look), else the front certified now and stored with the rows it used (None: no
+    guarantee, or no completed trial yet)."""
+    if spec.search.guarantee is None:
+        return None
+    stored = report_data(study).get("certificate")
+    if stored is not None:
+        return Certificate.from_json(stored)
+    if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        return None
+    certificate = certify(study, problem, spec)
+    study._storage.set_study_system_attr(study._study_id, CERTIFICATE, certificate.to_json())
+    choice = headline(study_results(study)).to_json()
+    study.set_user_attr(RECOMMENDED, {key: choice[key] for key in ("certified", "trial", "point", "cascade",
+                                                                   "thresholds", "test_accuracy_loss_pct")})
+    return certificate
+
+
+def certify(study: optuna.Study, problem: CascadeProblem, spec: StudySpec) -> Certificate:
     """Certify the search's front on the calibration rows kept aside (Learn then Test, `dse.risk`).
 
-    The structures on the union front and each one's threshold front, ordered from safe (most energy) to aggressive,
-    are fixed by the search half before the kept-aside rows are read; each structure is tested by fixed-sequence
-    testing at delta / K (Bonferroni over its K structures), so with probability >= 1 - delta every returned point
-    has held-out loss <= alpha. Returns the most aggressive certified point of each structure that has one.
+    The structures on the union front and each one's recorded points (its threshold front and the safer candidates
+    beyond it), ordered from safe (most energy on the search rows) to aggressive, are fixed by the search half
+    before the kept-aside rows are read; each structure is tested by fixed-sequence testing at delta / K (Bonferroni
+    over its K structures), so with probability >= 1 - delta every returned point has risk <= alpha. Holds the most
+    aggressive certified point of each structure that has one.
     """
-    guarantee = spec.search.loss_guarantee
-    assert guarantee is not None
+    guarantee = spec.search.guarantee
+    assert guarantee is not None and guarantee.alpha_pct is not None
     space = CascadeSpace(problem, spec)
     trials = {t.number: t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}
     numbers = sorted({p.number for p in trial_results(study) if p.pareto})
@@ -419,7 +443,9 @@ def certify(study: optuna.Study, problem: CascadeProblem, spec: StudySpec) -> li
         trial = trials[number]
         structure = replay_structure(space, trial.params)
         stages, accelerator, reuse = space.stages(structure), structure.accelerator, structure.cascade.reuse
-        points = sorted(recorded_points(trial), key=lambda p: -p["calib_energy_j"])
+        recorded = recorded_points(trial)
+        order = sorted(range(len(recorded)), key=lambda i: -recorded[i]["calib_energy_j"])
+        points = [recorded[i] for i in order]
         thresholds = np.array([p["thresholds"] for p in points], dtype=np.float64).reshape(len(points), -1)
         values = problem.evaluate(stages, thresholds, CERTIFY, accelerator, reuse, structure.criterion)
         count = fixed_sequence(values["worse"], values["better"], n, guarantee.alpha_pct, delta)
@@ -430,8 +456,11 @@ def certify(study: optuna.Study, problem: CascadeProblem, spec: StudySpec) -> li
                                   guarantee.alpha_pct, delta, n, 100.0 * (worse - better) / n,
                                   100.0 * loss_upper_bound(worse, better, n, delta),
                                   float(values["energy_pj"][count - 1]) * PJ,
-                                  problem.metrics(stages, chosen, "test", accelerator, reuse, structure.criterion)))
-    return out
+                                  problem.metrics(stages, chosen, "test", accelerator, reuse, structure.criterion),
+                                  order[count - 1], float(values["energy_saving_pct"][count - 1])))
+    source, rows = problem.rows[CERTIFY]
+    digest = hashlib.sha256(f"{source}:{','.join(map(str, rows.tolist()))}".encode()).hexdigest()
+    return Certificate(guarantee.alpha_pct, guarantee.delta, n, digest, len(trials), tuple(numbers), tuple(out))
 
 
 def recorded_points(trial: optuna.trial.FrozenTrial) -> list[dict[str, Any]]:
@@ -483,11 +512,15 @@ def study_results(study: optuna.Study) -> StudyResults:
     """The typed results of a study: what the report, the exports and `dse pareto` read."""
     attrs = study.user_attrs
     data = report_data(study)
-    return StudyResults(study.study_name, attrs.get("big", "?"), attrs.get("max_accuracy_loss_pct"),
-                        trial_results(study), [Baseline.from_json(b) for b in data.get("baselines", [])],
-                        [MarginCurve(**c) for c in data.get("smrc", [])], [Panel(**p) for p in data.get("panels", [])],
-                        [CertifiedPoint.from_json(p) for p in attrs.get("certified", [])], dict(attrs.get("settings", {})),
-                        study_spec(study))
+    guarantee = attrs.get("loss_guarantee")
+    certificate = Certificate.from_json(data["certificate"]) if "certificate" in data else None
+    return mark(StudyResults(
+        study.study_name, attrs.get("big", "?"), attrs.get("max_accuracy_loss_pct"), trial_results(study),
+        [Baseline.from_json(b) for b in data.get("baselines", [])], [MarginCurve(**c) for c in data.get("smrc", [])],
+        [Panel(**p) for p in data.get("panels", [])], list(certificate.points) if certificate else [],
+        dict(attrs.get("settings", {})),
+        None if guarantee is None else (guarantee["alpha_pct"], guarantee["delta"]), certificate,
+        study_spec(study)))
 
 
 def study_spec(study: optuna.Study) -> dict[str, Any]:

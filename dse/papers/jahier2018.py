@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from costmodel import UserError
+from dse.core._exact import allowed_extra_errors
 from nets import Dataset, ScoreCache, TrainingConfig, Variant, VariantScores, build_scores
 
 MIN_BITS, MAX_BITS = 2, 32
@@ -172,7 +173,9 @@ def fit_shared_threshold(margins: np.ndarray, correct: np.ndarray, reference_acc
     margins = np.asarray(margins, dtype=np.float64)
     candidates = np.concatenate([[0.0], np.unique(margins[:-1]), [math.inf]])
     accuracy, _ = shared_threshold_curve(margins, correct, np.zeros(len(margins)), candidates)
-    feasible = np.flatnonzero(accuracy >= reference_accuracy - max_drop_pct / 100 - 1e-12)
+    n = margins.shape[1]  # both accuracies are counts over these n rows: compared exactly, as integers
+    extra = round(reference_accuracy * n) - np.round(accuracy * n).astype(np.int64)
+    feasible = np.flatnonzero(extra <= allowed_extra_errors(max_drop_pct, n))
     return float(candidates[feasible[0]]) if len(feasible) else None
 
 

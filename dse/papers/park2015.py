@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from costmodel import UserError
+from dse.core._exact import allowed_extra_errors
 from dse.core.sweep import accept_sweep
 
 
@@ -82,6 +83,8 @@ class LambdaSweepPoint:
     threshold: float
     big_fraction: float
     accuracy_loss_pct: float
+    extra_errors: int = 0  # errors beyond the big net's (what the loss target is compared on, exactly)
+    samples: int = 1
 
 
 def lambda_sweep(margin_little: np.ndarray, correct_little: np.ndarray, correct_big: np.ndarray,
@@ -92,9 +95,10 @@ def lambda_sweep(margin_little: np.ndarray, correct_little: np.ndarray, correct_
     for lam in lambdas:
         theta = sweep.solve(float(lam)).threshold
         accepted = margin_little >= theta
-        accuracy = np.where(accepted, correct_little, correct_big).mean()
+        right = np.where(accepted, correct_little, correct_big)
+        extra = int(np.sum(correct_big)) - int(np.sum(right))
         points.append(LambdaSweepPoint(float(lam), theta, float(1 - accepted.mean()),
-                                       100.0 * float(np.mean(correct_big) - accuracy)))
+                                       100.0 * float(np.mean(correct_big) - right.mean()), extra, len(right)))
     return points
 
 
@@ -109,7 +113,7 @@ def paper_static_choice(margin_little: np.ndarray, correct_little: np.ndarray, c
     target, the most accurate point is returned.
     """
     points = lambda_sweep(margin_little, correct_little, correct_big, lambdas)
-    feasible = [p for p in points if p.accuracy_loss_pct <= max_loss_pct + 1e-12]
+    feasible = [p for p in points if p.extra_errors <= allowed_extra_errors(max_loss_pct, p.samples)]
     if feasible:
         return min(feasible, key=lambda p: (p.big_fraction, p.accuracy_loss_pct))
     return min(points, key=lambda p: (p.accuracy_loss_pct, p.big_fraction))
@@ -182,10 +186,11 @@ def select_alpha(margin_little: np.ndarray, margin_big: np.ndarray, correct_litt
     """
     if len(alphas) == 0 or np.any(np.asarray(alphas) <= 0):
         raise ThresholdError(f"alphas must be a non-empty list of values > 0, got {list(alphas)}")
-    big_accuracy = float(np.mean(correct_big))
+    n, big_right = len(correct_big), int(np.sum(correct_big))
     runs = [(float(a), hill_climb(margin_little, margin_big, correct_little, correct_big, alpha=float(a), **climb))
             for a in alphas]
-    feasible = [run for run in runs if 100.0 * (big_accuracy - run[1].accuracy) <= max_loss_pct + 1e-12]
+    allowed = allowed_extra_errors(max_loss_pct, n)  # compared exactly: a run's accuracy is a count over n samples
+    feasible = [run for run in runs if big_right - round(run[1].accuracy * n) <= allowed]
     if feasible:
         return min(feasible, key=lambda run: (run[1].big_fraction, -run[1].accuracy))
     return max(runs, key=lambda run: (run[1].accuracy, -run[1].big_fraction))

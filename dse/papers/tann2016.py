@@ -15,6 +15,7 @@ import numpy as np
 
 import costmodel
 from costmodel import UserError
+from dse.core._exact import allowed_extra_errors
 from dse.core.evaluate import evaluate_cascade, exit_stages
 
 LayersAt = Callable[[float], Sequence[costmodel.LayerShape]]
@@ -226,9 +227,12 @@ def increment_point(fractions: Sequence[float], margin: np.ndarray, correct: np.
     estimate = compare_estimate(margin, correct, fractions_array, thresholds)
     accuracy, energy = float(result.accuracy[0]), float(result.energy_pj[0])
     loss_pct = 100.0 * (reference_accuracy - accuracy)
+    n = correct.shape[1]
+    extra = round(reference_accuracy * n) - round(accuracy * n)  # both accuracies are counts over the same n rows
     return IncrementPoint(
         tuple(float(f) for f in fractions), tuple(float(t) for t in thresholds), energy,
-        float(100.0 * (1.0 - energy / full_energy_pj)), accuracy, loss_pct, loss_pct <= max_loss_pct + 1e-9,
+        float(100.0 * (1.0 - energy / full_energy_pj)), accuracy, loss_pct,
+        extra <= allowed_extra_errors(max_loss_pct, n),
         ideal_expected_fraction(fractions_array, correct.mean(axis=1)), float(estimate.analytic_cost[0]),
         float(estimate.simulated_cost[0]), float(estimate.analytic_accuracy[0]))
 

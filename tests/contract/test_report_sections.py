@@ -14,7 +14,7 @@ from contract.test_mechanisms import check_mechanisms, contract_spec
 from reports import build_report_data, render_html, search_data
 
 EVERY_SECTION = ["headline", "configuration", "fronts", "pareto_table", "baselines", "breakdown", "margins", "panels",
-                 "sweeps", "settings", "spec", "importances", "history", "chains"]
+                 "sweeps", "settings", "spec", "certified", "importances", "history", "chains"]  # certified: the default
 
 
 def _reference_breakdown(problem: dse.CascadeProblem, point: dse.core.space.CascadePoint,
