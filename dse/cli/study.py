@@ -90,8 +90,13 @@ def summary(results, full_front: str = "pareto.csv") -> None:  # type: ignore[no
     from dse.core.results import headline
 
     say(headline(results).sentence())
-    front = [results.pareto[i] for i in spread(len(results.pareto))]
-    labels = {"trial.point": [t.label.removeprefix("trial ") for t in front], "cascade": [t.cascade for t in front],
+    if results.certificate_note:
+        say(results.certificate_note)
+    listed = results.listed
+    front = [listed[i] for i in spread(len(listed))]
+    labels = {"trial.point": [t.label.removeprefix("trial ") for t in front],
+              "status": [reports.point_status(t) for t in front], "front": [t.threshold_front for t in front],
+              "cascade": [t.cascade for t in front],
               "thresholds": ["/".join(f"{x:.3g}" for x in t.thresholds) or "none" for t in front]}
     table = reports.metric_table("", "", labels,
                                  [(t.calib, t.test) for t in front], results.max_accuracy_loss_pct)
