@@ -31,10 +31,16 @@ class DocsError(Exception):
     """A placeholder that names a benchmark, key or function that does not exist."""
 
 
+def benchmark_of(stem: str) -> str:
+    """The benchmark a results file belongs to: `early_exit.onnx` is a run of `benchmarks/early_exit.py`."""
+    return stem.split(".")[0]
+
+
 def load_result(stem: str) -> dict[str, Any] | None:
-    """The stored JSON output of `benchmarks/STEM.py`, or None when it has not been measured yet."""
-    if not (BENCHMARKS / f"{stem}.py").is_file():
-        raise DocsError(f"no benchmark benchmarks/{stem}.py")
+    """The stored JSON output of `benchmarks/STEM.py` (`STEM.VARIANT`: one of its stored runs with other options),
+    or None when it has not been measured yet."""
+    if not (BENCHMARKS / f"{benchmark_of(stem)}.py").is_file():
+        raise DocsError(f"no benchmark benchmarks/{benchmark_of(stem)}.py")
     path = RESULTS / f"{stem}.json"
     if not path.is_file():
         return None
@@ -93,7 +99,7 @@ def _flatten(result: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 def bench_table(stem: str) -> str:
     """Every stored figure of a benchmark as a table, with the command that produces it."""
     result = load_result(stem)
-    command = f"`python benchmarks/{stem}.py`"
+    command = f"`python benchmarks/{benchmark_of(stem)}.py`"
     if result is None:
         return (f"{NOT_MEASURED.capitalize()}: run {command} and save its last line as "
                 f"`benchmarks/results/{stem}.json`.")
