@@ -427,7 +427,7 @@ class CascadeProblem:
         too much on new rows."""
         if thresholds.shape[1] == 0 or len(thresholds) == 0:
             return np.zeros((0, thresholds.shape[1]))
-        ordered = np.sort(self.confidence(criterion, split)[stages[:-1]], axis=1)  # (S-1, N)
+        ordered = np.sort(self.stage_confidence(stages[:-1], criterion, split), axis=1)  # (S-1, N)
         n = ordered.shape[1]
         passed = np.stack([np.searchsorted(row, thresholds[:, i], side="left") for i, row in enumerate(ordered)], 1)
         start = passed[np.argmax(passed.sum(axis=1))] / n  # (S-1,) share passed on by the safest vector
