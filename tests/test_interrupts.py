@@ -158,8 +158,9 @@ def _postgres_complete(url: str) -> Callable[[], int]:
     return complete
 
 
-POSTGRES_MOMENTS = [(0, signal.SIGKILL), (2, signal.SIGINT), (4, signal.SIGKILL), (7, signal.SIGINT)]  # 8 processes
-# a case: four moments keep the file within CI's budget
+POSTGRES_MOMENTS = [(0, signal.SIGKILL), (0, signal.SIGINT), (1, signal.SIGINT), (2, signal.SIGKILL),
+                    (3, signal.SIGINT), (4, signal.SIGKILL), (5, signal.SIGINT), (6, signal.SIGKILL),
+                    (7, signal.SIGINT), (7, signal.SIGKILL)]  # completed trials to wait for (0: workers starting)
 
 
 def test_three_workers_on_postgresql_resume_with_each_structure_once(quickstart: dict, postgres_url: str,

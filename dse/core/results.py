@@ -349,8 +349,8 @@ class StudyResults:
             return "" if self.guarantee is None else "No certificate yet: it is computed when a run ends."
         front = sorted({t.number for t in self.pareto})
         when = (f"Computed once, after {c.trials} trials, on {c.rows} calibration rows the search never saw "
-                f"(rows sha256 {c.rows_sha256[:12]}), testing the {len(c.structures)} structures of the front "
-                f"at δ / {len(c.structures)} each.")
+                f"(rows sha256 {c.rows_sha256[:12]}), testing the {len(c.structures)} structure{'s' * (len(c.structures) != 1)} of "
+                f"the front at δ / {len(c.structures)} each.")
         if front == sorted(c.structures):
             return when + " The front has not changed since."
         return (when + " The front has changed since (more trials); the certificate is kept, not recomputed, because "
