@@ -98,3 +98,14 @@ def test_bad_input_is_one_line_and_writes_nothing(tiny_study: dict, tmp_path: Pa
     assert result.output.strip().count("\n") == 0 and result.output.startswith("error: ")
     assert "Traceback" not in result.output
     assert not out.exists() and not (tmp_path / "cache").exists()
+
+
+def test_the_console_front_shows_every_point_that_fits_and_spreads_the_rest() -> None:
+    from dse.cli.study import spread
+
+    for count in range(0, 40):
+        shown = spread(count)
+        assert shown == sorted(set(shown)) and len(shown) == min(count, 10)
+        if count:
+            assert shown[0] == 0 and shown[-1] == count - 1
+            assert max(b - a for a, b in zip(shown, shown[1:] or [count - 1])) <= -(-(count - 1) // 9) + 1

@@ -78,8 +78,9 @@ SHORT_FRONT = 10  # front rows the console shows, spread along the front
 
 
 def spread(count: int, rows: int = SHORT_FRONT) -> list[int]:
-    """Indices of at most `rows` of `count` items spread evenly from the first to the last."""
-    return sorted({round(i * (count - 1) / max(rows - 1, 1)) for i in range(min(rows, count))})
+    """Indices of at most `rows` of `count` items spread evenly from the first to the last (all when they fit)."""
+    shown = min(rows, count)
+    return sorted({round(i * (count - 1) / max(shown - 1, 1)) for i in range(shown)})
 
 
 def summary(results, full_front: str = "pareto.csv") -> None:  # type: ignore[no-untyped-def]
@@ -94,6 +95,7 @@ def summary(results, full_front: str = "pareto.csv") -> None:  # type: ignore[no
         say(results.certificate_note)
     listed = results.listed
     front = [listed[i] for i in spread(len(listed))]
+    front += [t for t in listed if t.recommended and t not in front]  # the answer is always among the rows
     labels = {"trial.point": [t.label.removeprefix("trial ") for t in front],
               "status": [reports.point_status(t) for t in front], "front": [t.threshold_front for t in front],
               "cascade": [t.cascade for t in front],
