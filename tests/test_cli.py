@@ -109,3 +109,16 @@ def test_the_console_front_shows_every_point_that_fits_and_spreads_the_rest() ->
         if count:
             assert shown[0] == 0 and shown[-1] == count - 1
             assert max(b - a for a, b in zip(shown, shown[1:] or [count - 1])) <= -(-(count - 1) // 9) + 1
+
+
+def test_the_verbose_trial_line_counts_recorded_points_not_characters() -> None:
+    import json
+
+    import optuna
+
+    from dse.cli.study import trial_line
+    from dse.core.study import RECORD
+
+    points = [{"thresholds": [0.1 * i]} for i in range(3)]
+    trial = optuna.trial.create_trial(values=[1.0], user_attrs={RECORD: json.dumps(points), "cascade": "a > b"})
+    assert trial_line(trial).endswith("a > b, 3 threshold points")

@@ -24,10 +24,11 @@ StorageOption = Annotated[Optional[str], typer.Option(
 
 
 def trial_line(trial) -> str:  # type: ignore[no-untyped-def]
-    """What --verbose prints as a trial ends: its number, state, cascade and the points on its threshold front."""
-    from dse.core.study import RECORD
+    """What --verbose prints as a trial ends: its number, state, cascade and the threshold points it recorded (its
+    front, and with a loss guarantee the safer candidates beyond it)."""
+    from dse.core.study import recorded_points
 
-    points = len(trial.user_attrs.get(RECORD, ())) or 1
+    points = len(recorded_points(trial)) or 1
     state = trial.state.name.lower()
     return (f"trial {trial.number} {state}: {trial.user_attrs.get('cascade', '')}, "
             f"{plural(points, 'threshold point')}" if state == "complete" else f"trial {trial.number} {state}")
