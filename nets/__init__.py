@@ -19,7 +19,7 @@ from nets._imported import (ImportedArrays, ImportedLogits, ImportedModelError, 
 from nets._increments import IncrementalError, check_increments
 from nets._loaders import labels_dataset, load_dataset
 from nets._summary import LogitSummary
-from nets._models import Model, declared_models, takes_transforms, use_models, user_model
+from nets._models import Model, takes_transforms
 from nets._onnx import OnnxModel, check_class_count, check_output_size, load_onnx, onnx_logits
 from nets._variant import SplitScores, TrainingConfig, Variant, VariantScores, scores_from_logits
 from nets._zoo import UnknownArchitecture, architecture, architecture_names
@@ -32,8 +32,8 @@ __all__ = [
     "ScoreCache", "SplitScores", "TrainingConfig", "UnknownArchitecture", "UserError", "Variant", "VariantScores",
     "architecture", "architecture_from_table", "architecture_names", "branch_points", "atomic_write_bytes", "atomic_write_text",
     "build_scores", "cached_golden", "check_class_count", "check_exits", "check_given_branch", "check_increments",
-    "check_output_size", "check_variant", "confidence", "content_digest", "declared_models", "default_cache_dir",
+    "check_output_size", "check_variant", "confidence", "content_digest", "default_cache_dir",
     "exit_architecture", "file_digest", "imported_scores", "labels_dataset", "load_dataset", "load_labels",
     "load_logits", "load_onnx", "onnx_logits", "resolve_knobs", "resolve_points", "scores_from_logits", "split_scores",
-    "stratified_split", "takes_transforms", "tap_step", "use_models", "user_model", "variant_key", "waiting_tensors", "weights_key",
+    "stratified_split", "takes_transforms", "tap_step", "variant_key", "waiting_tensors", "weights_key",
 ]

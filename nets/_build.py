@@ -21,7 +21,7 @@ from nets._cache import SCORED_SPLITS, CacheCorrupted, ScoreCache, variant_key, 
 from nets._claims import BUILT, claim, claimed, share
 from nets._data import Dataset
 from nets._imported import ImportedModelError, split_scores
-from nets._models import Model, declared_models, use_models, user_model
+from nets._models import Model
 from nets._onnx import check_output_size, onnx_logits
 from nets._orphan import die_with_parent
 from nets._variant import SplitScores, TrainingConfig, Variant, VariantScores, scores_from_logits
@@ -38,7 +38,7 @@ def train_weights(dataset: Dataset, variant: Variant, config: TrainingConfig, ke
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     trained = variant.training
-    model = user_model(trained.net)
+    model = trained.model
     if trained.exits is not None and model is not None and model.onnx is not None:
         from nets._exits_torch import train_onnx_branches
 
@@ -46,14 +46,14 @@ def train_weights(dataset: Dataset, variant: Variant, config: TrainingConfig, ke
     elif trained.exits is not None:
         from nets._exits_torch import train_branched
 
-        frozen = cached_golden(ScoreCache(root), dataset, trained.net, config)(trained.width) \
+        frozen = cached_golden(ScoreCache(root), dataset, trained, config)(trained.width) \
             if trained.exits.training == "frozen" else None
         state, seconds = train_branched(trained.architecture, trained.exits, *dataset.split("train"), config, frozen)
     elif trained.increments:
         from nets._incremental import train_incremental
 
         state, seconds = train_incremental(trained.architecture, trained.increments, dataset, config,
-                                           golden=cached_golden(ScoreCache(root), dataset, trained.net, config))
+                                           golden=cached_golden(ScoreCache(root), dataset, trained, config))
     else:
         module = init_module(trained.architecture, trained.width, config.seed)
         seconds = train_module(module, *dataset.split("train"), config)
@@ -63,13 +63,14 @@ def train_weights(dataset: Dataset, variant: Variant, config: TrainingConfig, ke
     ScoreCache(root).store_weights(key, trained, buffer.getvalue(), {"train_seconds": round(seconds, 3)})
     return key
 
-def cached_golden(cache: ScoreCache, dataset: Dataset, net: str, config: TrainingConfig) -> Callable[[float], dict]:
-    """Golden-model weights of zoo net `net` by width: from `cache`, trained and stored there when missing."""
+def cached_golden(cache: ScoreCache, dataset: Dataset, net: Variant, config: TrainingConfig) -> Callable[[float], dict]:
+    """Golden-model weights of the plain net under `net` (its name and model), by width: from `cache`, trained and stored there when
+    missing."""
 
     def golden(width: float) -> dict:
         import torch
 
-        variant = Variant(net, width)
+        variant = Variant(net.net, width, model=net.model)
         key = weights_key(dataset, variant, config)
         with claim(cache.root, key, wait=True):  # another process may be training it: wait, then load
             if _checked(cache.load_weights, key) is None:
@@ -138,7 +139,7 @@ def score_variant(dataset: Dataset, variant: Variant, config: TrainingConfig, ke
     torch.use_deterministic_algorithms(True)
     cache = ScoreCache(root)
     state = torch.load(io.BytesIO(cache.load_weights(weights_key(dataset, variant, config))), weights_only=True)
-    model = user_model(variant.net)
+    model = variant.model
     if model is not None and model.onnx is not None:  # a branch on an ONNX trunk (`check_variant`)
         from nets._exits_torch import onnx_exit_logits
 
@@ -177,7 +178,7 @@ def _module(variant: Variant, config: TrainingConfig, state: dict):  # type: ign
 def check_variant(variant: Variant) -> None:
     """Refuse a variant that transforms a model scored or priced as given (ONNX, logits, measured price); an ONNX
     model priced by the cost model takes frozen-trunk exits and nothing else."""
-    model = user_model(variant.net)
+    model = variant.model
     if model is None or model.takes_transforms or not variant.transforms:
         return
     if model.scored_by == "onnx" and not model.measured and variant.exits is not None:
@@ -225,19 +226,13 @@ def imported_scores_of(dataset: Dataset, variant: Variant, model: Model, cache: 
                                                   "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
 
 
-def _with_models(models: dict[str, Model], function: Callable, *args: object) -> object:
-    """Run `function` in a worker process after declaring the study's trained and ONNX models there (workers start
-    without them; a logits model is never trained or scored there, so its files never travel to the workers)."""
-    use_models({**declared_models(), **models}.values())  # in the main process (one job): the same models
-    return function(*args)
-
-
 def _parallel(jobs: list[tuple], n_jobs: int):  # type: ignore[no-untyped-def]
-    """Run `_with_models(*args)` for each args tuple in `jobs` through joblib (imported only when there is work),
-    yielding results as they finish; worker processes exit when this process dies."""
+    """Run `function(*args)` for each (function, *args) tuple in `jobs` through joblib (imported only when there is
+    work), yielding results as they finish; worker processes exit when this process dies. The variants carry their
+    declared models to the workers."""
     from joblib import Parallel, delayed
 
-    tasks = [delayed(_with_models)(*args) for args in jobs]
+    tasks = [delayed(job[0])(*job[1:]) for job in jobs]
     workers = min(n_jobs if n_jobs > 0 else os.cpu_count() or 1, len(jobs))
     if workers == 1:
         return Parallel(n_jobs=1, return_as="generator_unordered")(tasks)
@@ -255,11 +250,9 @@ def build_scores(dataset: Dataset, variants: Sequence[Variant], config: Training
     """
     results: dict[Variant, VariantScores] = {}
     to_score: list[tuple[Variant, str]] = []
-    models = {name: model for name, model in declared_models().items()  # ONNX models: their exits train in workers
-              if model.scored_by != "logits"}
     for variant in dict.fromkeys(variants):
         check_variant(variant)
-        model = user_model(variant.net)
+        model = variant.model
         if model is not None and model.scored_by != "training" and variant.exits is None:
             results[variant] = imported_scores_of(dataset, variant, model, cache)
             continue
@@ -289,7 +282,7 @@ def build_scores(dataset: Dataset, variants: Sequence[Variant], config: Training
 
     def jobs(function: Callable, todo: dict[str, Variant]) -> Callable[[list[str]], object]:
         """Run `function` on the given keys of `todo` in parallel, each under its claim."""
-        return lambda keys: _parallel([(models, function, dataset, todo[key], config, key, root) for key in keys],
+        return lambda keys: _parallel([(function, dataset, todo[key], config, key, root) for key in keys],
                                       n_jobs)
 
     def waiting(todo: dict[str, Variant], what: str) -> Callable[[str], None]:

@@ -24,7 +24,6 @@ import numpy as np
 from nets._atomic import atomic_write_bytes, atomic_write_text
 from nets._data import Dataset
 from nets._exits import exits_key
-from nets._models import user_model
 from nets._variant import SplitScores, TrainingConfig, Variant, VariantScores
 
 CODE_VERSION = "2"
@@ -61,7 +60,7 @@ def weights_key(dataset: Dataset, variant: Variant, config: TrainingConfig) -> s
     }
     if trained.exits is not None:  # only branched nets carry the key: every other key stays as it was
         payload["exits"] = exits_key(trained.architecture, trained.exits)
-        model = user_model(trained.net)
+        model = trained.model
         if model is not None and model.onnx is not None:  # branches on an ONNX trunk: its file and input scaling
             payload["trunk"] = {"onnx_sha256": model.digest, "input_mean": model.input_mean,
                                 "input_std": model.input_std}

@@ -21,7 +21,7 @@ from typing import Any
 from costmodel import UserError, WaitingTensor
 from nets._arch import (FC, INPUT, ZOO_LAYERS, Add, Architecture, ArchitectureError, BatchNorm, Conv, Layer, Pool, ReLU,
                         Traced, layer_type)
-from nets._models import user_model
+from nets._models import Model
 
 TRAININGS = ("frozen", "joint")
 GRID = 3  # a default branch pools its input to about GRID x GRID positions before its FC layer
@@ -73,9 +73,8 @@ def tap_step(trunk: Architecture, point: str) -> Traced:
     raise ExitError(f"{trunk.name}: no layer '{point}' to branch at (branchable: {', '.join(valid)})")
 
 
-def resolve_points(net: str, points: Sequence[str]) -> tuple[str, ...]:
+def resolve_points(model: Model | None, points: Sequence[str]) -> tuple[str, ...]:
     """Exit points as layer names: on a declared ONNX model a point may also name a node's output tensor."""
-    model = user_model(net)
     onnx = model.onnx if model is not None else None
     return tuple(onnx.layer_of(point) if onnx is not None else point for point in points)
 

@@ -1,5 +1,6 @@
 """Networks a study declares itself ([models.NAME]): an ONNX file, imported logits or a layer list, maybe a measured
-price. Once declared (`use_models`), a model's name resolves wherever a zoo name does (`nets.architecture`).
+price. A declared model belongs to its spec: a variant carries the model it runs (`Variant.model`), so that two specs
+in one process that use one name for different models never see each other's (there is no global registry).
 
 How each is scored: an ONNX model by onnxruntime on the study's images (no training); a logits model from its file;
 a layer-list model is trained like a zoo net. Only the last takes transforms (width, bits, knobs, increments), and
@@ -8,8 +9,9 @@ only when it is priced analytically: a measured price covers the model as measur
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from nets._arch import Architecture
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
     from nets._onnx import OnnxModel
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Model:
     """A declared network: where its scores come from (`onnx`, `logits`, else trained from `architecture`) and its
     price (`energy_j` / `latency_s` measured per inference, else the cost model on `architecture`, if any)."""
@@ -60,28 +62,20 @@ class Model:
                 "input_std": self.input_std, "energy_j": self.energy_j, "latency_s": self.latency_s,
                 "layers": arch.describe() if arch else None, "input_shape": list(arch.input_shape) if arch else None}
 
+    def __eq__(self, other: object) -> bool:
+        """Equal by name and content (`fingerprint`): a file read twice is the same model, another file is not."""
+        return isinstance(other, Model) and self._identity == other._identity
 
-_MODELS: dict[str, Model] = {}
+    def __hash__(self) -> int:
+        return hash(self._identity)
 
-
-def use_models(models: Iterable[Model]) -> None:
-    """Make exactly `models` resolvable by name (replacing any declared before): done when a spec is loaded."""
-    _MODELS.clear()
-    _MODELS.update({model.name: model for model in models})
-
-
-def declared_models() -> dict[str, Model]:
-    """The models declared now, by name."""
-    return dict(_MODELS)
+    @cached_property
+    def _identity(self) -> tuple[str, str]:
+        """Name and content, computed once (variants carrying the model are hashed often)."""
+        return self.name, json.dumps(self.fingerprint(), sort_keys=True)
 
 
-def user_model(name: str) -> Model | None:
-    """The declared model called `name`, or None for a zoo name."""
-    return _MODELS.get(name)
-
-
-def takes_transforms(name: str) -> bool:
-    """True for a net that can be scored and priced at another width, bits or knobs: a shipped net, or a declared
-    layer list priced by the cost model."""
-    model = _MODELS.get(name)
+def takes_transforms(model: Model | None) -> bool:
+    """True for a net that can be scored and priced at another width, bits or knobs: a shipped net (None), or a
+    declared layer list priced by the cost model."""
     return model is None or model.takes_transforms

@@ -10,7 +10,8 @@ from costmodel import WaitingTensor
 from nets._arch import Architecture
 from nets._confidence import confidence
 from nets._exits import Exits, exit_architecture, waiting_tensors
-from nets._zoo import architecture
+from nets._models import Model
+from nets._zoo import UnknownArchitecture, architecture
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Variant:
     activations post-training (None: float); `rounding` is the quantizer's rounding; `knobs` are effort
     knobs as sorted (name, value) pairs; `exits` puts side branches on the net and names the one answering
     (None: no branches). Variants that differ only in bits/rounding/knobs, or in the answering exit, share weights.
+    `model` is the spec's declared model called `net` (None: the shipped architecture of that name): a variant
+    carries it, so that a name means the same network wherever the variant goes (no global registry).
     """
 
     net: str
@@ -42,6 +45,7 @@ class Variant:
     rounding: str = "nearest"
     knobs: tuple[tuple[str, float], ...] = ()
     exits: Exits | None = None
+    model: Model | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -88,8 +92,9 @@ class Variant:
     def trunk(self) -> "Variant":
         """The variant whose weights run this one's trunk layers (a frozen trunk is the plain net's)."""
         if self.exits is not None and self.exits.training != "frozen":
-            return Variant(self.net, self.width, self.increments, exits=replace(self.exits, answer=""))
-        return Variant(self.net, self.width, self.increments)
+            return Variant(self.net, self.width, self.increments, exits=replace(self.exits, answer=""),
+                           model=self.model)
+        return Variant(self.net, self.width, self.increments, model=self.model)
 
     def continues(self, previous: "Variant") -> bool:
         """True when this stage can pick up the activations `previous` left at its side exit: the same trunk
@@ -103,18 +108,28 @@ class Variant:
         point's output and any earlier one a later trunk layer reads (a residual shortcut)."""
         if self.exits is None or not self.exits.answer:
             raise ValueError(f"{self.name} answers at no side exit: nothing waits for a continuation")
-        return waiting_tensors(architecture(self.net), self.exits.answer)
+        return waiting_tensors(self.net_architecture, self.exits.answer)
 
     @property
     def training(self) -> "Variant":
         """The variant whose weights this one runs (post-training options stripped)."""
         exits = replace(self.exits, answer="") if self.exits is not None else None
-        return Variant(self.net, 1.0 if self.increments else self.width, self.increments, exits=exits)
+        return Variant(self.net, 1.0 if self.increments else self.width, self.increments, exits=exits, model=self.model)
+
+    @property
+    def net_architecture(self) -> Architecture:
+        """The network's own layer chain: the declared model's layer list, else the shipped architecture."""
+        if self.model is None:
+            return architecture(self.net)
+        if self.model.architecture is None:
+            raise UnknownArchitecture(f"model '{self.net}' has no layer list (its scores come from logits and its "
+                                      f"price is measured)")
+        return self.model.architecture
 
     @property
     def architecture(self) -> Architecture:
-        """The layer chain this variant runs: the zoo architecture, or its trunk prefix and the answering branch."""
-        trunk = architecture(self.net)
+        """The layer chain this variant runs: the net's, or its trunk prefix and the answering branch."""
+        trunk = self.net_architecture
         return exit_architecture(trunk, self.exits) if self.exits is not None else trunk
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from costmodel import UserError
 from nets._arch import FC, Architecture, Conv, Layer, Pool, ReLU
-from nets._models import declared_models, user_model
 
 MNIST_INPUT = (1, 28, 28)
 CIFAR_INPUT = (3, 32, 32)
@@ -88,13 +87,7 @@ class UnknownArchitecture(UserError):
 
 
 def architecture(name: str) -> Architecture:
-    """The architecture of a model the loaded spec declares, else the shipped one called `name` (case-insensitive)."""
-    model = user_model(name)
-    if model is not None:
-        if model.architecture is None:
-            raise UnknownArchitecture(f"model '{name}' has no layer list (its scores come from logits and its price "
-                                      f"is measured)")
-        return model.architecture
+    """The shipped architecture called `name` (case-insensitive); a spec's own models resolve through the spec."""
     try:
         return ZOO[name.lower()]
     except KeyError:
@@ -102,5 +95,5 @@ def architecture(name: str) -> Architecture:
 
 
 def architecture_names() -> list[str]:
-    """Names of all shipped architectures, then of the models the loaded spec declares."""
-    return [*ZOO, *declared_models()]
+    """Names of all shipped architectures."""
+    return list(ZOO)

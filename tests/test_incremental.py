@@ -19,7 +19,7 @@ from dse.papers.tann2016 import (IncrementSearchError, budget_schedule, check_go
                               storage_comparison, tune_thresholds)
 from nets import DatasetError, ScoreCache, TrainingConfig, architecture
 from nets._cifar import load_cifar10
-from nets import cached_golden
+from nets import Variant, cached_golden
 from nets._incremental import IncrementalError, check_increments, stage_module, train_incremental
 from nets._torch import init_module, predict_logits, train_module
 
@@ -34,7 +34,7 @@ def spied(mnist5k, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Incremental training with weight decay, recording each stage's effective weights and logits after training."""
     import nets._incremental as incremental
 
-    golden = cached_golden(ScoreCache(tmp_path_factory.mktemp("golden")), mnist5k, NET, DECAYING)
+    golden = cached_golden(ScoreCache(tmp_path_factory.mktemp("golden")), mnist5k, Variant(NET), DECAYING)
     probe = mnist5k.split("test")[0][:64]
     stages: list[dict] = []
     real_train = incremental.train_module
@@ -93,7 +93,7 @@ def test_stage_modules_reproduce_each_trained_stage(spied: dict) -> None:
 def test_one_increment_equals_ordinary_training(mnist5k, tmp_path: Path) -> None:
     arch = architecture(NET)
     state, _ = train_incremental(arch, (1.0,), mnist5k, CONFIG, golden=cached_golden(ScoreCache(tmp_path), mnist5k,
-                                                                                      NET, CONFIG))
+                                                                                      Variant(NET), CONFIG))
     ordinary = init_module(arch, 1.0, CONFIG.seed)
     train_module(ordinary, *mnist5k.split("train"), CONFIG)
     assert state.keys() == ordinary.state_dict().keys()

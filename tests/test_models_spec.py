@@ -97,7 +97,7 @@ def test_a_logits_only_study_runs_end_to_end(tmp_path: Path, monkeypatch: pytest
     small, big = problem.index("small"), problem.index("big")
     assert problem.price(small).energy_pj * PJ == pytest.approx(2e-9, rel=1e-12)  # measured, as given
     assert np.isnan(problem.price(small).latency_s) and np.isnan(problem.price(small).weight_bytes)
-    shapes = nets.architecture("big").layer_shapes()
+    shapes = spec.models["big"].architecture.layer_shapes()
     assert problem.price(big) == costmodel.network_cost(shapes, problem.accelerator, problem.technology)
     assert shapes[-1].out_channels == classes
 
@@ -123,15 +123,33 @@ def test_the_same_files_at_another_path_resume_and_one_changed_byte_does_not(stu
     assert [s for s in first.correct["test"].tolist()] == [s for s in again.correct["test"].tolist()]
 
 
-def test_a_zoo_name_resolves_to_the_spec_model_only_while_its_spec_is_loaded(study_dir: Path) -> None:
-    spec = parse_spec(spec_text(), "a.toml")
-    assert "big" in nets.architecture_names() and nets.architecture("big").layers[-1].out_features == 10
-    parse_spec("version = 2\nname = \"x\"\n[little]\nnets = [\"mini7\"]\n", "x.toml")
+def test_two_specs_with_one_model_name_keep_their_own_models(study_dir: Path) -> None:
+    """Two specs in one process each define a model 'big' (other layers, other logits): each problem gets its own
+    prices and scores, whichever was loaded last, and the shipped zoo never learns the name."""
+    other = study_dir / "other"
+    other.mkdir()
+    arrays = write_study(other)
+    wide = LAYERS.replace("out = 4,", "out = 16,").replace("CLASSES", "10")
+    second_text = spec_text().replace(LAYERS.replace("CLASSES", "10"), wide)
+    for name in ("labels.npz", "big.npz", "small.npz"):
+        second_text = second_text.replace(f'"{name}"', f'"other/{name}"')
+    first = parse_spec(spec_text(), "a.toml")
+    second = parse_spec(second_text, "b.toml")
     assert "big" not in nets.architecture_names()
     with pytest.raises(nets.UnknownArchitecture, match="unknown network 'big'"):
         nets.architecture("big")
-    load_problem(spec, str(study_dir / "cache"), log=lambda _: None)  # declares the spec's models again
-    assert nets.architecture("big") is spec.models["big"].architecture
+    cache = str(study_dir / "cache")
+    problems = [load_problem(spec, cache, log=lambda _: None)[0] for spec in (first, second, first)]
+    for problem, spec in zip(problems, (first, second, first)):
+        shapes = spec.models["big"].architecture.layer_shapes()
+        big = problem.index("big")
+        assert problem.price(big) == costmodel.network_cost(shapes, problem.accelerator, problem.technology)
+        assert problem.variants[big].architecture is spec.models["big"].architecture
+    assert problems[0].price(0).energy_pj < problems[1].price(0).energy_pj  # 4 vs 16 channels
+    truth = [int(np.argmax(row)) == label for row, label in zip(arrays["big"]["test_logits"], arrays["labels"]["test"])]
+    assert problems[1].correct["test"][problems[1].index("big")].tolist() == truth
+    assert problems[2].correct["test"].tolist() == problems[0].correct["test"].tolist()
+    assert problems[0].correct["test"].tolist() != problems[1].correct["test"].tolist()
 
 
 SPEC_ERRORS = [
@@ -233,14 +251,12 @@ def test_a_corrupt_npz_dataset_is_one_line(tmp_path: Path) -> None:
     assert zipfile.is_zipfile(path) is False
 
 
-def test_worker_processes_resolve_the_spec_models(study_dir: Path) -> None:
-    """Training runs in joblib worker processes, which start without the spec's models; each job declares them."""
+def test_worker_processes_run_the_variants_own_models(study_dir: Path) -> None:
+    """Training runs in joblib worker processes, which know no spec: a variant carries its model there."""
     from joblib import Parallel, delayed
 
-    from nets._build import _with_models
-
-    spec = parse_spec(spec_text(), "a.toml").models
-    bare = [delayed(nets.architecture_names)() for _ in range(2)]
-    assert all("big" not in names for names in Parallel(n_jobs=2, backend="loky")(bare))  # what a worker sees
-    jobs = [delayed(_with_models)({"big": spec["big"]}, nets.architecture, "big") for _ in range(2)]
-    assert Parallel(n_jobs=2, backend="loky")(jobs) == [spec["big"].architecture] * 2
+    spec = parse_spec(spec_text(), "a.toml")
+    variant = spec.variant("big", width=0.5)
+    jobs = [delayed(lambda v: v.architecture)(variant) for _ in range(2)]
+    assert Parallel(n_jobs=2, backend="loky")(jobs) == [spec.models["big"].architecture] * 2
+    assert Parallel(n_jobs=2, backend="loky")([delayed(lambda v: v.model == spec.models["big"])(variant)]) == [True]

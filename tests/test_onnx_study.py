@@ -98,7 +98,7 @@ def test_an_onnx_model_with_batch_norm_a_residual_add_and_a_depthwise_block_is_a
         assert not np.allclose(logits, unscaled)  # the scaling was applied
     assert problem.price(big).energy_pj * PJ == pytest.approx(5e-8, rel=1e-12)
     separable = problem.index("separable")
-    shapes = nets.architecture("separable").layer_shapes()
+    shapes = problem.variants[separable].architecture.layer_shapes()
     assert [s.groups for s in shapes if s.kind == "conv"] == [1, 8, 1]
     assert problem.price(separable) == costmodel.network_cost(shapes, problem.accelerator, problem.technology)
 

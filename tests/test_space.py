@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from dse import CascadeProblem
 from dse.core.space import increasing_subsets
 from dse.cli import app
-from nets import Variant
+from nets import Variant, architecture
 
 MIXED = """
 [bitwidth]
@@ -115,9 +115,9 @@ def test_resplit_keeps_per_sample_work_aligned() -> None:
 def test_effort_scopes_get_only_applicable_mechanisms() -> None:
     from dse.mechanisms.effort import applicable_knobs
 
-    plan = dict(applicable_knobs("lenet-relu", ("neuron", "feature", "layer"), ("conv", "fc")))
+    plan = dict(applicable_knobs(architecture("lenet-relu"), ("neuron", "feature", "layer"), ("conv", "fc")))
     assert plan == {"conv": ("neuron", "feature", "layer"), "fc": ("neuron",)}
-    assert dict(applicable_knobs("lenet", ("neuron",), ("conv",))) == {"conv": ()}  # Caffe LeNet: no ReLU after convs
+    assert dict(applicable_knobs(architecture("lenet"), ("neuron",), ("conv",))) == {"conv": ()}  # Caffe LeNet: no ReLU after convs
 
 
 def test_effort_scope_without_mechanism_is_a_spec_error(tiny_study: dict, tmp_path: Path) -> None:

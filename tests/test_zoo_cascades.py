@@ -109,4 +109,3 @@ def test_bad_zoo_options_are_one_line_errors(tmp_path: Path, line: str, message:
     write_zoo(tmp_path)
     with pytest.raises(SpecError, match=message):
         parse_spec(spec(tmp_path, line), str(tmp_path / "zoo.toml"))
-    nets.use_models([])

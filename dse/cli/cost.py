@@ -88,14 +88,14 @@ def _architecture(net: str, spec: Path | None) -> "nets.Architecture":
 
     if net.endswith(".onnx"):
         return nets.load_onnx(net).architecture
-    nets.use_models(())  # without --spec, only shipped names
-    if spec is not None:
-        from dse.core.spec import load_spec
+    if spec is None:
+        return nets.architecture(net)
+    from dse.core.spec import load_spec
 
-        loaded = load_spec(spec)
-        if net in loaded.models and loaded.models[net].measured:
-            typer.echo(f"note: in studies, {net} is priced by its measured energy_j; below is the cost model's price")
-    return nets.architecture(net)
+    loaded = load_spec(spec)
+    if net in loaded.models and loaded.models[net].measured:
+        typer.echo(f"note: in studies, {net} is priced by its measured energy_j; below is the cost model's price")
+    return loaded.architecture(net)
 
 
 def _fractions(text: str) -> tuple[float, ...]:

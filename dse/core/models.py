@@ -23,7 +23,7 @@ KEYS = ("onnx", "logits", "layers", "input_shape", "input_mean", "input_std", "e
 def parse_models(raw: Any, source: str) -> dict[str, nets.Model]:
     """Every [models.NAME] table, its files read and checked; names must not shadow the zoo."""
     check(isinstance(raw, dict), f"{source}: models", "must hold [models.NAME] tables")
-    zoo = set(nets.architecture_names())  # the spec loader has cleared the previous spec's models
+    zoo = set(nets.architecture_names())
     models = {}
     for name, table in raw.items():
         where = f"{source}: models.{name}"

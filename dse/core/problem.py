@@ -251,7 +251,7 @@ class CascadeProblem:
             applied += ["bits", "rounding"]
         if any(index in work for work in self.work.values()):
             applied.append("knobs")
-        own = Variant(variant.net, variant.width, variant.increments)
+        own = Variant(variant.net, variant.width, variant.increments, model=variant.model)
         if variant.rewrites and (self.layers[index] != _priced_shapes(own, self.priced_layers)
                                  or variant.trunk != own.trunk):
             applied.append(variant.rewrites)  # a layer list or trunk weights other than the net's own
@@ -455,8 +455,7 @@ def _filter(shapes: list[costmodel.LayerShape], priced_layers: str) -> list[cost
 
 def _priced_shapes(variant: Variant, priced_layers: str) -> list[costmodel.LayerShape]:
     """Layer shapes the cost model prices for `variant`, at its width (none for a model known only by its logits)."""
-    model = nets.user_model(variant.net)
-    if model is not None and model.architecture is None:
+    if variant.model is not None and variant.model.architecture is None:
         return []
     return _filter(variant.architecture.layer_shapes(variant.width), priced_layers)
 
@@ -490,7 +489,7 @@ def _widens(previous: Variant, variant: Variant) -> bool:
 
 def spec_variants(spec: StudySpec) -> list[Variant]:
     """Every variant the spec's mechanisms need up front: the big net first, then each mechanism's, without repeats."""
-    variants = [Variant(spec.nets.big)]
+    variants = [spec.variant(spec.nets.big)]
     for name in spec.enabled():
         variants += registry()[name].variants(spec, spec.section(name))
     return list(dict.fromkeys(variants))
@@ -503,8 +502,7 @@ def check_spec_nets(spec: StudySpec) -> list[Variant]:
     for name in spec.enabled():
         registry()[name].check_nets(spec, spec.section(name))
     for variant in variants:
-        model = nets.user_model(variant.net)
-        if model is not None and model.architecture is None:
+        if variant.model is not None and variant.model.architecture is None:
             continue
         try:
             variant.architecture.layer_shapes(variant.width)
@@ -516,7 +514,6 @@ def check_spec_nets(spec: StudySpec) -> list[Variant]:
 def load_problem(spec: StudySpec, cache_dir: str | None = None, n_jobs: int = -1,
                  log: Callable[[str], None] = print) -> tuple[CascadeProblem, Dataset]:
     """Load data, build or load every variant's scores, and set up pricing."""
-    nets.use_models(spec.models.values())  # this spec's models, whichever spec was loaded last
     accelerator, technology = make_accelerator(spec)
     variants = check_spec_nets(spec)
     dataset = load_dataset(spec.data.dataset, spec.data.path or None, spec.data.seed)

@@ -22,7 +22,6 @@ import costmodel
 from dse.core.mechanism import Cascade, registry
 from dse.core.problem import CascadeProblem
 from dse.core.spec import StudySpec
-from nets import Variant
 
 
 class Chooser(Protocol):
@@ -67,7 +66,7 @@ class CascadeSpace:
 
     def structure(self, trial: Chooser) -> Structure:
         """Draw a structure: the mechanisms' choices in registry order, then the accelerator (nothing is scored)."""
-        cascade = Cascade((Variant(self.spec.nets.big),))
+        cascade = Cascade((self.spec.variant(self.spec.nets.big),))
         for mechanism, config in self.shapers:
             cascade = mechanism.shape(trial, self.spec, config, cascade)  # type: ignore[arg-type]
         criteria, own = self.spec.search.criteria, dict(cascade.criteria)

@@ -20,7 +20,7 @@ from costmodel import Dataflow, TilingRule
 from dse.core.errors import SpecError, check
 from dse.core.mechanism import registry
 from dse.core.models import parse_models
-from nets import CRITERIA, TrainingConfig, use_models
+from nets import CRITERIA, Architecture, TrainingConfig, UnknownArchitecture, Variant, architecture_names
 
 SPEC_VERSION = 2
 OBJECTIVES = ("energy", "accuracy_loss", "latency", "storage")
@@ -141,6 +141,20 @@ class StudySpec:
                             f"(drop --data, or name a dataset that reads one in data.dataset)")
         return self.with_overrides(data={"path": str(path)})
 
+    def variant(self, net: str, **transforms: Any) -> Variant:
+        """A variant of `net` as this spec means it: its declared model when it declares one, else the shipped net."""
+        return Variant(net, **transforms, model=self.models.get(net))
+
+    def architecture(self, net: str) -> Architecture:
+        """The layer chain this spec's net called `net` runs (its declared model's, else the shipped one)."""
+        if net not in self.net_names():
+            raise UnknownArchitecture(f"unknown network '{net}'; known: {', '.join(self.net_names())}")
+        return self.variant(net).net_architecture
+
+    def net_names(self) -> list[str]:
+        """Every net name this spec can use: the shipped architectures, then its declared models."""
+        return [*architecture_names(), *self.models]
+
     def section(self, name: str) -> Any:
         """The parsed section of mechanism `name` (its defaults, i.e. off, when the spec has none)."""
         return self.mechanisms[name]
@@ -220,10 +234,8 @@ def _section(table: Any, cls: type, where: str) -> Any:
 
 def validate(spec: StudySpec) -> StudySpec:
     """Cross-field rules; raises SpecError naming the key."""
-    from nets import architecture_names
-
     src = spec.source
-    known = architecture_names()
+    known = spec.net_names()
     check(spec.version == SPEC_VERSION, f"{src}: version", f"must be {SPEC_VERSION}, got {spec.version}")
     check(NAME.fullmatch(spec.name) is not None, f"{src}: name", "must start with a letter or digit and have at most "
           f"100 letters, digits, '-', '_' or '.' (it names the output directory), got {spec.name[:120]!r}")
@@ -329,9 +341,7 @@ def parse_spec(text: str, source: str) -> StudySpec:
     mechanisms = {key: _section(raw.get(key, {}), cls, f"{source}: {key}") for key, cls in mechanism_sections.items()}
     head = {key: _coerce(raw[key], default, f"{source}: {key}")
             for key, default in (("name", ""), ("description", ""), ("version", 0)) if key in raw}
-    use_models(())
     models = parse_models(raw.get("models", {}), source)
-    use_models(models.values())  # the spec's model names now resolve like zoo names
     return validate(StudySpec(source=source, **head, **sections, mechanisms=mechanisms, models=models))
 
 

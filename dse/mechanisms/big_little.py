@@ -26,7 +26,7 @@ from dse.core.problem import CascadeProblem, make_accelerator
 from dse.core.results import PJ, Baseline
 from dse.core.spec import StudySpec, check
 from dse.papers.park2015 import paper_static_choice
-from nets import Variant, architecture_names
+from nets import Variant
 
 NONE = "none"  # no little net: the other mechanisms' stages only
 CHAIN = ">"  # joins the little nets of a chain in the `little` parameter, e.g. "mini8>mini7"
@@ -55,7 +55,7 @@ class BigLittle(Mechanism):
         return bool(config.nets)
 
     def validate(self, spec: StudySpec, config: LittleSpec) -> None:
-        src, known = spec.source, architecture_names()
+        src, known = spec.source, spec.net_names()
         for i, net in enumerate(config.nets):
             check(net in known, f"{src}: little.nets[{i}]", f"unknown network '{net}' (known: {', '.join(known)})")
         check(spec.nets.big not in config.nets, f"{src}: little.nets",
@@ -72,8 +72,8 @@ class BigLittle(Mechanism):
         check(isinstance(config.alone, bool), f"{src}: little.alone", f"must be true or false, got {config.alone!r}")
 
     def variants(self, spec: StudySpec, config: LittleSpec) -> list[Variant]:
-        return [Variant(net) for net in config.nets] + [Variant(net, bits=b, rounding=config.rounding)
-                                                         for net in config.nets for b in config.bits]
+        return [spec.variant(net) for net in config.nets] + [spec.variant(net, bits=b, rounding=config.rounding)
+                                                              for net in config.nets for b in config.bits]
 
     def shape(self, trial: optuna.Trial, spec: StudySpec, config: LittleSpec, cascade: Cascade) -> Cascade:
         """The `little` parameter picks a chain of little nets ("a>b", cheapest first), a little net alone ("a
@@ -87,7 +87,7 @@ class BigLittle(Mechanism):
         for i, name in enumerate(names):
             key = "little_bits" + (f"_{i + 1}" if i else "")
             bits = trial.suggest_categorical(key, ["float", *map(str, config.bits)]) if config.bits else "float"
-            stages.append(Variant(name) if bits == "float" else Variant(name, bits=int(bits), rounding=config.rounding))
+            stages.append(spec.variant(name) if bits == "float" else spec.variant(name, bits=int(bits), rounding=config.rounding))
         if little.endswith(ALONE):
             return Cascade(tuple(stages))
         return dataclasses.replace(cascade, stages=(*stages, *cascade.stages))
@@ -129,10 +129,10 @@ def price_order(spec: StudySpec, candidates: tuple[str, ...]) -> list[str]:
     priced = spec.accelerator.priced_layers
 
     def price(net: str) -> float:
-        model = nets.user_model(net)
+        model = spec.models.get(net)
         if model is not None and model.measured:
             return float(model.energy_j)  # type: ignore[arg-type]
-        return _energy_j(nets.architecture(net), accelerator, technology, priced)
+        return _energy_j(spec.architecture(net), accelerator, technology, priced)
 
     return sorted(candidates, key=price)
 

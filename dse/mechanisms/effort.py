@@ -20,7 +20,7 @@ import optuna
 from dse.core.mechanism import Cascade, Mechanism
 from dse.core.problem import spec_variants
 from dse.core.spec import SpecError, StudySpec, check
-from nets import KNOBS, Architecture, EffortError, architecture, resolve_knobs, takes_transforms
+from nets import KNOBS, Architecture, EffortError, resolve_knobs, takes_transforms
 
 MECHANISM_KNOBS: dict[str, tuple[str, ...]] = {  # primary knob first
     mechanism: tuple(name for name, knob in KNOBS.items() if knob.mechanism == mechanism)
@@ -71,15 +71,11 @@ def suggest_knobs(trial: optuna.Trial, mechanisms: Sequence[str], scopes: Sequen
     return tuple(sorted(knobs))
 
 
-def applicable_knobs(net: str, mechanisms: tuple[str, ...], scopes: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
-    """Per knob scope, the knob mechanisms that can act on `net` there (e.g. no feature-level knob on FC layers)."""
-    return _applicable_knobs(architecture(net), mechanisms, scopes)
-
-
 @functools.cache
-def _applicable_knobs(arch: Architecture, mechanisms: tuple[str, ...],
-                      scopes: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
-    """`applicable_knobs`, cached by the architecture itself (a spec's model may reuse a name with other layers)."""
+def applicable_knobs(arch: Architecture, mechanisms: tuple[str, ...],
+                     scopes: tuple[str, ...]) -> list[tuple[str, tuple[str, ...]]]:
+    """Per knob scope, the knob mechanisms that can act on the net `arch` there (e.g. no feature-level knob on FC
+    layers); cached by the architecture itself, not its name."""
     plan = []
     for scope in scopes:
         usable = []
@@ -128,9 +124,9 @@ class Effort(Mechanism):
         others = [v.net for v in spec_variants(spec) if v.net != spec.nets.big]
         nets = ([spec.nets.big] if "big" in config.nets else []) + (others if "little" in config.nets else [])
         for net in dict.fromkeys(nets):
-            check(takes_transforms(net), f"{spec.source}: effort.nets", f"'{net}' is scored or priced as given (an "
+            check(takes_transforms(spec.models.get(net)), f"{spec.source}: effort.nets", f"'{net}' is scored or priced as given (an "
                   "ONNX, logits or measured model), so it cannot take effort knobs")
-            for scope, usable in applicable_knobs(net, config.mechanisms, config.scopes):
+            for scope, usable in applicable_knobs(spec.architecture(net), config.mechanisms, config.scopes):
                 if not usable:
                     raise SpecError(f"{spec.source}: effort.scopes: no mechanism of {list(config.mechanisms)} can act "
                                     f"on '{net}' in scope '{scope or 'every layer'}' (neuron level needs a ReLU after "
@@ -142,7 +138,8 @@ class Effort(Mechanism):
             position = len(stages) - 1 if role == "big" else 0
             if len(stages) == 1 and (stages[0].net == spec.nets.big) != (role == "big"):
                 continue  # the big net alone has no little stage; a little net alone (no big net) no big one
-            knobs = [knob for scope, mechanisms in applicable_knobs(stages[position].net, config.mechanisms, config.scopes)
+            plan = applicable_knobs(stages[position].net_architecture, config.mechanisms, config.scopes)
+            knobs = [knob for scope, mechanisms in plan
                      for knob in suggest_knobs(trial, mechanisms, scopes=(scope,), prefix=f"{role}.")]
             stages[position] = dataclasses.replace(stages[position], knobs=tuple(sorted(knobs)))
         return dataclasses.replace(cascade, stages=tuple(stages))

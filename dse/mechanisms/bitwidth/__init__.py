@@ -51,18 +51,20 @@ class Bitwidth(Mechanism):
               f"must be nearest or stochastic, got '{config.rounding}'")
 
     def variants(self, spec: StudySpec, config: BitwidthSpec) -> list[Variant]:
-        return [Variant(spec.nets.big, bits=bits, rounding=config.rounding) for bits in config.bitwidths]
+        return [spec.variant(spec.nets.big, bits=bits, rounding=config.rounding) for bits in config.bitwidths]
 
     def shape(self, trial: optuna.Trial, spec: StudySpec, config: BitwidthSpec, cascade: Cascade) -> Cascade:
         choices = increasing_subsets(config.bitwidths, range(1, config.max_stages + 1))
         bits = [int(b) for b in trial.suggest_categorical("bitwidths", choices).split("/")]
         last = cascade.stages[-1]
-        quantized = tuple(Variant(last.net, last.width, last.increments, b, config.rounding, last.knobs) for b in bits)
+        quantized = tuple(Variant(last.net, last.width, last.increments, b, config.rounding, last.knobs, model=last.model)
+                          for b in bits)
         return Cascade(cascade.stages[:-1] + quantized, cascade.reuse)
 
     def panels(self, problem: CascadeProblem, spec: StudySpec, config: BitwidthSpec) -> list[Panel]:
         """Minimum bit-width histogram of the big net on the calibration split, with the merged candidate set."""
-        rows = [problem.ensure(Variant(spec.nets.big, bits=bits, rounding=config.rounding)) for bits in config.bitwidths]
+        rows = [problem.ensure(spec.variant(spec.nets.big, bits=bits, rounding=config.rounding))
+                for bits in config.bitwidths]
         found = characterize(problem.correct["calib"][rows], problem.correct["calib"][problem.big], config.bitwidths)
         merged = merge_bars(found.fractions, config.bitwidths)
         return [Panel("bar", f"Minimum bit-width of each sample ({spec.nets.big}, calibration split)",

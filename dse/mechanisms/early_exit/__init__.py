@@ -27,7 +27,7 @@ from dse.core.results import Panel
 from dse.core.sweep import accept_sweep
 from dse.core.spec import SpecError, StudySpec, check
 from dse.mechanisms.early_exit.given import given_branches
-from nets import CRITERIA, ExitError, Exits, Variant, architecture, check_exits, resolve_points
+from nets import CRITERIA, ExitError, Exits, Variant, check_exits, resolve_points
 
 NONE = "none"  # no exits: the other mechanisms' stages only
 SAME = "same"  # exits at the precision of the stage they precede (so it can continue from their activations)
@@ -55,7 +55,7 @@ class ExitsSpec:
 
 def points_of(spec: StudySpec, config: ExitsSpec) -> tuple[str, ...]:
     """The exit points as the big net's layer names (an ONNX model's tensor names resolved to their nodes')."""
-    return resolve_points(spec.nets.big, config.points)
+    return resolve_points(spec.models.get(spec.nets.big), config.points)
 
 
 def exits_of(spec: StudySpec, config: ExitsSpec, channels: int, answer: str = "") -> Exits:
@@ -86,7 +86,7 @@ def active_range(config: ExitsSpec) -> tuple[int, ...]:
 def exit_variants(spec: StudySpec, config: ExitsSpec, channels: int, points: tuple[str, ...],
                   bits: int | None = None) -> list[Variant]:
     """The variants answering at each of `points`, at `bits`."""
-    return [Variant(spec.nets.big, bits=bits, rounding=config.rounding, exits=exits_of(spec, config, channels, p))
+    return [spec.variant(spec.nets.big, bits=bits, rounding=config.rounding, exits=exits_of(spec, config, channels, p))
             for p in points]
 
 
@@ -132,7 +132,7 @@ class EarlyExit(Mechanism):
         key = "loss_weights" if config.loss_weights else "points"
         plain = Exits(points_of(spec, config), "", config.channels[0], config.training, tuple(config.loss_weights))
         try:
-            check_exits(architecture(spec.nets.big), plain)
+            check_exits(spec.architecture(spec.nets.big), plain)
         except ExitError as exc:
             raise SpecError(f"{spec.source}: exits.{key}: {exc}") from None
         given_branches(spec, config.points, config.branch)
@@ -140,7 +140,7 @@ class EarlyExit(Mechanism):
     def variants(self, spec: StudySpec, config: ExitsSpec) -> list[Variant]:
         out = [v for c in config.channels for v in exit_variants(spec, config, c, points_of(spec, config))]
         if config.training == "joint":
-            out += [Variant(spec.nets.big, exits=exits_of(spec, config, c)) for c in config.channels]
+            out += [spec.variant(spec.nets.big, exits=exits_of(spec, config, c)) for c in config.channels]
         return out
 
     def _choices(self, spec: StudySpec, config: ExitsSpec) -> list[str]:
@@ -160,7 +160,7 @@ class EarlyExit(Mechanism):
         following = cascade.stages[position]
         bits_choice = trial.suggest_categorical("exit_bits", [SAME, *map(str, config.bits)]) if config.bits else SAME
         bits = following.bits if bits_choice == SAME else int(bits_choice)
-        if config.training == "joint" and following == Variant(spec.nets.big, bits=following.bits,
+        if config.training == "joint" and following == spec.variant(spec.nets.big, bits=following.bits,
                                                                rounding=following.rounding):
             following = dataclasses.replace(following, exits=exits_of(spec, config, channels))  # the joint trunk
         stages = tuple(exit_variants(spec, config, channels, tuple(chosen.split(separator(points_of(spec, config)))),
@@ -182,7 +182,7 @@ class EarlyExit(Mechanism):
         for channels in config.channels:
             stages = [problem.ensure(v) for v in exit_variants(spec, config, channels, points_of(spec, config))]
             final = problem.big if config.training == "frozen" else problem.ensure(
-                Variant(spec.nets.big, exits=exits_of(spec, config, channels)))
+                spec.variant(spec.nets.big, exits=exits_of(spec, config, channels)))
             stages.append(final)
             thresholds = np.array([lossless_threshold(problem, stage) for stage in stages[:-1]])
             labels = [*points_of(spec, config), "trunk"]

@@ -11,7 +11,7 @@ import typer
 
 from costmodel import Accelerator, exit_costs, load_technology, parse_bytes
 from dse.cli.cost import _fractions
-from nets import ExitError, Exits, Variant, architecture, check_exits, resolve_points, use_models, waiting_tensors
+from nets import ExitError, Exits, Model, Variant, check_exits, resolve_points, waiting_tensors
 
 _NJ = 1e-3  # pJ -> nJ
 
@@ -38,15 +38,15 @@ def exits_cost_command(
 ) -> None:
     """Per exit: the cost of answering there when it runs first, the cost of escalating to it from the exit before
     (trunk segment, its branch, the waiting activations), and the cumulative cost of an input answered there."""
-    given, spec_points = _from_spec(net, spec)
+    given, spec_points, model = _from_spec(net, spec)
     if points is None and not spec_points:
         raise ExitError("--points: give the trunk layers with a branch (or --spec with [exits] points)")
-    names = resolve_points(net, [p.strip() for p in (points or ",".join(spec_points)).split(",") if p.strip()])
+    names = resolve_points(model, [p.strip() for p in (points or ",".join(spec_points)).split(",") if p.strip()])
     exits = Exits(names, channels=channels, given=tuple((p, layers) for p, layers in given if p in names))
-    trunk = architecture(net)
+    trunk = Variant(net, model=model).net_architecture
     check_exits(trunk, exits)
     acc = Accelerator(sram_bytes=parse_bytes(sram), partition=_fractions(partition), bits=bits)
-    stages = [(p, Variant(net, exits=dataclasses.replace(exits, answer=p)).architecture.layer_shapes())
+    stages = [(p, Variant(net, exits=dataclasses.replace(exits, answer=p), model=model).architecture.layer_shapes())
               for p in names]
     rows = exit_costs([*stages, ("trunk", trunk.layer_shapes())], acc, load_technology(tech),
                       {"conv"} if priced is Priced.conv else None, [waiting_tensors(trunk, p) for p in names])
@@ -63,16 +63,16 @@ def exits_cost_command(
                    f"{row.answered_here.energy_pj * _NJ:>14.2f}  {where}")
 
 
-def _from_spec(net: str, spec: Path | None) -> tuple[tuple, tuple[str, ...]]:
-    """The given branches and [exits] points of `spec` when `net` is its big net (else none); declares its models."""
+def _from_spec(net: str, spec: Path | None) -> tuple[tuple, tuple[str, ...], Model | None]:
+    """The given branches and [exits] points of `spec` when `net` is its big net (else none), and the model it
+    declares under the name `net` (None: a shipped net)."""
     from dse.core.spec import load_spec
     from dse.mechanisms.early_exit.given import given_branches
 
-    use_models(())  # without --spec, only shipped names
     if spec is None:
-        return (), ()
+        return (), (), None
     loaded = load_spec(spec)
     config = loaded.section("exits")
     if net != loaded.nets.big or not config.points:
-        return (), ()
-    return given_branches(loaded, config.points, config.branch), tuple(config.points)
+        return (), (), loaded.models.get(net)
+    return given_branches(loaded, config.points, config.branch), tuple(config.points), loaded.models.get(net)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dse.core.spec import SpecError, StudySpec, check
-from nets import (ArchitectureError, ExitError, Layer, architecture, architecture_from_table, check_given_branch,
+from nets import (ArchitectureError, ExitError, Layer, architecture_from_table, check_given_branch,
                   resolve_points, tap_step)
 
 
@@ -14,8 +14,8 @@ def given_branches(spec: StudySpec, points: Sequence[str], tables: Sequence[Any]
                    ) -> tuple[tuple[str, tuple[Layer, ...]], ...]:
     """The user-given branches of [exits] (`tables`: its [[exits.branch]] entries, on the exit `points`) as (point,
     layers); SpecError naming `exits.branch[i]` and the key for a bad one."""
-    trunk = architecture(spec.nets.big)
-    names = resolve_points(spec.nets.big, points)
+    trunk = spec.architecture(spec.nets.big)
+    names = resolve_points(spec.models.get(spec.nets.big), points)
     out = []
     for i, table in enumerate(tables):
         where = f"{spec.source}: exits.branch[{i}]"
@@ -24,7 +24,7 @@ def given_branches(spec: StudySpec, points: Sequence[str], tables: Sequence[Any]
               f"{sorted(table) if isinstance(table, dict) else repr(table)}")
         check(table["at"] in points or table["at"] in names, f"{where}.at",
               f"must be one of the points {list(points)}, got {table['at']!r}")
-        (point,) = resolve_points(spec.nets.big, (table["at"],))
+        (point,) = resolve_points(spec.models.get(spec.nets.big), (table["at"],))
         try:
             layers = architecture_from_table(f"{point}.exit", tap_step(trunk, point).out_shape, table["layers"],
                                              f"{where}.layers").layers

@@ -52,7 +52,7 @@ class Incremental(Mechanism):
               f"{low_high[0]} increments need {low_high[0] - 1} golden widths below 1, only {len(widths)} given")
 
     def variants(self, spec: StudySpec, config: IncrementalSpec) -> list[Variant]:
-        return [Variant(spec.nets.big, width=width) for width in config.widths]
+        return [spec.variant(spec.nets.big, width=width) for width in config.widths]
 
     def _choices(self, spec: StudySpec, config: IncrementalSpec) -> list[str]:
         low, high = config.n_increments
@@ -64,7 +64,7 @@ class Incremental(Mechanism):
         if chosen == NONE:
             return cascade
         last = cascade.stages[-1]
-        narrower = tuple(Variant(last.net, width=float(f)) for f in chosen.split("/"))
+        narrower = tuple(Variant(last.net, width=float(f), model=last.model) for f in chosen.split("/"))
         return Cascade(cascade.stages[:-1] + narrower + (last,), reuse=True)
 
     def panels(self, problem: CascadeProblem, spec: StudySpec, config: IncrementalSpec) -> list[Panel]:
@@ -73,7 +73,7 @@ class Incremental(Mechanism):
         fractions = [*config.widths, 1.0]
         arch = problem.variants[problem.big].architecture
         storage = storage_comparison(lambda f: arch.layer_shapes(f), fractions, problem.accelerator, problem.technology)
-        rows = [problem.ensure(Variant(big, width=f)) for f in fractions]
+        rows = [problem.ensure(spec.variant(big, width=f)) for f in fractions]
         energy = np.array([problem.price(row).energy_pj for row in rows])
         levels = [round(k * (len(energy) - 1) / max(DEFAULT_SCHEDULE)) for k in DEFAULT_SCHEDULE]  # Table 4 levels
         trace = simulate_controller(energy, problem.correct["test"][rows], budget_schedule(energy, levels, segment=250))
