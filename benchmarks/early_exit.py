@@ -243,8 +243,8 @@ def certified_energy(problem: CascadeProblem, candidates: list, split: str, alph
     for _, structure, stages, thresholds in candidates:
         values = problem.evaluate(stages, thresholds, split, structure.accelerator, structure.cascade.reuse,
                                   structure.criterion)
-        count = fixed_sequence(values["worse"], values["better"], n, alpha, delta)
-        out.append((float(values["energy_pj"][count - 1]), count - 1) if count else (np.inf, -1))
+        count = fixed_sequence(values.worse, values.better, n, alpha, delta)
+        out.append((float(values.energy_j[count - 1]), count - 1) if count else (np.inf, -1))
     return out
 
 
@@ -254,8 +254,8 @@ def outcome(problem: CascadeProblem, point: dict, split: str) -> dict:
     values = problem.evaluate(point["stages"], point["thresholds"][None], split, criterion=point["criterion"])
     first = problem.stage_confidence(point["stages"], point["criterion"], split)[0]
     exit1 = float(np.mean(first >= point["thresholds"][0])) if len(point["stages"]) > 1 else 1.0
-    return {"energy_saving_pct": float(values["energy_saving_pct"][0]),
-            "accuracy_loss_pct": float(values["accuracy_loss_pct"][0]), "exit1_fraction": exit1}
+    return {"energy_saving_pct": float(values.energy_saving_pct[0]),
+            "accuracy_loss_pct": float(values.accuracy_loss_pct[0]), "exit1_fraction": exit1}
 
 
 def summary(rows: list[dict], allowed: int) -> dict:

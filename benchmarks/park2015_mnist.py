@@ -40,7 +40,7 @@ PAPER = {  # Park 2015 §5.2, Fig. 8 (MNIST, 0.3% limit): energy reduction %, ac
 def dominance(study, problem: CascadeProblem, max_loss_pct: float) -> list[bool]:  # type: ignore[no-untyped-def]
     """For each little net: does some searched point weakly dominate the paper's lambda-sweep point (calib)?"""
     trials = study_results(study).trials
-    energy = np.array([t.calib.energy_j * 1e12 for t in trials])
+    energy = np.array([t.calib.energy_j for t in trials])
     loss = np.array([t.calib.accuracy_loss_pct for t in trials])
     out = []
     m, c = problem.margin["calib"], problem.correct["calib"]
@@ -49,8 +49,8 @@ def dominance(study, problem: CascadeProblem, max_loss_pct: float) -> list[bool]
             continue
         choice = paper_static_choice(m[little], c[little], c[problem.big], max_loss_pct)
         point = problem.evaluate([little, problem.big], np.array([[choice.threshold]]), "calib")
-        out.append(bool(np.any((energy <= point["energy_pj"][0] * (1 + 1e-9))
-                               & (loss <= point["accuracy_loss_pct"][0] + 1e-9))))
+        out.append(bool(np.any((energy <= point.energy_j[0] * (1 + 1e-9))
+                               & (loss <= point.accuracy_loss_pct[0] + 1e-9))))
     return out
 
 
@@ -64,8 +64,8 @@ def sram_sweep(problem: CascadeProblem, little: str, max_loss_pct: float) -> pd.
         acc = dataclasses.replace(problem.accelerator, sram_bytes=kib * 1024)
         cascade = problem.evaluate([index, problem.big], np.array([[theta]]), "test", acc)
         rows.append({"sram_kib": kib, "big_only_nj": problem.price(problem.big, acc).energy_pj / 1e3,
-                     "big_little_nj": cascade["energy_pj"][0] / 1e3,
-                     "reduction_pct": cascade["energy_saving_pct"][0]})
+                     "big_little_nj": cascade.energy_j[0] * 1e9,
+                     "reduction_pct": cascade.energy_saving_pct[0]})
     return pd.DataFrame(rows)
 
 

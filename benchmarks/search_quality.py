@@ -75,7 +75,7 @@ def exact_front(problem, spec, structures=None) -> np.ndarray:  # type: ignore[n
         stages = space.stages(structure)
         thresholds = problem.threshold_front(stages, structure.accelerator, structure.cascade.reuse)
         values = problem.evaluate(stages, thresholds, "calib", structure.accelerator, structure.cascade.reuse)
-        points.append(np.c_[values["energy_pj"], values["extra_errors"]])
+        points.append(np.c_[values.energy_j * 1e12, values.extra_errors])
     return np.concatenate(points)
 
 
@@ -125,8 +125,8 @@ def oracle_fronts(problem: CascadeProblem, spec, rows: int | None = None, seed: 
                            enumeration.energy(stage_energy(problem, stages[i], accelerator, reuse)))
             thresholds = problem.threshold_front(stages[i], accelerator, reuse, criterion=criterion)
             tool = problem.evaluate(stages[i], thresholds, "calib", accelerator, reuse, criterion)
-            order = np.argsort(tool["energy_pj"], kind="stable")
-            if not same_front(front, tool["errors"][order], tool["energy_pj"][order]):
+            order = np.argsort(tool.energy_j, kind="stable")
+            if not same_front(front, tool.errors[order], tool.energy_j[order] * 1e12):
                 agrees = False
                 print(f"oracle disagrees: {' > '.join(problem.names[k] for k in cascade)} on {accelerator}")
             points.append(np.c_[front.energy, front.errors - big_errors])
@@ -251,7 +251,7 @@ def lambda_sweep(problem, littles: list[str], budget: int) -> np.ndarray:  # typ
         for lam in lambdas:
             theta = static_threshold(margin[i], correct[i], correct[problem.big], lam).threshold
             values = problem.evaluate([i, problem.big], np.array([[theta]]), "calib")
-            points.append([values["energy_pj"][0], values["extra_errors"][0]])
+            points.append([values.energy_j[0] * 1e12, values.extra_errors[0]])
     return np.array(points, dtype=np.float64)
 
 
@@ -286,7 +286,7 @@ def paper_sweep(problem, space, structures, rule, budget: int) -> np.ndarray:  #
         stage_energy = np.array([cost.energy_pj for cost in costs])
         thresholds = np.array([rule(problem, stages, stage_energy, level) for level in levels]).reshape(len(levels), -1)
         values = problem.evaluate(stages, thresholds, "calib", structure.accelerator, structure.cascade.reuse)
-        points.append(np.c_[values["energy_pj"], values["extra_errors"]])
+        points.append(np.c_[values.energy_j * 1e12, values.extra_errors])
     return np.concatenate(points)
 
 

@@ -72,7 +72,7 @@ def exact_front(problem, spec) -> np.ndarray:  # type: ignore[no-untyped-def]
         stages, accelerator, reuse = space.stages(structure), structure.accelerator, structure.cascade.reuse
         thresholds = problem.threshold_front(stages, accelerator, reuse, criterion=structure.criterion)
         values = problem.evaluate(stages, thresholds, "calib", accelerator, reuse, structure.criterion)
-        points.append(np.c_[values["energy_pj"], values["extra_errors"]])
+        points.append(np.c_[values.energy_j * 1e12, values.extra_errors])
     merged = np.concatenate(points)
     allowed = allowed_extra_errors(spec.search.max_accuracy_loss_pct, problem.margin["calib"].shape[1])
     merged = np.unique(merged[merged[:, 1] <= allowed], axis=0)

@@ -110,15 +110,14 @@ def test_opt_out_and_no_budget_are_uncertified() -> None:
 
 def test_safer_candidates_run_from_the_front_to_everything_passed_on() -> None:
     import costmodel
-    from nets import Variant, architecture
+    from nets import Variant
 
     rng = np.random.default_rng(3)
     names = ["lenet", "mini7", "mini8"]
     margin = {s: rng.random((3, 400)).astype(np.float32) for s in ("calib", "certify")}
     correct = {s: rng.random((3, 400)) < 0.9 for s in ("calib", "certify")}
-    problem = dse.CascadeProblem([Variant(n) for n in names], 0, margin, correct,
-                                 [architecture(n).layer_shapes() for n in names], costmodel.Accelerator(),
-                                 costmodel.load_technology())
+    problem = dse.CascadeProblem.from_arrays([Variant(n) for n in names], 0, margin, correct,
+                                             costmodel.Accelerator(), costmodel.load_technology())
     front = np.array([[0.2, 0.3], [0.5, 0.1]])
     safer = problem.safer_thresholds([2, 1, 0], front)
     confidence = margin["calib"][[2, 1]]
@@ -127,5 +126,6 @@ def test_safer_candidates_run_from_the_front_to_everything_passed_on() -> None:
     start = passed[np.argmax(passed.sum(axis=1))]  # the front vector passing most samples on
     assert len(safer) == 16 and np.all(shares >= start - 1 / 400) and np.all(np.diff(shares, axis=0) >= 0)
     assert np.all(shares[-1] == 1.0)  # the last passes every sample on to the last stage
-    problem.margin["certify"][:] = 0.0  # the certification rows play no part
-    assert np.array_equal(problem.safer_thresholds([2, 1, 0], front), safer)
+    zeroed = dse.CascadeProblem.from_arrays([Variant(n) for n in names], 0, {**margin, "certify": 0 * margin["certify"]},
+                                            correct, costmodel.Accelerator(), costmodel.load_technology())
+    assert np.array_equal(zeroed.safer_thresholds([2, 1, 0], front), safer)  # the certification rows play no part

@@ -11,7 +11,8 @@ import pytest
 
 import costmodel
 import dse
-from dse.core.problem import check_spec_nets
+from dse.core.loading import check_spec_nets
+from dse.mechanisms.early_exit.rules import ContinueFromExit
 from costmodel import Accelerator, LayerShape, load_technology, network_cost
 from nets import (CRITERIA, ExitError, Exits, TrainingConfig, Variant, architecture, check_exits, confidence,
                   variant_key, weights_key)
@@ -119,10 +120,8 @@ def problem_of(variants: list[Variant], priced_layers: str = "all") -> dse.Casca
     n = 4
     margin = {"calib": np.zeros((len(variants), n), np.float32)}
     correct = {"calib": np.ones((len(variants), n), bool)}
-    shapes = [[s for s in v.architecture.layer_shapes() if priced_layers == "all" or s.kind == "conv"]
-              for v in variants]
-    return dse.CascadeProblem(variants, len(variants) - 1, margin, correct, shapes, ACC, load_technology(),
-                              priced_layers)
+    return dse.CascadeProblem.from_arrays(variants, len(variants) - 1, margin, correct, ACC, load_technology(),
+                                          priced_layers, rules=(ContinueFromExit(),))
 
 
 def test_problem_prices_each_exit_after_the_one_before() -> None:
@@ -136,7 +135,7 @@ def test_problem_prices_each_exit_after_the_one_before() -> None:
     assert problem.priced_transforms(0) == ("exits",) == tuple(variants[0].transforms)
     assert problem.priced_transforms(2) == ()
     # storage: the trunk's weights once, plus each branch
-    stored = sum(problem._stored_bytes([0, 1, 2], None))
+    stored = problem.pricer.stored_bytes(variants)
     branches = sum(network_cost([lenet_shapes()[n]], ACC).weight_bytes for n in ("b1conv", "b1fc", "b2conv", "b2fc"))
     assert stored == problem.price(2).weight_bytes + branches
 

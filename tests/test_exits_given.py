@@ -12,7 +12,7 @@ import pytest
 import costmodel
 import dse
 from costmodel import Accelerator, LayerShape, load_technology, network_cost
-from dse.core.problem import check_spec_nets
+from dse.core.loading import check_spec_nets
 from nets import FC, Conv, ExitError, Exits, Pool, ReLU, TrainingConfig, Variant, architecture, check_exits, weights_key
 
 ACC = Accelerator(sram_bytes=16 * 1024, partition=(0.25, 0.5, 0.25), bits=16)

@@ -14,7 +14,7 @@ import pytest
 import costmodel
 import dse
 from costmodel import Accelerator, LayerShape, WaitingTensor, load_technology, network_cost
-from dse.core.problem import check_spec_nets
+from dse.core.loading import check_spec_nets
 from nets import Exits, architecture_from_table, branch_points, load_onnx, tap_step, waiting_tensors
 
 torch = pytest.importorskip("torch")

@@ -33,7 +33,7 @@ def test_guarantee_certifies_the_front_on_rows_the_search_never_saw(tiny_study: 
         assert point.certify_rows == 500 and 0 < point.delta <= 0.1  # delta / (structures on the front)
         stages = [problem.index(name) for name in point.cascade.split(" > ")]
         values = problem.evaluate(stages, np.array([point.thresholds]), "certify")
-        assert 100 * int(values["extra_errors"][0]) / 500 == pytest.approx(point.certify_loss_pct)
+        assert 100 * int(values.extra_errors[0]) / 500 == pytest.approx(point.certify_loss_pct)
 
 
 def test_guarantee_is_exported_and_reported(tiny_study: dict, tmp_path: Path) -> None:

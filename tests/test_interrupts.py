@@ -41,7 +41,7 @@ def quickstart(tiny_study: dict, tmp_path_factory: pytest.TempPathFactory) -> di
     from typer.testing import CliRunner
 
     from dse.cli import app
-    from dse.core.problem import load_problem
+    from dse.core.loading import load_problem
     from dse.core.spec import load_spec
     from dse.core.study import space_queue
 

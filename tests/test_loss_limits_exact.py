@@ -14,7 +14,7 @@ import costmodel
 from dse import CascadeProblem, StudyResults, TrialResult, headline
 from dse.core.results import Certificate, CertifiedPoint, mark
 from dse.core.study import loss_excess
-from nets import Variant, architecture
+from nets import Variant
 from reports import build_report_data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,9 +31,8 @@ def _problem(extra: int) -> CascadeProblem:
     margins = {split: np.stack([np.full(N, 0.99, np.float32), margin]) for split in ("calib", "test")}
     correct = {split: np.stack([big_correct, little_correct]) for split in ("calib", "test")}
     names = ["lenet", "mini7"]
-    return CascadeProblem([Variant(name) for name in names], 0, margins, correct,
-                          [architecture(name).layer_shapes() for name in names], costmodel.Accelerator(),
-                          costmodel.load_technology())
+    return CascadeProblem.from_arrays([Variant(name) for name in names], 0, margins, correct,
+                                      costmodel.Accelerator(), costmodel.load_technology())
 
 
 def _results(extra: int, certified: bool) -> StudyResults:

@@ -7,7 +7,7 @@ import numpy as np
 import costmodel
 from dse import CascadeProblem
 from dse.papers.park2015_protocol import protocol_splits, run_protocol, summarise
-from nets import Variant, architecture
+from nets import Variant
 
 
 def _problem(seed: int = 0, n: int = 400) -> CascadeProblem:
@@ -16,8 +16,8 @@ def _problem(seed: int = 0, n: int = 400) -> CascadeProblem:
     variants = [Variant(name) for name in names]
     margin = {s: rng.random((3, n)).astype(np.float32) for s in ("calib", "test")}
     correct = {s: rng.random((3, n)) < np.array([[0.99], [0.2], [0.1]]) + 0.8 * margin[s] for s in ("calib", "test")}
-    layers = [architecture(name).layer_shapes() for name in names]
-    return CascadeProblem(variants, 0, margin, correct, layers, costmodel.Accelerator(), costmodel.load_technology())
+    return CascadeProblem.from_arrays(variants, 0, margin, correct, costmodel.Accelerator(),
+                                      costmodel.load_technology())
 
 
 def test_splits_are_disjoint_covering_and_seeded() -> None:

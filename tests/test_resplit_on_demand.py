@@ -24,8 +24,8 @@ def scored(variant: Variant, seed: int) -> VariantScores:
 def test_a_variant_scored_on_a_resplit_problem_gets_its_redrawn_rows() -> None:
     every = {v: scored(v, i) for i, v in enumerate(VARIANTS)}
     full = dse.CascadeProblem.from_scores(list(every.values()), 2, ACC, load_technology())
-    lazy = dse.CascadeProblem.from_scores([every[VARIANTS[0]], every[VARIANTS[2]]], 1, ACC, load_technology())
-    lazy.builder = lambda variants: [every[v] for v in variants]
+    lazy = dse.CascadeProblem.from_scores([every[VARIANTS[0]], every[VARIANTS[2]]], 1, ACC, load_technology(),
+                                          builder=lambda variants: [every[v] for v in variants])
     rng = np.random.default_rng(7)
     for _ in range(2):  # two halvings in turn, as the protocol runs them
         order = rng.permutation(60)
@@ -43,8 +43,8 @@ def test_a_variant_scored_on_a_resplit_problem_gets_its_redrawn_rows() -> None:
 def test_a_variant_scored_on_a_carved_problem_gets_its_rows_and_leaves_the_source_alone() -> None:
     every = {v: scored(v, i) for i, v in enumerate(VARIANTS)}
     full = dse.CascadeProblem.from_scores(list(every.values()), 2, ACC, load_technology())
-    lazy = dse.CascadeProblem.from_scores([every[VARIANTS[0]], every[VARIANTS[2]]], 1, ACC, load_technology())
-    lazy.builder = lambda variants: [every[v] for v in variants]
+    lazy = dse.CascadeProblem.from_scores([every[VARIANTS[0]], every[VARIANTS[2]]], 1, ACC, load_technology(),
+                                          builder=lambda variants: [every[v] for v in variants])
     carved = lazy.carve("certify", 0.5, seed=3)
     index = carved.ensure(VARIANTS[1])
     reference = full.carve("certify", 0.5, seed=3)  # scored before the rows were carved
@@ -58,8 +58,8 @@ def test_a_variant_scored_on_a_carved_problem_gets_its_rows_and_leaves_the_sourc
 def test_a_carved_half_scores_on_demand_from_its_own_rows() -> None:
     every = {v: scored(v, i) for i, v in enumerate(VARIANTS)}
     full = dse.CascadeProblem.from_scores(list(every.values()), 2, ACC, load_technology())
-    lazy = dse.CascadeProblem.from_scores([every[VARIANTS[0]], every[VARIANTS[2]]], 1, ACC, load_technology())
-    lazy.builder = lambda variants: [every[v] for v in variants]
+    lazy = dse.CascadeProblem.from_scores([every[VARIANTS[0]], every[VARIANTS[2]]], 1, ACC, load_technology(),
+                                          builder=lambda variants: [every[v] for v in variants])
     order = np.random.default_rng(11).permutation(60)
     calib, test = np.sort(order[:30]), np.sort(order[30:])
     for carved, reference in ((lazy.resplit(calib, test).carve("certify", 0.5, seed=5),

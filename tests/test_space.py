@@ -62,8 +62,11 @@ def test_stage_prices_follow_the_variant(mnist5k) -> None:
 
     variants = [Variant("lenet"), Variant("lenet", width=0.5), Variant("lenet", bits=8)]
     n = 10
-    problem = CascadeProblem(variants, 0, {"calib": np.zeros((3, n), np.float32)}, {"calib": np.ones((3, n), bool)},
-                             [v.architecture.layer_shapes(v.width) for v in variants], Accelerator(), load_technology())
+    from dse.mechanisms.incremental.rules import ReuseNarrower
+
+    problem = CascadeProblem.from_arrays(variants, 0, {"calib": np.zeros((3, n), np.float32)},
+                                         {"calib": np.ones((3, n), bool)}, Accelerator(), load_technology(),
+                                         rules=(ReuseNarrower(),))
     full = network_cost(architecture("lenet").layer_shapes(), Accelerator())
     assert problem.price(2).energy_pj == network_cost(architecture("lenet").layer_shapes(), Accelerator(bits=8)).energy_pj
     assert problem.price(2).energy_pj < full.energy_pj
@@ -77,14 +80,17 @@ def test_effort_stage_is_priced_per_sample() -> None:
 
     variants = [Variant("lenet"), Variant("lenet", knobs=(("tolerance", 0.2),))]
     n = 6
-    problem = CascadeProblem(variants, 0, {"test": np.zeros((2, n), np.float32)}, {"test": np.ones((2, n), bool)},
-                             [v.architecture.layer_shapes() for v in variants], Accelerator(), load_technology(),
-                             work={"test": {1: np.array([1.0, 1.0, 0.5, 0.5, 0.25, 0.25])}})
-    plain = problem.evaluate([0], np.zeros((1, 0)), "test")["energy_pj"][0]
-    knobbed = problem.evaluate([1], np.zeros((1, 0)), "test")["energy_pj"][0]
+    def problem(work: np.ndarray) -> CascadeProblem:
+        return CascadeProblem.from_arrays(variants, 0, {"test": np.zeros((2, n), np.float32)},
+                                          {"test": np.ones((2, n), bool)}, Accelerator(), load_technology(),
+                                          work={"test": {1: work}})
+
+    varying = problem(np.array([1.0, 1.0, 0.5, 0.5, 0.25, 0.25]))
+    plain = varying.evaluate([0], np.zeros((1, 0)), "test").energy_j[0]
+    knobbed = varying.evaluate([1], np.zeros((1, 0)), "test").energy_j[0]
     assert knobbed < plain  # less executed work, less energy on average
-    full_only = dataclasses.replace(problem, work={"test": {1: np.ones(n)}})  # every MAC executed: the plain price
-    assert full_only.evaluate([1], np.zeros((1, 0)), "test")["energy_pj"][0] == pytest.approx(plain)
+    full_only = problem(np.ones(n))  # every MAC executed: the plain price
+    assert full_only.evaluate([1], np.zeros((1, 0)), "test").energy_j[0] == pytest.approx(plain)
 
 
 def test_effort_knobs_in_the_search(tiny_study: dict, tmp_path: Path) -> None:
@@ -105,8 +111,7 @@ def test_resplit_keeps_per_sample_work_aligned() -> None:
     margin = {"calib": np.array([[0.1, 0.2], [0.3, 0.4]]), "test": np.array([[0.5, 0.6], [0.7, 0.8]])}
     correct = {split: np.ones((2, 2), bool) for split in margin}
     work = {"calib": {1: np.array([0.9, 0.8])}, "test": {1: np.array([0.7, 0.6])}}
-    problem = CascadeProblem(variants, 0, margin, correct, [v.architecture.layer_shapes() for v in variants],
-                             Accelerator(), load_technology(), work=work)
+    problem = CascadeProblem.from_arrays(variants, 0, margin, correct, Accelerator(), load_technology(), work=work)
     halves = problem.resplit(np.array([3, 0]), np.array([1, 2]))
     assert halves.margin["calib"][1].tolist() == [0.8, 0.3] and halves.work["calib"][1].tolist() == [0.6, 0.9]
     assert halves.work["test"][1].tolist() == [0.8, 0.7]
@@ -134,7 +139,7 @@ def test_enumeration_lists_every_structure_once(tiny_study: dict) -> None:
     from dse.core.space import CascadeSpace, enumerate_structures
 
     spec = load_spec("park2015-mnist")
-    problem = CascadeProblem([Variant("lenet")], 0, {}, {}, [], *dse_accelerator(spec))
+    problem = CascadeProblem.from_arrays([Variant("lenet")], 0, {}, {}, *dse_accelerator(spec))
     structures = enumerate_structures(CascadeSpace(problem, spec), 5000)
     assert len(structures) == 8 * 6 * 21  # little nets x SRAM sizes x (input, weight) partitions in eighths
     assert len({tuple(sorted(s.items())) for s in structures}) == len(structures)

@@ -41,7 +41,7 @@ def prepare(study_spec, cache_dir: Optional[Path], out_dir: Path | None,  # type
     """Check output paths, the storage and an existing study before any work; then load the problem (`log`: where
     training and caching lines go). Returns the problem, the dataset and the name of the study to run."""
     from dse.core.output import check_output_dir, check_study_outputs, study_out_dir
-    from dse.core.problem import load_problem
+    from dse.core.loading import load_problem
     from dse.core.storage import check_storage_url
     from dse.core.study import check_resumable
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 if TYPE_CHECKING:
     import optuna
 
+    from dse.core.pricer import StageRule
     from dse.core.problem import CascadeProblem
     from dse.core.results import Baseline, Panel
     from dse.core.spec import StudySpec
@@ -82,6 +83,11 @@ class Mechanism:
     def panels(self, problem: "CascadeProblem", spec: "StudySpec", config: Any) -> list["Panel"]:
         """Report panels of this mechanism, computed when the search starts."""
         return []
+
+    def stage_rules(self) -> tuple["StageRule", ...]:
+        """How this mechanism's stages are priced right after another stage on the same input (e.g. reusing its
+        work); the pricer applies the first rule that fits a pair of stages."""
+        return ()
 
     def commands(self) -> list[tuple[str, Callable[..., Any]]]:
         """CLI subcommands (name, typer command function) this mechanism adds to `dse`."""

@@ -448,16 +448,16 @@ def certify(study: optuna.Study, problem: CascadeProblem, spec: StudySpec) -> Ce
         points = [recorded[i] for i in order]
         thresholds = np.array([p["thresholds"] for p in points], dtype=np.float64).reshape(len(points), -1)
         values = problem.evaluate(stages, thresholds, CERTIFY, accelerator, reuse, structure.criterion)
-        count = fixed_sequence(values["worse"], values["better"], n, guarantee.alpha_pct, delta)
+        count = fixed_sequence(values.worse, values.better, n, guarantee.alpha_pct, delta)
         if count == 0:
             continue
-        worse, better, chosen = int(values["worse"][count - 1]), int(values["better"][count - 1]), thresholds[count - 1]
+        worse, better, chosen = int(values.worse[count - 1]), int(values.better[count - 1]), thresholds[count - 1]
         out.append(CertifiedPoint(number, points[0]["cascade"], tuple(float(t) for t in chosen),
                                   guarantee.alpha_pct, delta, n, 100.0 * (worse - better) / n,
                                   100.0 * loss_upper_bound(worse, better, n, delta),
-                                  float(values["energy_pj"][count - 1]) * PJ,
+                                  float(values.energy_j[count - 1]),
                                   problem.metrics(stages, chosen, "test", accelerator, reuse, structure.criterion),
-                                  order[count - 1], float(values["energy_saving_pct"][count - 1])))
+                                  order[count - 1], float(values.energy_saving_pct[count - 1])))
     source, rows = problem.rows[CERTIFY]
     digest = hashlib.sha256(f"{source}:{','.join(map(str, rows.tolist()))}".encode()).hexdigest()
     return Certificate(guarantee.alpha_pct, guarantee.delta, n, digest, len(trials), tuple(numbers), tuple(out))

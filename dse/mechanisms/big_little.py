@@ -22,7 +22,8 @@ import optuna
 import costmodel
 import nets
 from dse.core.mechanism import Cascade, Mechanism
-from dse.core.problem import CascadeProblem, make_accelerator
+from dse.core.loading import make_accelerator
+from dse.core.problem import CascadeProblem
 from dse.core.results import PJ, Baseline
 from dse.core.spec import StudySpec, check
 from dse.papers.park2015 import paper_static_choice

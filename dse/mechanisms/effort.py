@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import optuna
 
 from dse.core.mechanism import Cascade, Mechanism
-from dse.core.problem import spec_variants
+from dse.core.loading import spec_variants
 from dse.core.spec import SpecError, StudySpec, check
 from nets import KNOBS, Architecture, EffortError, resolve_knobs, takes_transforms
 

@@ -34,8 +34,8 @@ def protocol_splits(labels: np.ndarray, n_splits: int = 10, seed: int = 0) -> li
 
 def _held_out_row(problem: CascadeProblem, stages: list[int], threshold: float) -> dict[str, float]:
     metrics = problem.evaluate(stages, np.array([[threshold]]), "test")
-    return {"energy_reduction_pct": float(metrics["energy_saving_pct"][0]),
-            "accuracy_loss_pct": float(metrics["accuracy_loss_pct"][0])}
+    return {"energy_reduction_pct": float(metrics.energy_saving_pct[0]),
+            "accuracy_loss_pct": float(metrics.accuracy_loss_pct[0])}
 
 
 def static_and_dynamic(problem: CascadeProblem, split: ProtocolSplit, max_loss_pct: float,

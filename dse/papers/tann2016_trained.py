@@ -13,7 +13,7 @@ import numpy as np
 
 import costmodel
 import nets
-from dse.core.problem import make_accelerator
+from dse.core.loading import make_accelerator
 from dse.core.spec import StudySpec
 from dse.papers.tann2016 import (IncrementPoint, IncrementSearchError, StorageComparison, increment_point, stage_costs, storage_comparison,
                                  tune_thresholds)

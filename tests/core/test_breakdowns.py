@@ -38,8 +38,9 @@ def by_sample(cascade: dse.CascadeProblem, stages: list[int], thresholds: np.nda
     totals = dict.fromkeys(ENERGY_PARTS, 0.0)
     for i in range(n):
         for row, (stage, cost) in enumerate(zip(stages, priced)):
-            per_sample = (cascade._per_sample(stage, cost, split, ACC)
-                          if stage in cascade.work.get(split, {}) else None)
+            work = cascade.work.get(split, {})
+            per_sample = (cascade.pricer.per_sample(cascade.variants[stage], cost, work[stage], ACC)
+                          if stage in work else None)
             for part in ENERGY_PARTS:
                 totals[part] += (getattr(per_sample, f"{part}_pj")[i] if per_sample is not None
                                  else getattr(cost, f"{part}_pj"))

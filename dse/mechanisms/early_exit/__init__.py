@@ -27,6 +27,8 @@ from dse.core.results import Panel
 from dse.core.sweep import accept_sweep
 from dse.core.spec import SpecError, StudySpec, check
 from dse.mechanisms.early_exit.given import given_branches
+from dse.core.pricer import StageRule
+from dse.mechanisms.early_exit.rules import ContinueFromExit
 from nets import CRITERIA, ExitError, Exits, Variant, check_exits, resolve_points
 
 NONE = "none"  # no exits: the other mechanisms' stages only
@@ -193,8 +195,8 @@ class EarlyExit(Mechanism):
             panels += [
                 Panel("bar", f"Exit reach: where test inputs leave ({title})",
                       f"Every exit active; thresholds {np.round(thresholds, 3).tolist()} (margin) add no calibration "
-                      f"error against the big net. Energy saving {float(reach['energy_saving_pct'][0]):.1f}% at "
-                      f"{float(reach['accuracy_loss_pct'][0]):.2f} points of accuracy loss.",
+                      f"error against the big net. Energy saving {float(reach.energy_saving_pct[0]):.1f}% at "
+                      f"{float(reach.accuracy_loss_pct[0]):.2f} points of accuracy loss.",
                       x=labels, y=(100 * answered).round(2).tolist(), y_title="% of test inputs answered"),
                 Panel("bar", f"Accuracy of each exit alone ({title}, test split)",
                       f"Big net alone: {100 * problem.correct['test'][problem.big].mean():.2f}%.",
@@ -206,6 +208,9 @@ class EarlyExit(Mechanism):
                       y_title="energy per input (nJ)"),
             ]
         return panels
+
+    def stage_rules(self) -> tuple[StageRule, ...]:
+        return (ContinueFromExit(),)
 
     def commands(self) -> list[tuple[str, Callable[..., Any]]]:
         from dse.mechanisms.early_exit.cli import exits_cost_command

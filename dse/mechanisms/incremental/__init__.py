@@ -19,6 +19,8 @@ from dse.core.results import Panel
 from dse.core.space import increasing_subsets
 from dse.core.spec import StudySpec, check
 from dse.papers.tann2016 import DEFAULT_SCHEDULE, budget_schedule, simulate_controller, storage_comparison
+from dse.core.pricer import StageRule
+from dse.mechanisms.incremental.rules import ReuseNarrower
 from nets import Variant
 
 NONE = "none"  # the big net without increments (offered when other mechanisms provide stages)
@@ -92,6 +94,9 @@ class Incremental(Mechanism):
                           "energy used (nJ)": (trace.energy_pj[::step] / 1e3).round(3).tolist()},
                   y_title="energy per input (nJ)"),
         ]
+
+    def stage_rules(self) -> tuple[StageRule, ...]:
+        return (ReuseNarrower(),)
 
     def commands(self) -> list[tuple[str, Callable[..., Any]]]:
         from dse.mechanisms.incremental.cli import simulate_controller_command, train_incremental_command
