@@ -19,6 +19,7 @@ from nets._imported import (ImportedArrays, ImportedLogits, ImportedModelError, 
 from nets._increments import IncrementalError, check_increments
 from nets._loaders import labels_dataset, load_dataset
 from nets._summary import LogitSummary
+from nets._transforms import Transform
 from nets._models import Model, takes_transforms
 from nets._onnx import OnnxModel, check_class_count, check_output_size, load_onnx, onnx_logits
 from nets._variant import SplitScores, TrainingConfig, Variant, VariantScores, scores_from_logits
@@ -29,7 +30,7 @@ __all__ = [
     "CRITERIA", "FC", "KNOBS", "Add", "Architecture", "ArchitectureError", "BatchNorm", "CacheCorrupted", "Conv",
     "CriterionError", "Dataset", "DatasetError", "EffortError", "ExitError", "Exits", "Flatten", "GlobalPool",
     "ImportedArrays", "ImportedLogits", "ImportedModelError", "IncrementalError", "Layer", "LogitSummary", "Model", "OnnxModel", "Pool", "ReLU",
-    "ScoreCache", "SplitScores", "TrainingConfig", "UnknownArchitecture", "UserError", "Variant", "VariantScores",
+    "ScoreCache", "SplitScores", "TrainingConfig", "Transform", "UnknownArchitecture", "UserError", "Variant", "VariantScores",
     "architecture", "architecture_from_table", "architecture_names", "branch_points", "atomic_write_bytes", "atomic_write_text",
     "build_scores", "cached_golden", "check_class_count", "check_exits", "check_given_branch", "check_increments",
     "check_output_size", "check_variant", "confidence", "content_digest", "default_cache_dir",

@@ -117,6 +117,7 @@ def evaluate_split(module, variant: Variant, dataset: Dataset, split: str) -> tu
     images, labels = dataset.split(split)
     ranges = range_images(dataset)
     built = tuple(name for name in ("width", "increments", "exits") if name in variant.transforms)  # by the module
+    built += tuple(transform.name for transform in variant.extra)  # a mechanism's own, applied to the module
     if variant.knobs:
         from nets._effort import effort_logits
 
@@ -172,6 +173,8 @@ def _module(variant: Variant, config: TrainingConfig, state: dict):  # type: ign
         module = init_module(variant.architecture, variant.width, config.seed)
         module.load_state_dict(state)
     module.eval()
+    for transform in variant.extra:  # a mechanism's own transforms, on the trained module
+        module = transform.module(module)
     return module
 
 

@@ -78,6 +78,8 @@ def variant_key(dataset: Dataset, variant: Variant, config: TrainingConfig) -> s
         extra["ranges"] = "train"  # activation and knob ranges fitted on training images (`nets._build.range_images`)
     if variant.exits is not None:
         extra["exits"] = exits_key(variant.training.architecture, variant.exits)
+    if variant.extra:  # only variants with a mechanism's own transforms carry the key: every other stays as it was
+        extra["transforms"] = [{"name": t.name, **t.key_part()} for t in variant.extra]
     return hashlib.sha256(json.dumps([base, extra], sort_keys=True).encode()).hexdigest()[:24]
 
 

@@ -11,6 +11,7 @@ from nets._arch import Architecture
 from nets._confidence import confidence
 from nets._exits import Exits, exit_architecture, waiting_tensors
 from nets._models import Model
+from nets._transforms import Transform
 from nets._zoo import UnknownArchitecture, architecture
 
 
@@ -35,7 +36,8 @@ class Variant:
     knobs as sorted (name, value) pairs; `exits` puts side branches on the net and names the one answering
     (None: no branches). Variants that differ only in bits/rounding/knobs, or in the answering exit, share weights.
     `model` is the spec's declared model called `net` (None: the shipped architecture of that name): a variant
-    carries it, so that a name means the same network wherever the variant goes (no global registry).
+    carries it, so that a name means the same network wherever the variant goes (no global registry). `extra` are
+    transforms a mechanism brings of its own (`nets.Transform`), applied after the others, in order.
     """
 
     net: str
@@ -46,6 +48,7 @@ class Variant:
     knobs: tuple[tuple[str, float], ...] = ()
     exits: Exits | None = None
     model: Model | None = field(default=None, repr=False)
+    extra: tuple[Transform, ...] = ()
 
     @property
     def name(self) -> str:
@@ -64,6 +67,7 @@ class Variant:
                          + ("" if e.training == "frozen" else f":{e.training}")
                          + (":w" + "/".join(f"{w:g}" for w in e.loss_weights) if e.loss_weights else "")
                          + (":given=" + "+".join(point for point, _ in e.given) if e.given else ""))
+        parts += [transform.name_part() for transform in self.extra]
         return "@".join(parts)
 
     @property
@@ -81,6 +85,7 @@ class Variant:
             out["knobs"] = self.knobs
         if self.exits is not None:
             out["exits"] = self.exits
+        out.update((transform.name, transform) for transform in self.extra)
         return out
 
     @property
@@ -100,7 +105,8 @@ class Variant:
         """True when this stage can pick up the activations `previous` left at its side exit: the same trunk
         weights, precision and knobs, so the shared trunk layers are not run again."""
         return (previous.exits is not None and bool(previous.exits.answer) and self.trunk == previous.trunk
-                and (self.bits, self.rounding, self.knobs) == (previous.bits, previous.rounding, previous.knobs))
+                and (self.bits, self.rounding, self.knobs, self.extra) == (previous.bits, previous.rounding,
+                                                                           previous.knobs, previous.extra))
 
     @property
     def waiting(self) -> tuple[WaitingTensor, ...]:

@@ -3,6 +3,8 @@ scored is what is priced."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from dse.core.pricer import Pricer
 from dse.core.table import ScoreTable
 from nets import Variant
@@ -14,7 +16,7 @@ def priced_transforms(pricer: Pricer, table: ScoreTable, index: int) -> tuple[st
     variant = table.variants[index]
     if variant.model is not None and variant.model.measured:
         return ()  # as measured: such a model takes no transforms (`nets.check_variant`)
-    shapes = pricer.shapes(variant)
+    shapes = pricer.shapes(dataclasses.replace(variant, extra=()))  # a mechanism's own transforms are named below
     full = variant.architecture.layer_shapes(1.0)
     if pricer.priced_layers == "conv":
         full = [s for s in full if s.kind == "conv"]
@@ -30,4 +32,5 @@ def priced_transforms(pricer: Pricer, table: ScoreTable, index: int) -> tuple[st
     own = Variant(variant.net, variant.width, variant.increments, model=variant.model)
     if variant.rewrites and (shapes != pricer.shapes(own) or variant.trunk != own.trunk):
         applied.append(variant.rewrites)  # a layer list or trunk weights other than the net's own
+    applied += [transform.name for transform in variant.extra]  # folded into the shapes by the pricer
     return tuple(applied)

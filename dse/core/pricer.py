@@ -82,7 +82,10 @@ class Pricer:
         """Every layer shape `variant` runs (none for a model known only by its logits)."""
         if variant.model is not None and variant.model.architecture is None:
             return ()
-        return layer_shapes(variant.architecture, variant.width)
+        shapes = layer_shapes(variant.architecture, variant.width)
+        for transform in variant.extra:  # a mechanism's own transforms change the shapes they declare
+            shapes = transform.shapes(shapes)
+        return shapes
 
     def shapes(self, variant: Variant) -> tuple[costmodel.LayerShape, ...]:
         """The layer shapes priced for `variant`: all, or the convolutions only (as papers that price only those)."""
