@@ -9,7 +9,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from dse.core.storage import HEARTBEAT_ATTR, constraint_attr, open_storage, set_trial_attrs
+from dse.core.optuna_adapter import HEARTBEAT_ATTR, constraint_attr, set_trial_attrs, study_storage, trial_id
+from dse.core.storage import open_storage
 
 USER = {"front": [{"cascade": "a > b", "thresholds": [0.25], "calib_energy_j": 6.0e-5}],
         "cascade": "a > b", "calib_extra_errors": 10, "test_accuracy_loss_pct": 1.0000000000000009, "none": None}
