@@ -176,11 +176,7 @@ def run(
     report_s = time.perf_counter() - start
     after, space_after = study_counts(study), queue and queue.state(study)
     summary(results, str(study_dir / "pareto.csv"))
-    pending = f" ({after.queued} queued, {after.running} running)" if after.queued or after.running else ""
-    say(f"study '{study.study_name}' in {shown_storage(url)}: {before.complete} -> "
-        f"{plural(after.complete, 'completed trial')}{pending}; "
-        f"{plural(len(results.pareto), 'distinct feasible Pareto point')} (calibration split, "
-        f"{plural(problem.margin['calib'].shape[1], 'sample')})")
+    say(counts_line(study.study_name, url, before, after, len(results.pareto), problem.margin['calib'].shape[1]))
     if space_before and space_after:
         say_space(space_before, space_after, until or n_trials, until or space_before.complete + n_trials)
     say_timing(timing, workers)
@@ -234,6 +230,14 @@ class RunSearch:
                     certify_once(study, problem, study_spec)
         stopped(stop)
         return timing
+
+
+def counts_line(name: str, url: str, before, after, pareto: int, samples: int) -> str:  # type: ignore[no-untyped-def]
+    """The study's completed trials before and after the run (and those still queued or running), and its front."""
+    pending = f" ({after.queued} queued, {after.running} running)" if after.queued or after.running else ""
+    return (f"study '{name}' in {shown_storage(url)}: {before.complete} -> "
+            f"{plural(after.complete, 'completed trial')}{pending}; "
+            f"{plural(pareto, 'distinct feasible Pareto point')} (calibration split, {plural(samples, 'sample')})")
 
 
 def say_space(before, after, asked: int, wanted: int) -> None:  # type: ignore[no-untyped-def]

@@ -22,7 +22,7 @@ from dse.core.facts import record_study_facts
 from dse.core.fingerprint import ChangedSpec, digest_payload, spec_changes, spec_digest
 from dse.core.objective import OBJECTIVE_COLUMNS, CascadeObjective
 from dse.core.problem import CascadeProblem
-from dse.core.readback import best_feasible, is_feasible, study_results, trial_results
+from dse.core.readback import best_feasible, is_feasible, study_results
 from dse.core.space import CascadeSpace, enumerate_structures
 from dse.core.spec import StudySpec
 from dse.core.storage import open_storage, study_exists
@@ -30,8 +30,7 @@ from dse.core.study_attrs import SPEC_ATTR, SPEC_NAME_ATTR, SPEC_SOURCE_ATTR, re
 from dse.core.workers import StopRequest, run_trials
 
 __all__ = ["SearchTiming", "best_feasible", "check_resumable", "enqueue_structures", "is_feasible", "make_sampler",
-           "open_study", "run_search", "search_study", "space_queue", "study_name_for", "study_results",
-           "trial_results"]
+           "open_study", "run_search", "search_study", "space_queue", "study_name_for", "study_results"]
 
 
 def sampler_seed(seed: int, stream: tuple[int, ...] = ()) -> int:
