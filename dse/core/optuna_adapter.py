@@ -18,7 +18,7 @@ import numpy as np
 import optuna
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
-from packaging.specifiers import SpecifierSet
+from packaging.specifiers import SpecifierSet  # installed with Optuna, which requires it
 
 from costmodel import UserError
 
@@ -41,7 +41,8 @@ def check_version(installed: str) -> None:
 
 check_version(optuna.__version__)
 
-from optuna._hypervolume import compute_hypervolume  # noqa: E402  (after the check: it names what moved)
+# after the check, so that an untested Optuna that moved these gets the version error rather than an ImportError
+from optuna._hypervolume import compute_hypervolume  # noqa: E402
 from optuna.storages._heartbeat import BaseHeartbeat  # noqa: E402
 from optuna.storages._rdb import models  # noqa: E402
 from optuna.storages._rdb.storage import _create_scoped_session  # noqa: E402
