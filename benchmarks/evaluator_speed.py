@@ -25,8 +25,8 @@ import tracemalloc
 from typing import Any
 
 import numpy as np
-from optuna._hypervolume import compute_hypervolume
 
+from dse.core.optuna_adapter import hypervolume
 from dse.exact import CascadeEvaluator, ThresholdFront, coordinate_front, exact_front_2, exact_front_3
 
 SIZES = [10_000, 100_000, 1_000_000]
@@ -110,7 +110,7 @@ def coordinate_gap(cases: int, exact_tail: bool) -> dict[str, float]:
         found = coordinate_front(margins, correct, cost, exact_tail=exact_tail)
         all_stages = np.sum(cost) / (n if cost.ndim == 2 else 1)  # mean cost when every sample runs every stage
         reference = np.array([all_stages * 1.1 + 1e-9, n + 1.0])
-        volumes = [compute_hypervolume(np.column_stack([f.energy, f.errors]).astype(float), reference)
+        volumes = [hypervolume(np.column_stack([f.energy, f.errors]).astype(float), reference)
                    for f in (found, exact)]
         ratios[stages].append(volumes[0] / volumes[1])
     summary, label = {}, "_tail" if exact_tail else ""

@@ -56,11 +56,11 @@ import time
 
 import numpy as np
 import optuna
-from optuna._hypervolume import compute_hypervolume
 
 import costmodel
 from dse import (CascadeProblem, CascadeSpace, enumerate_structures, load_problem, load_spec, open_study,
                  replay_structure, run_search, search_study, study_results)
+from dse.core.optuna_adapter import hypervolume as optuna_hypervolume
 from dse.papers.jahier2018 import fit_shared_threshold
 from dse.papers.park2015 import static_threshold
 from dse.papers.tann2016 import tune_thresholds
@@ -237,7 +237,7 @@ def study_points(study) -> np.ndarray:  # type: ignore[no-untyped-def]
 def hypervolume(points: np.ndarray, reference: np.ndarray) -> float:
     """Optuna's hypervolume of the points dominating the reference point."""
     inside = points[np.all(points < reference, axis=1)]
-    return float(compute_hypervolume(inside, reference)) if len(inside) else 0.0
+    return optuna_hypervolume(inside, reference) if len(inside) else 0.0
 
 
 def lambda_sweep(problem, littles: list[str], budget: int) -> np.ndarray:  # type: ignore[no-untyped-def]

@@ -87,7 +87,9 @@ def per_trial(problem, spec, storage_url: str | None, repeats: int = 3) -> tuple
     import sqlalchemy
 
     from dse import open_storage, open_study
-    from dse.core.study import CascadeObjective, enqueue_structures, record_study_facts
+    from dse.core.facts import record_study_facts
+    from dse.core.objective import CascadeObjective
+    from dse.core.study import enqueue_structures
     from dse.core.workers import StopRequest, run_trials
 
     times, statements = [], []

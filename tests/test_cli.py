@@ -117,7 +117,7 @@ def test_the_verbose_trial_line_counts_recorded_points_not_characters() -> None:
     import optuna
 
     from dse.cli.study import trial_line
-    from dse.core.study import RECORD
+    from dse.core.study_attrs import RECORD
 
     points = [{"thresholds": [0.1 * i]} for i in range(3)]
     trial = optuna.trial.create_trial(values=[1.0], user_attrs={RECORD: json.dumps(points), "cascade": "a > b"})

@@ -75,7 +75,7 @@ def test_a_technology_file_is_part_of_the_study_fingerprint_by_content(tmp_path:
     import pytest
 
     from dse import SpecError, parse_spec
-    from dse.core.study import spec_digest
+    from dse.core.fingerprint import spec_digest
 
     tech = tmp_path / "tech.toml"
     tech.write_text("")

@@ -282,7 +282,7 @@ def test_spec_errors_name_the_key(exits: str, search: str, message: str, tmp_pat
 
 def test_default_criteria_and_off_exits_keep_existing_study_digests() -> None:
     """Studies made before exits and criteria existed still resume: neither enters their fingerprint."""
-    from dse.core.study import digest_payload, spec_digest
+    from dse.core.fingerprint import digest_payload, spec_digest
 
     spec = dse.load_spec("quickstart")
     payload = digest_payload(spec)

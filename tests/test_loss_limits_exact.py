@@ -13,7 +13,7 @@ import pytest
 import costmodel
 from dse import CascadeProblem, StudyResults, TrialResult, headline
 from dse.core.results import Certificate, CertifiedPoint, mark
-from dse.core.study import loss_excess
+from dse.core.objective import loss_excess
 from nets import Variant
 from reports import build_report_data
 

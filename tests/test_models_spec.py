@@ -17,7 +17,7 @@ import nets
 from dse import SpecError, load_problem, parse_spec
 from dse.cli import app
 from dse.core.results import PJ
-from dse.core.study import spec_digest
+from dse.core.fingerprint import spec_digest
 
 RNG = np.random.default_rng(1)
 LAYERS = """input_shape = [1, 8, 8]

@@ -67,7 +67,7 @@ def test_missing_spec_file(tmp_path: Path) -> None:
 
 
 def test_spec_digest_covers_mechanisms_but_not_budget() -> None:
-    from dse.core.study import spec_digest
+    from dse.core.fingerprint import spec_digest
 
     spec = parse_spec(GOOD, "good.toml")
     assert spec_digest(spec) == spec_digest(spec.with_overrides(search={"n_trials": 7, "seed": 3}))

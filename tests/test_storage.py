@@ -13,7 +13,7 @@ from pathlib import Path
 
 import optuna
 
-import dse.core.study
+import dse.core.study_attrs
 import pytest
 
 @pytest.fixture(params=["sqlite", "journal", "postgresql"])
@@ -55,7 +55,7 @@ def test_resume_and_parallel_workers(storage_url: str, tiny_study: dict, tmp_pat
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert len(complete) == 4 + 6 + 6
     assert len({t.number for t in complete}) == 16
-    assert dse.core.study.report_data(study)["baselines"] and "baselines" not in study.user_attrs
+    assert dse.core.study_attrs.report_data(study)["baselines"] and "baselines" not in study.user_attrs
 
 
 def _tables(url: str) -> set[str]:

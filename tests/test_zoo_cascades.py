@@ -11,7 +11,7 @@ import pytest
 
 import nets
 from dse import SpecError, load_problem, parse_spec, search_study
-from dse.core.study import trial_results
+from dse.core.readback import trial_results
 from dse.mechanisms.big_little import chains
 
 CLASSES = 4

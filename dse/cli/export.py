@@ -24,7 +24,7 @@ def trials(
     """Export one row per point of every completed trial, as trials.csv has them; without --csv or --parquet,
     print them as CSV."""
     from dse.core.output import check_output_file, csv_text, load_existing_study, trial_rows
-    from dse.core.study import study_results
+    from dse.core.readback import study_results
     from nets import atomic_write_bytes, atomic_write_text
 
     for path, option in ((csv, "--csv"), (parquet, "--parquet")):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -26,7 +27,7 @@ StorageOption = Annotated[Optional[str], typer.Option(
 def trial_line(trial) -> str:  # type: ignore[no-untyped-def]
     """What --verbose prints as a trial ends: its number, state, cascade and the threshold points it recorded (its
     front, and with a loss guarantee the safer candidates beyond it)."""
-    from dse.core.study import recorded_points
+    from dse.core.study_attrs import recorded_points
 
     points = len(recorded_points(trial)) or 1
     state = trial.state.name.lower()
@@ -38,7 +39,7 @@ def write_outputs(study, out_dir: Path):  # type: ignore[no-untyped-def]
     """Write trials.csv, pareto.csv and report.html for a study; return the report's path and the results read."""
     import reports
     from dse.core.output import export_tables
-    from dse.core.study import study_results
+    from dse.core.readback import study_results
 
     with progress_bar("writing the report") as step:
         results = study_results(study)
@@ -152,8 +153,8 @@ def run(
     from dse.core.output import out_dir_for, storage_url_for, study_out_dir
     from dse.core.spec import load_spec
     from dse.core.storage import open_storage
-    from dse.core.study import certify_once, open_study, record_study_facts, run_search, space_queue
-    from dse.core.workers import StopRequest, study_counts
+    from dse.core.study import open_study, space_queue
+    from dse.core.workers import study_counts
 
     check_budget(trials, until)
     start = time.perf_counter()  # ingest: the spec (and the files it names) read, then every variant's scores
@@ -167,49 +168,18 @@ def run(
     study = open_study(study_spec, open_storage(url, heartbeat), study_name=study_name)
     queue = space_queue(problem, study_spec)
     before, space_before = study_counts(study), queue and queue.state(study)
-    with StopRequest() as stop:
-        if workers == 1:
-            planned = (until or n_trials) if not space_before else (
-                min(until or space_before.complete + n_trials, space_before.total) - space_before.complete)
-            with progress_bar("search", total=max(planned, 0), enabled=progress) as step:
-                timing = run_search(study, problem, study_spec, n_trials, progress=False, until=until, stop=stop,
-                                    callbacks=[lambda _study, trial: step(trial_line(trial))])
-        else:
-            from dse.cli.worker import run_workers
-
-            record_study_facts(study, problem, study_spec)
-            done = space_before.complete if space_before else before.complete
-            total = until if until is not None else done + n_trials
-            timing = run_workers(spec, workers, total, url, data, cache_dir, heartbeat, stop)
-            if not stop.requested:
-                certify_once(study, problem, study_spec)
-    stopped(stop)
+    search = RunSearch(spec, n_trials, until, workers, data, cache_dir, heartbeat, progress)
+    timing = search.run(study, problem, study_spec, url, before.complete, space_before)
     start = time.perf_counter()
     study_dir = study_out_dir(out_dir, study.study_name, study_spec.name)
     report_path, results = write_outputs(study, study_dir)
     report_s = time.perf_counter() - start
-    after = study_counts(study)
+    after, space_after = study_counts(study), queue and queue.state(study)
     summary(results, str(study_dir / "pareto.csv"))
-    pending = f" ({after.queued} queued, {after.running} running)" if after.queued or after.running else ""
-    say(f"study '{study.study_name}' in {shown_storage(url)}: {before.complete} -> "
-        f"{plural(after.complete, 'completed trial')}{pending}; "
-        f"{plural(len(results.pareto), 'distinct feasible Pareto point')} (calibration split, "
-        f"{plural(problem.margin['calib'].shape[1], 'sample')})")
-    space_after = queue and queue.state(study)
+    say(counts_line(study.study_name, url, before, after, len(results.pareto), problem.margin['calib'].shape[1]))
     if space_before and space_after:
-        size = plural(space_after.total, 'structure')
-        if space_before.is_complete:
-            say(f"the enumerated space of {size} was already complete: nothing was added")
-        elif space_after.is_complete and (until or space_before.complete + n_trials) > space_after.total:
-            say(f"the enumerated space of {size} is complete: {space_after.complete - space_before.complete} "
-                f"added, not {until or n_trials}")
-    if workers > 1:
-        say(f"search: {plural(timing.trials, 'trial')} by {workers} workers in {timing.wall_s:.1f} s (with their start)",
-            verbose_only=True)
-    else:
-        say(f"search: {plural(timing.trials, 'trial')} in {timing.wall_s:.1f} s; per trial {timing.overhead_ms_per_trial:.1f} ms "
-            f"Optuna (sampler + storage), {timing.per_trial_ms(timing.evaluate_s):.2f} ms our evaluation; "
-            f"{timing.scoring_s:.1f} s scoring variants first drawn by a trial", verbose_only=True)
+        say_space(space_before, space_after, until or n_trials, until or space_before.complete + n_trials)
+    say_timing(timing, workers)
     say("score-margin classifier AUC (test split): " + ", ".join(f"{c.net} {c.auc:.3f}" for c in results.margins),
         verbose_only=True)
     say(f"report: {shown_path(report_path)}")
@@ -219,6 +189,78 @@ def run(
             "search_s": timing.wall_s, "timing_s": {"ingest": ingest_s, "search": timing.wall_s, "report": report_s}})
 
 
+@dataclass(frozen=True)
+class RunSearch:
+    """The search part of `dse run`: its budget and, with several workers, what each worker process is started with."""
+
+    spec: str
+    n_trials: int
+    until: int | None
+    workers: int
+    data: Optional[Path]
+    cache_dir: Optional[Path]
+    heartbeat: int
+    progress: bool
+
+    def run(self, study, problem, study_spec, url: str, complete: int, space):  # type: ignore[no-untyped-def]
+        """Search in this process (with a progress bar) or in worker processes, until done or stopped by a signal
+        (then exit as `stopped` does); `complete`: the study's completed trials before, `space`: its enumerated
+        space's state before (None: not enumerated)."""
+        from dse.core.certify import certify_once
+        from dse.core.facts import record_study_facts
+        from dse.core.study import run_search
+        from dse.core.workers import StopRequest
+
+        with StopRequest() as stop:
+            if self.workers == 1:
+                planned = (self.until or self.n_trials) if not space else (
+                    min(self.until or space.complete + self.n_trials, space.total) - space.complete)
+                with progress_bar("search", total=max(planned, 0), enabled=self.progress) as step:
+                    timing = run_search(study, problem, study_spec, self.n_trials, progress=False, until=self.until,
+                                        stop=stop, callbacks=[lambda _study, trial: step(trial_line(trial))])
+            else:
+                from dse.cli.worker import run_workers
+
+                record_study_facts(study, problem, study_spec)
+                done = space.complete if space else complete
+                total = self.until if self.until is not None else done + self.n_trials
+                timing = run_workers(self.spec, self.workers, total, url, self.data, self.cache_dir, self.heartbeat,
+                                     stop)
+                if not stop.requested:
+                    certify_once(study, problem, study_spec)
+        stopped(stop)
+        return timing
+
+
+def counts_line(name: str, url: str, before, after, pareto: int, samples: int) -> str:  # type: ignore[no-untyped-def]
+    """The study's completed trials before and after the run (and those still queued or running), and its front."""
+    pending = f" ({after.queued} queued, {after.running} running)" if after.queued or after.running else ""
+    return (f"study '{name}' in {shown_storage(url)}: {before.complete} -> "
+            f"{plural(after.complete, 'completed trial')}{pending}; "
+            f"{plural(pareto, 'distinct feasible Pareto point')} (calibration split, {plural(samples, 'sample')})")
+
+
+def say_space(before, after, asked: int, wanted: int) -> None:  # type: ignore[no-untyped-def]
+    """Where an enumerated space stands after the run: already complete before, or completed with fewer structures
+    added than `asked` (the run `wanted` that many completed in all)."""
+    size = plural(after.total, 'structure')
+    if before.is_complete:
+        say(f"the enumerated space of {size} was already complete: nothing was added")
+    elif after.is_complete and wanted > after.total:
+        say(f"the enumerated space of {size} is complete: {after.complete - before.complete} added, not {asked}")
+
+
+def say_timing(timing, workers: int) -> None:  # type: ignore[no-untyped-def]
+    """Where the search time went (--verbose)."""
+    if workers > 1:
+        say(f"search: {plural(timing.trials, 'trial')} by {workers} workers in {timing.wall_s:.1f} s (with their start)",
+            verbose_only=True)
+    else:
+        say(f"search: {plural(timing.trials, 'trial')} in {timing.wall_s:.1f} s; per trial {timing.overhead_ms_per_trial:.1f} ms "
+            f"Optuna (sampler + storage), {timing.per_trial_ms(timing.evaluate_s):.2f} ms our evaluation; "
+            f"{timing.scoring_s:.1f} s scoring variants first drawn by a trial", verbose_only=True)
+
+
 def report(
     study: StudyArgument,
     out: OutOption = None,
@@ -226,7 +268,7 @@ def report(
 ) -> None:
     """Rewrite the HTML report (and CSVs) of a study from its storage."""
     from dse.core.output import check_output_dir, check_study_outputs, load_existing_study, study_out_dir
-    from dse.core.study import SPEC_NAME_ATTR
+    from dse.core.study_attrs import SPEC_NAME_ATTR
 
     if out is not None:
         check_output_dir(out, "--out")
@@ -247,7 +289,7 @@ def pareto(
     """Print the answer (the recommended point, and whether its loss budget is certified) and the feasible Pareto
     front (chosen on calibration, with test-split metrics; exact up to 3 stages, approximate from 4)."""
     from dse.core.output import check_output_file, csv_text, load_existing_study, pareto_rows
-    from dse.core.study import study_results
+    from dse.core.readback import study_results
     from nets import atomic_write_text
 
     if csv is not None:

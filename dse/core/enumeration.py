@@ -18,10 +18,10 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from dse.core.optuna_adapter import queued_params
 from dse.core.study_lock import study_lock
 from dse.core.workers import POLL_S, SURPLUS_ATTR, StopRequest, fail_stale
 
-FIXED_PARAMS = "fixed_params"  # the system attribute in which Optuna keeps a queued trial's parameters
 DUPLICATE_ATTR = "duplicate"  # user attribute of a trial pruned because its structure was taken
 
 
@@ -47,11 +47,6 @@ class QueueState:
         return self.complete >= self.total
 
 
-def queued_params(trial: optuna.Trial) -> dict[str, Any] | None:
-    """The parameters a running trial was queued with (None: the sampler would draw them)."""
-    return trial._cached_frozen_trial.system_attrs.get(FIXED_PARAMS)
-
-
 class StructureQueue:
     """The structures of an enumerated space (in a fixed order) and the trials that hold them."""
 
@@ -64,7 +59,7 @@ class StructureQueue:
         """The structure a trial runs: its parameters once complete, its queued parameters before."""
         if trial.number in self._finished:
             return self._finished[trial.number]
-        fixed = trial.system_attrs.get(FIXED_PARAMS)
+        fixed = queued_params(trial)
         key = structure_key(trial.params if trial.state == TrialState.COMPLETE or fixed is None else fixed)
         if trial.state.is_finished():
             self._finished[trial.number] = key

@@ -12,31 +12,27 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import sqlite3
 import time
 import warnings
 import zlib
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
-from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import JournalFileBackend, JournalStorage
-from optuna.trial import FrozenTrial, TrialState
 
 from costmodel import UserError
+from dse.core.optuna_adapter import HeartbeatJournalStorage, HeartbeatRDBStorage
 
 HEARTBEAT_S = 10  # default heartbeat interval; a trial is stale after GRACE_FACTOR intervals without one
 GRACE_FACTOR = 3
 MAX_RETRY = 3  # a stale trial's parameters are retried at most this often
 SCHEMES = ("sqlite:///", "journal:///", "postgresql", "mysql")
 OPTUNA_TABLES = {"studies", "trials", "alembic_version"}
-HEARTBEAT_ATTR = "heartbeat_unix_s"  # journal trials: the last heartbeat, seconds since the epoch
 TABLES_LOCK = zlib.crc32(b"adaptive-dse: study tables")  # PostgreSQL advisory lock key around table creation
 
 
@@ -142,30 +138,6 @@ def retry_stale() -> RetryHeartbeatStaleTrialCallback:
     with warnings.catch_warnings():  # marked experimental since Optuna 2.8; the 5.0 name of the retry
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
-
-
-class HeartbeatRDBStorage(optuna.storages.RDBStorage):
-    """Optuna's RDB storage, where a RUNNING trial that never recorded a heartbeat (its process died between creating
-    it and the first beat) is stale too, once it started more than the grace period ago."""
-
-    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        """RUNNING trials whose last heartbeat, or start when they have none, is older than the grace period."""
-        import sqlalchemy
-        from optuna.storages._rdb import models
-        from optuna.storages._rdb.storage import _create_scoped_session
-
-        assert self.heartbeat_interval is not None
-        grace = timedelta(seconds=self.grace_period or 2 * self.heartbeat_interval)
-        utc_now = datetime.now(timezone.utc).replace(tzinfo=None)  # trial starts are naive UTC (Optuna 5)
-        with _create_scoped_session(self.scoped_session, True) as session:
-            db_now = session.execute(sqlalchemy.func.now()).scalar().replace(tzinfo=None)  # heartbeats: the DB's clock
-            running = (session.query(models.TrialModel)
-                       .options(sqlalchemy.orm.selectinload(models.TrialModel.heartbeats))
-                       .filter(models.TrialModel.state == TrialState.RUNNING, models.TrialModel.study_id == study_id)
-                       .all())
-            return [trial.trial_id for trial in running
-                    if (db_now - trial.heartbeats[0].heartbeat if trial.heartbeats
-                        else utc_now - (trial.datetime_start or utc_now)) > grace]
 
 
 def _first_line(exc: BaseException | None) -> str:
@@ -300,91 +272,6 @@ def _server_ours(url: str) -> bool:
     return bool(tables)
 
 
-def constraint_attr(name: str) -> str:
-    """The trial system attribute in which Optuna keeps constraint `name` (what `FrozenTrial.constraints` reads)."""
-    from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
-
-    return f"{_CONSTRAINTS_KEY}:{name}"
-
-
-def set_trial_attrs(trial: optuna.Trial, user_attrs: dict[str, Any], system_attrs: dict[str, Any]) -> None:
-    """Write a running trial's user and system attributes at once: on a database in one transaction, one upsert
-    statement per kind on SQLite and PostgreSQL (Optuna's one commit and three statements per attribute were most
-    of a trial's cost), elsewhere one write per attribute."""
-    storage = trial.storage
-    backend = getattr(storage, "_backend", storage)  # Optuna wraps an RDBStorage in its _CachedStorage
-    if isinstance(backend, optuna.storages.RDBStorage):
-        from optuna.storages._rdb import models
-        from optuna.storages._rdb.storage import _create_scoped_session
-
-        with _create_scoped_session(backend.scoped_session, True) as session:
-            for model, attrs in ((models.TrialUserAttributeModel, user_attrs),
-                                 (models.TrialSystemAttributeModel, system_attrs)):
-                _upsert_attrs(backend, session, model, trial._trial_id, attrs)
-    else:
-        for key, value in user_attrs.items():
-            storage.set_trial_user_attr(trial._trial_id, key, value)
-        for key, value in system_attrs.items():
-            storage.set_trial_system_attr(trial._trial_id, key, value)
-    frozen = trial._cached_frozen_trial  # what the running trial's own properties read
-    frozen.user_attrs.update(user_attrs)
-    frozen.system_attrs.update(system_attrs)
-
-
-def _upsert_attrs(backend: optuna.storages.RDBStorage, session: Any, model: Any, trial_id: int,
-                  attrs: dict[str, Any]) -> None:
-    """Insert or replace a trial's attributes of one kind (`model`) within `session`, after Optuna's check that the
-    trial is still running."""
-    if not attrs:
-        return
-    from optuna.storages._rdb import models
-
-    if backend.engine.name not in ("sqlite", "postgresql"):  # MySQL: Optuna's own statements, in this transaction
-        for key, value in attrs.items():
-            backend._set_trial_attr_without_commit(session, model, trial_id, key, value)
-        return
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    backend.check_trial_is_updatable(trial_id, models.TrialModel.find_or_raise_by_id(trial_id, session).state)
-    insert = (sqlite if backend.engine.name == "sqlite" else postgresql).insert(model)
-    upsert = insert.on_conflict_do_update(index_elements=[model.trial_id, model.key],
-                                          set_={"value_json": insert.excluded.value_json})
-    session.execute(upsert, [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
-                             for key, value in attrs.items()])
-
-
-class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
-    """A journal-file storage with heartbeats: each running trial records the time as a user attribute, and a
-    RUNNING trial whose last heartbeat (or start) is older than the grace period is stale."""
-
-    def __init__(self, backend: JournalFileBackend, heartbeat_s: int,
-                 stale_callback: Callable[[optuna.Study, FrozenTrial], None] | None) -> None:
-        super().__init__(backend)
-        self.heartbeat_s, self.stale_callback = heartbeat_s, stale_callback
-
-    def record_heartbeat(self, trial_id: int) -> None:
-        """Record that the trial's process is alive."""
-        self.set_trial_user_attr(trial_id, HEARTBEAT_ATTR, time.time())
-
-    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        """RUNNING trials without a heartbeat for GRACE_FACTOR intervals."""
-        now = time.time()
-        stale = []
-        for trial in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
-            start = trial.datetime_start.timestamp() if trial.datetime_start else now  # naive local time
-            if now - trial.user_attrs.get(HEARTBEAT_ATTR, start) > GRACE_FACTOR * self.heartbeat_s:
-                stale.append(trial._trial_id)
-        return stale
-
-    def get_heartbeat_interval(self) -> int | None:
-        """The heartbeat interval in seconds."""
-        return self.heartbeat_s
-
-    def get_heartbeat_stale_trial_callback(self) -> Callable[[optuna.Study, FrozenTrial], None] | None:
-        """What to do with a stale trial: retry its parameters."""
-        return self.stale_callback
-
-
 def _open_journal(url: str, heartbeat_s: int | None, create: bool) -> optuna.storages.BaseStorage:
     """A journal file; a missing file is an error unless creating, a file that is not a journal always is."""
     path = _file_path(url, "journal:///")
@@ -404,7 +291,7 @@ def _open_journal(url: str, heartbeat_s: int | None, create: bool) -> optuna.sto
         backend = JournalFileBackend(str(path))
         if heartbeat_s is None:
             return JournalStorage(backend)
-        return HeartbeatJournalStorage(backend, heartbeat_s, retry_stale())
+        return HeartbeatJournalStorage(backend, heartbeat_s, GRACE_FACTOR * heartbeat_s, retry_stale())
     except (OSError, ValueError, KeyError) as exc:
         raise StorageError(f"--storage {url}: not a readable Optuna journal ({exc})") from None
 

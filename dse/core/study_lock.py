@@ -13,6 +13,7 @@ from typing import Iterator
 
 import optuna
 
+from dse.core.optuna_adapter import journal_path, rdb_backend, study_storage
 from dse.core.storage import directory_lock
 
 LOCK_NAMESPACE = "adaptive-dse study queue"
@@ -29,9 +30,9 @@ def _lock_key(study_name: str) -> int:
 @contextlib.contextmanager
 def study_lock(study: optuna.Study) -> Iterator[None]:
     """Hold the study's queue lock: whoever holds it reads the queue and adds to it without a race."""
-    storage = study._storage
-    backend = getattr(storage, "_backend", storage)  # Optuna wraps an RDBStorage in its _CachedStorage
-    if isinstance(backend, optuna.storages.RDBStorage):
+    storage = study_storage(study)
+    backend = rdb_backend(storage)
+    if backend is not None:
         engine = backend.engine
         if engine.name == "sqlite":
             with directory_lock(Path(str(engine.url.database)).resolve().parent):
@@ -52,9 +53,9 @@ def study_lock(study: optuna.Study) -> Iterator[None]:
                 connection.execute(sqlalchemy.text(release), values)
                 connection.commit()
         return
-    path = getattr(getattr(backend, "_backend", None), "_file_path", None)  # a journal file's backend
+    path = journal_path(storage)
     if path is not None:
-        with directory_lock(Path(path).resolve().parent):
+        with directory_lock(path.resolve().parent):
             yield
         return
     yield
