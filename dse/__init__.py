@@ -1,11 +1,12 @@
 """Search: study specs, the mechanisms, the cascade evaluator, Optuna studies, typed results, and the `dse` CLI.
 
-This module is the public API (notebooks and the benchmarks import only what `__all__` lists, plus the papers'
-methods in `dse.papers`). Importing `dse` registers the built-in mechanisms; it does not import torch or plotly.
+This module is the public API (notebooks, `reports` and the benchmarks import only what `__all__` lists, plus the
+papers' methods in their mechanism's home, e.g. `dse.mechanisms.incremental.tann2016`). Importing `dse` registers
+the built-in mechanisms; it does not import torch or plotly.
 """
 
 from costmodel import UserError
-from dse import mechanisms, papers
+from dse import mechanisms
 from dse.core.evaluate import CascadeResult, evaluate_cascade, exit_stages, reference_cascade
 from dse.core.mechanism import Cascade, Mechanism, register, registry, unregister
 from dse.core.output import StudyNotFound, export_tables, load_existing_study, pareto_frame, trials_frame
@@ -24,7 +25,7 @@ __all__ = [
     "Mechanism", "Metrics", "Panel", "SpecError", "StudyNotFound", "StudyResults", "StudySpec", "TrialResult",
     "UserError", "accept_sweep", "best_feasible", "builtin_specs", "check", "enumerate_structures", "evaluate_cascade",
     "exit_stages", "export_tables", "headline", "load_existing_study", "load_problem", "load_spec", "make_accelerator",
-    "mechanisms", "open_storage", "open_study", "papers", "pareto_frame", "parse_spec", "reference_cascade",
+    "mechanisms", "open_storage", "open_study", "pareto_frame", "parse_spec", "reference_cascade",
     "register", "registry", "replay_structure", "run_search", "search_study", "sqlite_url", "study_results",
     "trials_frame", "unregister", "within_limit",
 ]

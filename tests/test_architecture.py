@@ -109,7 +109,9 @@ def test_one_error_root() -> None:
     from dse.core._risk import RiskError
     from dse.core.output import OutputPathError
     from dse.core.storage import StorageError
-    from dse.papers import jahier2018, park2015, tann2016
+    from dse.mechanisms.big_little import park2015
+    from dse.mechanisms.bitwidth import jahier2018
+    from dse.mechanisms.incremental import tann2016
 
     roots = [costmodel.CostModelError, nets.DatasetError, nets.ArchitectureError, nets.UnknownArchitecture,
              nets.EffortError, nets.IncrementalError, nets.ImportedModelError, nets.ExitError, nets.CriterionError,

@@ -1,6 +1,7 @@
 """The `dse` command line: the root app, the one place where errors meant for the user become one line and exit 2.
 
-Core commands live in this package (one module per group); each registered mechanism adds its own commands.
+The application layer: it may import every other package, and none imports it. Core commands live in this package
+(one module per group); each registered mechanism's commands live beside it, in `<mechanism package>.cli`.
 """
 
 from __future__ import annotations
@@ -60,6 +61,19 @@ def root(
     SETTINGS.quiet, SETTINGS.verbose, SETTINGS.json = quiet, verbose, json
 
 
+def mechanism_commands(mechanism: object) -> list[tuple[str, Callable[..., Any]]]:
+    """The (name, command) pairs of `COMMANDS` in the `cli` module of the package defining `mechanism`, if it has one
+    (a mechanism defined in a plain module adds none). Found by name, so a mechanism never imports the CLI."""
+    import importlib
+    import importlib.util
+    import sys
+
+    package = type(mechanism).__module__
+    if not hasattr(sys.modules[package], "__path__") or importlib.util.find_spec(f"{package}.cli") is None:
+        return []
+    return list(importlib.import_module(f"{package}.cli").COMMANDS)
+
+
 def _register() -> None:
     """Every command: the core's, then each registered mechanism's, each wrapped by `user_errors`."""
     import dse.mechanisms  # noqa: F401  (registers the built-in mechanisms)
@@ -73,7 +87,7 @@ def _register() -> None:
 
     commands = [("run", run), ("worker", worker), ("report", report), ("pareto", pareto), ("trials", trials),
                 ("dashboard", dashboard), ("studies", studies), ("specs", specs), ("cost", cost)]
-    commands += [command for mechanism in registry().values() for command in mechanism.commands()]
+    commands += [command for mechanism in registry().values() for command in mechanism_commands(mechanism)]
     for name, command in commands:
         app.command(name, cls=DseCommand)(user_errors(command))
     cache_app = typer.Typer(help="Share the score cache between machines.", no_args_is_help=True, cls=DseGroup,

@@ -1,16 +1,17 @@
 """The one interface every mechanism implements, and the registry the core iterates over.
 
 A mechanism declares its spec section, the variants it needs, its choices in the search space (the cascade's
-structure: the thresholds are the core's), baselines, report panels and CLI subcommands. The core (spec loader, space, problem, study, CLI root, report) never
-names a mechanism. A mechanism is off when its section is absent from the spec (the section's defaults). The
-built-in mechanisms live in `dse.mechanisms` and register themselves when `dse` is imported; register one of your
-own with `register(MyMechanism())` before loading a spec that uses it.
+structure: the thresholds are the core's), baselines and report panels; its CLI subcommands are `COMMANDS` in
+`<mechanism package>.cli`, which the CLI reads and the mechanism never imports. The core (spec loader, space, problem,
+study, CLI root, report) never names a mechanism. A mechanism is off when its section is absent from the spec (the
+section's defaults). The built-in mechanisms live in `dse.mechanisms` and register themselves when `dse` is imported;
+register one of your own with `register(MyMechanism())` before loading a spec that uses it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import optuna
@@ -81,10 +82,6 @@ class Mechanism:
 
     def panels(self, problem: "CascadeProblem", spec: "StudySpec", config: Any) -> list["Panel"]:
         """Report panels of this mechanism, computed when the search starts."""
-        return []
-
-    def commands(self) -> list[tuple[str, Callable[..., Any]]]:
-        """CLI subcommands (name, typer command function) this mechanism adds to `dse`."""
         return []
 
 
