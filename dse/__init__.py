@@ -8,9 +8,10 @@ the built-in mechanisms; it does not import torch or plotly.
 from costmodel import UserError
 from dse import mechanisms
 from dse.core.evaluate import CascadeResult, evaluate_cascade, exit_stages, reference_cascade
-from dse.core.mechanism import Cascade, Mechanism, register, registry, unregister
+from dse.core.mechanism import Cascade, Mechanism
 from dse.core.output import StudyNotFound, export_tables, load_existing_study, pareto_frame, trials_frame
 from dse.core.problem import CascadeProblem, load_problem, make_accelerator
+from dse.core.registry import register, registry, unregister
 from dse.core.results import (Baseline, Breakdown, Certificate, CertifiedPoint, Headline, MarginCurve, Metrics, Panel,
                                StudyResults, TrialResult, headline, within_limit)
 from dse.core.space import CascadeSpace, enumerate_structures, replay_structure

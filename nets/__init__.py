@@ -21,7 +21,8 @@ from nets._loaders import labels_dataset, load_dataset
 from nets._summary import LogitSummary
 from nets._models import Model, declared_models, takes_transforms, use_models, user_model
 from nets._onnx import OnnxModel, check_class_count, check_output_size, load_onnx, onnx_logits
-from nets._variant import SplitScores, TrainingConfig, Variant, VariantScores, scores_from_logits
+from nets._scores import SplitScores, scores_from_logits
+from nets._variant import TrainingConfig, Variant, VariantScores
 from nets._zoo import UnknownArchitecture, architecture, architecture_names
 
 __all__ = [

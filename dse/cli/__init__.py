@@ -83,7 +83,7 @@ def _register() -> None:
     from dse.cli.export import trials
     from dse.cli.study import pareto, report, run, specs, studies
     from dse.cli.worker import worker
-    from dse.core.mechanism import registry
+    from dse.core.registry import registry
 
     commands = [("run", run), ("worker", worker), ("report", report), ("pareto", pareto), ("trials", trials),
                 ("dashboard", dashboard), ("studies", studies), ("specs", specs), ("cost", cost)]

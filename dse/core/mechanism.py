@@ -1,4 +1,4 @@
-"""The one interface every mechanism implements, and the registry the core iterates over.
+"""The one interface every mechanism implements (the registry the core iterates over is `dse.core.registry`).
 
 A mechanism declares its spec section, the variants it needs, its choices in the search space (the cascade's
 structure: the thresholds are the core's), baselines and report panels; its CLI subcommands are `COMMANDS` in
@@ -83,22 +83,3 @@ class Mechanism:
     def panels(self, problem: "CascadeProblem", spec: "StudySpec", config: Any) -> list["Panel"]:
         """Report panels of this mechanism, computed when the search starts."""
         return []
-
-
-_REGISTRY: dict[str, Mechanism] = {}
-
-
-def register(mechanism: Mechanism) -> Mechanism:
-    """Add `mechanism` to the registry (replacing one of the same name); returns it. Order is shaping order."""
-    _REGISTRY[mechanism.name] = mechanism
-    return mechanism
-
-
-def unregister(name: str) -> None:
-    """Remove a mechanism from the registry (for tests that register one of their own)."""
-    _REGISTRY.pop(name, None)
-
-
-def registry() -> dict[str, Mechanism]:
-    """Every registered mechanism by name, in shaping order."""
-    return dict(_REGISTRY)

@@ -15,8 +15,8 @@ import nets
 from dse.core._batch import BatchEvaluator, Outcomes
 from dse.core._exact import front
 from dse.core.evaluate import evaluate_cascade, exit_stages
-from dse.core.mechanism import registry
-from dse.core.models import check_models
+from dse.core.registry import registry
+from dse.core.model_checks import check_models
 from dse.core.results import ENERGY_PARTS, PJ, Breakdown, Metrics
 from dse.core.spec import SpecError, StudySpec
 from nets import (CRITERIA, ArchitectureError, Dataset, ScoreCache, SplitScores, Variant, VariantScores, build_scores,

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 import optuna
 
-from dse.core.mechanism import registry
+from dse.core.registry import registry
 from dse.core.problem import CERTIFY, CascadeProblem
 from dse.core.results import (MAPPINGS, PJ, Baseline, Certificate, CertifiedPoint, LayerMapping, MarginCurve, Metrics,
                               Panel, StudyResults, TrialResult, allowed_errors, headline, mark)
