@@ -176,3 +176,15 @@ def test_one_error_root() -> None:
                           for b in node.bases)}
     internal = {"CacheCorrupted"}  # caught where it is raised: a corrupt cache file is rebuilt, never shown
     assert exceptions - internal == {cls.__name__ for cls in roots} | {"UserError", "TilingError"}
+
+
+def test_the_cli_finds_each_mechanism_commands_beside_it() -> None:
+    """A mechanism's commands are `COMMANDS` of `<its package>.cli`: found for each one that has such a module."""
+    from dse.cli import app, mechanism_commands
+
+    registered = {command.name for command in app.registered_commands}
+    for mechanism in dse.registry().values():
+        module = type(mechanism).__module__
+        names = {name for name, _ in mechanism_commands(mechanism)}
+        assert bool(names) == ROOT.joinpath(*module.split("."), "cli.py").is_file(), module
+        assert names <= registered, module
