@@ -7,12 +7,18 @@ The application layer: it may import every other package, and none imports it. C
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Any, Callable
+import importlib
+import importlib.util
+import sys
+from typing import TYPE_CHECKING, Annotated, Any, Callable
 
 import typer
 
 from costmodel import UserError
 from dse.cli.commands import DseCommand, DseGroup
+
+if TYPE_CHECKING:
+    from dse.core.mechanism import Mechanism
 
 # Plain click help (no rich markup): every bracket in a help text, such as [models.NAME], prints as written.
 app = typer.Typer(help="Design-space exploration of input-adaptive DNN inference, priced by an accelerator "
@@ -61,13 +67,9 @@ def root(
     SETTINGS.quiet, SETTINGS.verbose, SETTINGS.json = quiet, verbose, json
 
 
-def mechanism_commands(mechanism: object) -> list[tuple[str, Callable[..., Any]]]:
+def mechanism_commands(mechanism: Mechanism) -> list[tuple[str, Callable[..., Any]]]:
     """The (name, command) pairs of `COMMANDS` in the `cli` module of the package defining `mechanism`, if it has one
     (a mechanism defined in a plain module adds none). Found by name, so a mechanism never imports the CLI."""
-    import importlib
-    import importlib.util
-    import sys
-
     package = type(mechanism).__module__
     if not hasattr(sys.modules[package], "__path__") or importlib.util.find_spec(f"{package}.cli") is None:
         return []
@@ -102,8 +104,6 @@ _register()
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: a bad command line is one line naming the option and exit code 2 too."""
-    import sys
-
     click_error = typer.BadParameter.__mro__[2]  # ClickException, wherever this typer keeps click
 
     try:
