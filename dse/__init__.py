@@ -25,8 +25,8 @@ __all__ = [
     "CascadeProblem", "CascadeResult", "CascadeSpace", "Headline", "LayerMapping", "MarginCurve",
     "Mechanism", "Metrics", "Panel", "SpecError", "StudyNotFound", "StudyResults", "StudySpec", "TrialResult",
     "UserError", "accept_sweep", "best_feasible", "builtin_specs", "check", "enumerate_structures", "evaluate_cascade",
-    "exit_stages", "export_tables", "headline", "is_feasible", "load_existing_study", "load_problem", "load_spec", "make_accelerator",
-    "mechanisms", "open_storage", "open_study", "pareto_frame", "parse_spec", "reference_cascade",
+    "exit_stages", "export_tables", "headline", "is_feasible", "load_existing_study", "load_problem", "load_spec",
+    "make_accelerator", "mechanisms", "open_storage", "open_study", "pareto_frame", "parse_spec", "reference_cascade",
     "register", "registry", "replay_structure", "run_search", "search_study", "sqlite_url", "study_results",
     "trials_frame", "unregister", "within_limit",
 ]

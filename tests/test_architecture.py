@@ -12,7 +12,8 @@ import dse
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("costmodel", "nets", "dse", "reports", "studies")
 # The layers, top first (docs/reference/architecture.md): a module imports its own layer and the layers below, never
-# one above. The CLI is `dse.cli` and each mechanism's `<mechanism package>.cli`; `studies` is data the spec loader reads.
+# one above. The CLI is `dse.cli` and each mechanism's `<mechanism package>.cli`; `studies` holds the built-in specs
+# that the spec loader reads.
 LAYERS = ("cli", "reports", "dse", "nets", "costmodel")
 # The core: spec loader, space, problem, evaluation, study, storage, results, CLI root and the report shell.
 CORE = [*sorted((ROOT / "dse" / "core").glob("*.py")), ROOT / "dse" / "cli" / "__init__.py",

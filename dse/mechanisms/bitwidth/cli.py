@@ -10,8 +10,9 @@ import typer
 
 import nets
 from dse.core.spec import load_spec
-from dse.mechanisms.bitwidth.jahier2018 import (MIN_BAR_FRACTION, BitwidthError, characterize_scores, load_bitwidth_scores,
-                                   merge_bars, render_histogram, validate_bitwidth_set)
+from dse.mechanisms.bitwidth.jahier2018 import (MIN_BAR_FRACTION, BitwidthError, characterize_scores,
+                                                load_bitwidth_scores, merge_bars, render_histogram,
+                                                validate_bitwidth_set)
 
 DEFAULT_BITS = "2,3,4,5,6,7,8,9,10,11,12,13,14,15,16"
 

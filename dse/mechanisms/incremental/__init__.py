@@ -17,7 +17,8 @@ from dse.core.problem import CascadeProblem
 from dse.core.results import Panel
 from dse.core.space import increasing_subsets
 from dse.core.spec import StudySpec, check
-from dse.mechanisms.incremental.tann2016 import DEFAULT_SCHEDULE, budget_schedule, simulate_controller, storage_comparison
+from dse.mechanisms.incremental.tann2016 import (DEFAULT_SCHEDULE, budget_schedule, simulate_controller,
+                                                 storage_comparison)
 from nets import Variant
 
 NONE = "none"  # the big net without increments (offered when other mechanisms provide stages)

@@ -15,9 +15,10 @@ import costmodel
 import nets
 from dse.core.output import load_existing_study
 from dse.core.spec import StudySpec, load_spec
-from dse.mechanisms.incremental.tann2016 import DEFAULT_SCHEDULE, IncrementSearchError, budget_schedule, simulate_controller
+from dse.mechanisms.incremental.tann2016 import (DEFAULT_SCHEDULE, IncrementSearchError, budget_schedule,
+                                                 simulate_controller)
 from dse.mechanisms.incremental.tann2016_trained import (build_rows, compare_incremental, echo_comparison, echo_storage,
-                                         setup_from_spec, stage_rows, storage_for)
+                                                         setup_from_spec, stage_rows, storage_for)
 
 _UJ = 1e-6  # pJ -> uJ
 
