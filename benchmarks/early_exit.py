@@ -18,11 +18,11 @@ in front of LeNet with every layer priced) and both together (a little net in fr
 same trunk and data. `--little` also runs the comparison on LeNet. Each exit picks its criterion (margin, max softmax, entropy).
 
 Priced on Park's accelerator (16 KiB SRAM, 16-bit, every layer priced unless `--priced-layers conv`). Over 10 seeded
-random halvings of the 10,000 test images (`dse.papers.park2015_protocol`), each calibration half is split again
-(`--certify-fraction` kept aside): the search (exit set, branch size, criteria, thresholds, exactly per structure)
-runs on the rest with the loss limit alpha on calibration, and the point is picked with the certificate (`dse.risk`,
-Learn then Test at level delta: the `--structures` K structures of the front whose cheapest points the same test
-certifies on the searched rows are tested on the kept-aside rows, each at delta / K, from every input escalating
+random halvings of the 10,000 test images (`dse.mechanisms.big_little.park2015_protocol`), each calibration half is
+split again (`--certify-fraction` kept aside): the search (exit set, branch size, criteria, thresholds, exactly per
+structure) runs on the rest with the loss limit alpha on calibration, and the point is picked with the certificate
+(`dse.risk`, Learn then Test at level delta: the `--structures` K structures of the front whose cheapest points the same
+test certifies on the searched rows are tested on the kept-aside rows, each at delta / K, from every input escalating
 towards and along its recorded front): the cheapest point certified to
 lose at most alpha on new data with probability >= 1 - delta; when none certifies, the trunk alone. Reported per split on the
 held-out half and against the risk, i.e. the loss on the whole pool of 10,000 images the halvings are drawn from.
@@ -43,7 +43,7 @@ import numpy as np
 
 from dse import CascadeProblem, CascadeSpace, StudySpec, load_problem, load_spec, parse_spec, replay_structure
 from dse import search_study, study_results
-from dse.papers.park2015_protocol import protocol_splits
+from dse.mechanisms.big_little.park2015_protocol import protocol_splits
 from dse.risk import allowed_loss, fixed_sequence
 from nets import default_cache_dir
 

@@ -32,8 +32,9 @@ import numpy as np
 import costmodel
 import nets
 from dse.risk import allowed_loss, fixed_sequence
-from dse.papers.jahier2018 import (characterize_scores, fit_precision_cascade, fit_shared_threshold,
-                                   load_bitwidth_scores, merge_bars, render_histogram, shared_threshold_curve)
+from dse.mechanisms.bitwidth.jahier2018 import (characterize_scores, fit_precision_cascade, fit_shared_threshold,
+                                                load_bitwidth_scores, merge_bars, render_histogram,
+                                                shared_threshold_curve)
 
 DATA = Path("/work/shared/datasets/mnist")
 NET = "lenet"

@@ -28,8 +28,8 @@ import reports
 from costmodel import Dataflow
 from dse import (CascadeProblem, best_feasible, export_tables, headline, load_problem, load_spec, open_storage,
                  open_study, run_search, search_study, sqlite_url, study_results)
-from dse.papers.park2015 import paper_static_choice
-from dse.papers.park2015_protocol import run_protocol, summarise
+from dse.mechanisms.big_little.park2015 import paper_static_choice
+from dse.mechanisms.big_little.park2015_protocol import run_protocol, summarise
 
 PAPER = {  # Park 2015 §5.2, Fig. 8 (MNIST, 0.3% limit): energy reduction %, accuracy loss %
     ("static", "mini7"): (94.1, 0.12), ("dynamic", "mini7"): (93.1, 0.07),

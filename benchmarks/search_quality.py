@@ -35,12 +35,12 @@ Tann's rule sets the thresholds of a net's increments and Jahier's one threshold
 quickstart has neither (only little/big pairs, Park's case), so they run on the combined space, each over the
 structures its mechanism forms, against the exact front of those structures (ours reaches that front exactly: it
 solves every structure's thresholds exactly and enumerates this space):
-- Tann 2016 (`dse.papers.tann2016.tune_thresholds`: the least-energy thresholds within a loss limit, by exact
-  coordinate steps from its penalty path) on the 50 incremental structures (an optional little net, LeNet at half
+- Tann 2016 (`dse.mechanisms.incremental.tann2016.tune_thresholds`: the least-energy thresholds within a loss limit, by
+  exact coordinate steps from its penalty path) on the 50 incremental structures (an optional little net, LeNet at half
   width, then LeNet at 8 or 16 bit with an effort setting), swept over loss limits;
-- Jahier Pagliari 2018 (`dse.papers.jahier2018.fit_shared_threshold`: one threshold shared by every stage, the
-  smallest meeting a tolerated drop) on the 50 others (an optional little net, float or 8 bit, then LeNet at 8 or
-  16 bit with an effort setting), swept over tolerated drops.
+- Jahier Pagliari 2018 (`dse.mechanisms.bitwidth.jahier2018.fit_shared_threshold`: one threshold shared by every stage,
+  the smallest meeting a tolerated drop) on the 50 others (an optional little net, float or 8 bit, then LeNet at 8 or 16
+  bit with an effort setting), swept over tolerated drops.
 Each rule gets the same evaluation counts as the searches: a budget B spreads B // structures levels over every
 structure (0 % and log-spaced from 0.05 % to 10 %), or one level (1 %) on B evenly spaced structures when B is
 smaller; each level is one evaluated threshold vector, priced per stage by the rule and exactly by `evaluate`.
@@ -61,9 +61,9 @@ import costmodel
 from dse import (CascadeProblem, CascadeSpace, enumerate_structures, load_problem, load_spec, open_study,
                  replay_structure, run_search, search_study, study_results)
 from dse.core.optuna_adapter import hypervolume as optuna_hypervolume
-from dse.papers.jahier2018 import fit_shared_threshold
-from dse.papers.park2015 import static_threshold
-from dse.papers.tann2016 import tune_thresholds
+from dse.mechanisms.bitwidth.jahier2018 import fit_shared_threshold
+from dse.mechanisms.big_little.park2015 import static_threshold
+from dse.mechanisms.incremental.tann2016 import tune_thresholds
 from _threshold_oracle import enumerate_vectors, pareto, same_front
 
 

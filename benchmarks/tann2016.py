@@ -23,9 +23,9 @@ import numpy as np
 
 from costmodel import Dataflow
 from dse import load_spec
-from dse.papers.tann2016 import IncrementPoint, increment_energy_table, search_increments
-from dse.papers.tann2016_trained import (build_rows, compare_incremental, echo_comparison, setup_from_spec, stage_rows,
-                                         storage_for, weights_seconds)
+from dse.mechanisms.incremental.tann2016 import IncrementPoint, increment_energy_table, search_increments
+from dse.mechanisms.incremental.tann2016_trained import (build_rows, compare_incremental, echo_comparison,
+                                                         setup_from_spec, stage_rows, storage_for, weights_seconds)
 from nets import TrainingConfig, Variant
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"

@@ -22,7 +22,8 @@ from nets._summary import LogitSummary
 from nets._transforms import Transform
 from nets._models import Model, takes_transforms
 from nets._onnx import OnnxModel, check_class_count, check_output_size, load_onnx, onnx_logits
-from nets._variant import SplitScores, TrainingConfig, Variant, VariantScores, scores_from_logits
+from nets._scores import SplitScores, scores_from_logits
+from nets._variant import TrainingConfig, Variant, VariantScores
 from nets._zoo import UnknownArchitecture, architecture, architecture_names
 
 __all__ = [

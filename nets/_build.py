@@ -24,7 +24,8 @@ from nets._imported import ImportedModelError, split_scores
 from nets._models import Model
 from nets._onnx import check_output_size, onnx_logits
 from nets._orphan import die_with_parent
-from nets._variant import SplitScores, TrainingConfig, Variant, VariantScores, scores_from_logits
+from nets._scores import SplitScores, scores_from_logits
+from nets._variant import TrainingConfig, Variant, VariantScores
 
 MODEL_CODE_VERSION = "1"
 

@@ -24,7 +24,8 @@ import numpy as np
 from nets._atomic import atomic_write_bytes, atomic_write_text
 from nets._data import Dataset
 from nets._exits import exits_key
-from nets._variant import SplitScores, TrainingConfig, Variant, VariantScores
+from nets._scores import SplitScores
+from nets._variant import TrainingConfig, Variant, VariantScores
 
 CODE_VERSION = "2"
 SCORED_SPLITS = ("calib", "test")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from nets._summary import ImportedModelError, LogitSummary, array_blocks, npy_blocks, summarize
-from nets._variant import SplitScores
+from nets._scores import SplitScores
 
 SCORED_SPLITS = ("calib", "test")
 _CHUNK = 1 << 20

@@ -3,7 +3,7 @@ pay? One row per length: the chain, each stage's threshold and how often it runs
 
 from __future__ import annotations
 
-from dse.core.results import StudyResults, TrialResult
+from dse import StudyResults, TrialResult
 from reports._table import Table
 
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dse.core.results import (ENERGY_PARTS, Headline, LayerMapping, MarginCurve, Panel, StudyResults, TrialResult,
-                              headline, within_limit)
+from dse import (ENERGY_PARTS, Headline, LayerMapping, MarginCurve, Panel, StudyResults, TrialResult, headline,
+                 within_limit)
 from reports._chains import chain_table
 from reports._search import SearchData
 from reports._table import Table

@@ -6,7 +6,7 @@ import html
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dse.core.results import Panel
+from dse import Panel
 from nets import atomic_write_text
 from reports._data import EnergyBreakdown, Front, ReportData, Series, Sweep, Table
 from reports._search import SearchData

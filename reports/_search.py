@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import optuna
 
-from dse.core.study import is_feasible
+from dse import is_feasible
 from reports._anova import full_grid, main_effect_shares
 
 

@@ -7,8 +7,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from dse.core.smrc import smrc
-from dse.papers.park2015 import (DEFAULT_LAMBDAS, ThresholdError, hill_climb, lambda_sweep, paper_static_choice,
-                                 select_alpha, static_objective, static_threshold)
+from dse.mechanisms.big_little.park2015 import (DEFAULT_LAMBDAS, ThresholdError, hill_climb, lambda_sweep,
+                                                paper_static_choice, select_alpha, static_objective, static_threshold)
 
 
 def _random_pair(seed: int, n: int = 400) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -9,8 +9,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from dse.papers.jahier2018 import (BitwidthError, characterize, fit_precision_cascade, fit_shared_threshold, merge_bars,
-                           shared_threshold_curve, validate_bitwidth_set)
+from dse.mechanisms.bitwidth.jahier2018 import (BitwidthError, characterize, fit_precision_cascade,
+                                                fit_shared_threshold, merge_bars, shared_threshold_curve,
+                                                validate_bitwidth_set)
 from dse import evaluate_cascade
 from nets import Dataset
 

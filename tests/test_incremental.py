@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 import costmodel
 from dse import evaluate_cascade, load_spec
-from dse.papers.tann2016 import (IncrementSearchError, budget_schedule, check_golden_widths, compare_estimate,
-                              increment_energy_table, search_increments, simulate_controller, stage_costs,
-                              storage_comparison, tune_thresholds)
+from dse.mechanisms.incremental.tann2016 import (IncrementSearchError, budget_schedule, check_golden_widths,
+                                                 compare_estimate, increment_energy_table, search_increments,
+                                                 simulate_controller, stage_costs, storage_comparison, tune_thresholds)
 from nets import DatasetError, ScoreCache, TrainingConfig, architecture
 from nets._cifar import load_cifar10
 from nets import Variant, cached_golden

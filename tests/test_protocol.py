@@ -6,7 +6,7 @@ import numpy as np
 
 import costmodel
 from dse import CascadeProblem
-from dse.papers.park2015_protocol import protocol_splits, run_protocol, summarise
+from dse.mechanisms.big_little.park2015_protocol import protocol_splits, run_protocol, summarise
 from nets import Variant
 
 

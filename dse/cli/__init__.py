@@ -1,17 +1,24 @@
 """The `dse` command line: the root app, the one place where errors meant for the user become one line and exit 2.
 
-Core commands live in this package (one module per group); each registered mechanism adds its own commands.
+The application layer: it may import every other package, and none imports it. Core commands live in this package
+(one module per group); each registered mechanism's commands live beside it, in `<mechanism package>.cli`.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Any, Callable
+import importlib
+import importlib.util
+import sys
+from typing import TYPE_CHECKING, Annotated, Any, Callable
 
 import typer
 
 from costmodel import UserError
 from dse.cli.commands import DseCommand, DseGroup
+
+if TYPE_CHECKING:
+    from dse.core.mechanism import Mechanism
 
 # Plain click help (no rich markup): every bracket in a help text, such as [models.NAME], prints as written.
 app = typer.Typer(help="Design-space exploration of input-adaptive DNN inference, priced by an accelerator "
@@ -60,6 +67,15 @@ def root(
     SETTINGS.quiet, SETTINGS.verbose, SETTINGS.json = quiet, verbose, json
 
 
+def mechanism_commands(mechanism: Mechanism) -> list[tuple[str, Callable[..., Any]]]:
+    """The (name, command) pairs of `COMMANDS` in the `cli` module of the package defining `mechanism`, if it has one
+    (a mechanism defined in a plain module adds none). Found by name, so a mechanism never imports the CLI."""
+    package = type(mechanism).__module__
+    if not hasattr(sys.modules[package], "__path__") or importlib.util.find_spec(f"{package}.cli") is None:
+        return []
+    return list(importlib.import_module(f"{package}.cli").COMMANDS)
+
+
 def _register() -> None:
     """Every command: the core's, then each registered mechanism's, each wrapped by `user_errors`."""
     import dse.mechanisms  # noqa: F401  (registers the built-in mechanisms)
@@ -69,11 +85,11 @@ def _register() -> None:
     from dse.cli.export import trials
     from dse.cli.study import pareto, report, run, specs, studies
     from dse.cli.worker import worker
-    from dse.core.mechanism import registry
+    from dse.core.registry import registry
 
     commands = [("run", run), ("worker", worker), ("report", report), ("pareto", pareto), ("trials", trials),
                 ("dashboard", dashboard), ("studies", studies), ("specs", specs), ("cost", cost)]
-    commands += [command for mechanism in registry().values() for command in mechanism.commands()]
+    commands += [command for mechanism in registry().values() for command in mechanism_commands(mechanism)]
     for name, command in commands:
         app.command(name, cls=DseCommand)(user_errors(command))
     cache_app = typer.Typer(help="Share the score cache between machines.", no_args_is_help=True, cls=DseGroup,
@@ -88,8 +104,6 @@ _register()
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: a bad command line is one line naming the option and exit code 2 too."""
-    import sys
-
     click_error = typer.BadParameter.__mro__[2]  # ClickException, wherever this typer keeps click
 
     try:

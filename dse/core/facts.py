@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from dse.core.mechanism import registry
+from dse.core.registry import registry
 from dse.core.problem import CascadeProblem
 from dse.core.results import PJ, Baseline, MarginCurve, Panel
 from dse.core.smrc import smrc

@@ -7,7 +7,7 @@ import hashlib
 import json
 from typing import Any
 
-from dse.core.mechanism import registry
+from dse.core.registry import registry
 from dse.core.spec import SpecError, StudySpec
 from nets import file_digest
 

@@ -1,16 +1,17 @@
-"""The one interface every mechanism implements, and the registry the core iterates over.
+"""The one interface every mechanism implements (the registry the core iterates over is `dse.core.registry`).
 
 A mechanism declares its spec section, the variants it needs, its choices in the search space (the cascade's
-structure: the thresholds are the core's), baselines, report panels and CLI subcommands. The core (spec loader, space, problem, study, CLI root, report) never
-names a mechanism. A mechanism is off when its section is absent from the spec (the section's defaults). The
-built-in mechanisms live in `dse.mechanisms` and register themselves when `dse` is imported; register one of your
-own with `register(MyMechanism())` before loading a spec that uses it.
+structure: the thresholds are the core's), baselines and report panels; its CLI subcommands are `COMMANDS` in
+`<mechanism package>.cli`, which the CLI reads and the mechanism never imports. The core (spec loader, space, problem,
+study, CLI root, report) never names a mechanism. A mechanism is off when its section is absent from the spec (the
+section's defaults). The built-in mechanisms live in `dse.mechanisms` and register themselves when `dse` is imported;
+register one of your own with `register(MyMechanism())` before loading a spec that uses it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import optuna
@@ -88,26 +89,3 @@ class Mechanism:
         """How this mechanism's stages are priced right after another stage on the same input (e.g. reusing its
         work); the pricer applies the first rule that fits a pair of stages."""
         return ()
-
-    def commands(self) -> list[tuple[str, Callable[..., Any]]]:
-        """CLI subcommands (name, typer command function) this mechanism adds to `dse`."""
-        return []
-
-
-_REGISTRY: dict[str, Mechanism] = {}
-
-
-def register(mechanism: Mechanism) -> Mechanism:
-    """Add `mechanism` to the registry (replacing one of the same name); returns it. Order is shaping order."""
-    _REGISTRY[mechanism.name] = mechanism
-    return mechanism
-
-
-def unregister(name: str) -> None:
-    """Remove a mechanism from the registry (for tests that register one of their own)."""
-    _REGISTRY.pop(name, None)
-
-
-def registry() -> dict[str, Mechanism]:
-    """Every registered mechanism by name, in shaping order."""
-    return dict(_REGISTRY)

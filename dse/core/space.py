@@ -19,7 +19,8 @@ from typing import Any, Protocol
 import numpy as np
 
 import costmodel
-from dse.core.mechanism import Cascade, registry
+from dse.core.mechanism import Cascade
+from dse.core.registry import registry
 from dse.core.problem import CascadeProblem
 from dse.core.spec import StudySpec
 

@@ -18,7 +18,7 @@ from typing import Any, get_args
 
 from costmodel import Dataflow, TilingRule
 from dse.core.errors import SpecError, check
-from dse.core.mechanism import registry
+from dse.core.registry import registry
 from dse.core.models import parse_models
 from nets import CRITERIA, Architecture, TrainingConfig, UnknownArchitecture, Variant, architecture_names
 

@@ -6,7 +6,7 @@ then side exits on its trunk, then a little net before them, then effort knobs o
 
 from __future__ import annotations
 
-from dse.core.mechanism import register
+from dse.core.registry import register
 from dse.mechanisms.big_little import BigLittle
 from dse.mechanisms.bitwidth import Bitwidth
 from dse.mechanisms.early_exit import EarlyExit

@@ -2,13 +2,12 @@
 
 Section [bitwidth]: the candidate widths, the most stages a cascade may have, and the quantizer's rounding. The last
 stage of a trial's cascade becomes the big net at each width of the chosen set, in increasing order. Brings the
-minimum-bit-width histogram panel and `dse characterize` (`dse.papers.jahier2018`).
+minimum-bit-width histogram panel and `dse characterize` (`dse.mechanisms.bitwidth.jahier2018`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
 
 import optuna
 
@@ -17,7 +16,7 @@ from dse.core.problem import CascadeProblem
 from dse.core.results import Panel
 from dse.core.space import increasing_subsets
 from dse.core.spec import StudySpec, check
-from dse.papers.jahier2018 import MAX_BITS, MIN_BITS, characterize, merge_bars
+from dse.mechanisms.bitwidth.jahier2018 import MAX_BITS, MIN_BITS, characterize, merge_bars
 from nets import Variant
 
 
@@ -72,7 +71,3 @@ class Bitwidth(Mechanism):
                       f"width is b. Candidate set after the 1% merge: {sorted(merged)}.",
                       x=found.labels, y=(100.0 * found.fractions).round(3).tolist(), y_title="% of samples")]
 
-    def commands(self) -> list[tuple[str, Callable[..., Any]]]:
-        from dse.mechanisms.bitwidth.cli import characterize_command
-
-        return [("characterize", characterize_command)]

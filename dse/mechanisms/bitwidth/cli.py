@@ -10,8 +10,9 @@ import typer
 
 import nets
 from dse.core.spec import load_spec
-from dse.papers.jahier2018 import (MIN_BAR_FRACTION, BitwidthError, characterize_scores, load_bitwidth_scores,
-                                   merge_bars, render_histogram, validate_bitwidth_set)
+from dse.mechanisms.bitwidth.jahier2018 import (MIN_BAR_FRACTION, BitwidthError, characterize_scores,
+                                                load_bitwidth_scores, merge_bars, render_histogram,
+                                                validate_bitwidth_set)
 
 DEFAULT_BITS = "2,3,4,5,6,7,8,9,10,11,12,13,14,15,16"
 
@@ -53,3 +54,8 @@ def _parse_bits(text: str) -> list[int]:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise BitwidthError(f"--bits {text!r}: expected comma-separated integers, e.g. 4,8,16") from None
+
+
+# What `dse` adds for this mechanism: the CLI reads `COMMANDS` of `<mechanism package>.cli` (the mechanism
+# itself never imports this module, so the layers read one way).
+COMMANDS = [("characterize", characterize_command)]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import optuna
@@ -211,11 +211,6 @@ class EarlyExit(Mechanism):
 
     def stage_rules(self) -> tuple[StageRule, ...]:
         return (ContinueFromExit(),)
-
-    def commands(self) -> list[tuple[str, Callable[..., Any]]]:
-        from dse.mechanisms.early_exit.cli import exits_cost_command
-
-        return [("exits-cost", exits_cost_command)]
 
 
 def lossless_threshold(problem: CascadeProblem, stage: int) -> float:

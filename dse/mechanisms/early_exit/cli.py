@@ -76,3 +76,8 @@ def _from_spec(net: str, spec: Path | None) -> tuple[tuple, tuple[str, ...], Mod
     if net != loaded.nets.big or not config.points:
         return (), (), loaded.models.get(net)
     return given_branches(loaded, config.points, config.branch), tuple(config.points), loaded.models.get(net)
+
+
+# What `dse` adds for this mechanism: the CLI reads `COMMANDS` of `<mechanism package>.cli` (the mechanism
+# itself never imports this module, so the layers read one way).
+COMMANDS = [("exits-cost", exits_cost_command)]

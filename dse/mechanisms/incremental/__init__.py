@@ -2,13 +2,12 @@
 
 Section [incremental]: golden widths below 1 and the range of increment counts. A trial's big stage becomes the
 chosen increments, each priced in reuse mode (only its new channels). Brings the storage and runtime-controller
-panels and `dse train-incremental` / `dse simulate-controller` (`dse.papers.tann2016`).
+panels and `dse train-incremental` / `dse simulate-controller` (`dse.mechanisms.incremental.tann2016`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
 
 import numpy as np
 import optuna
@@ -18,7 +17,8 @@ from dse.core.problem import CascadeProblem
 from dse.core.results import Panel
 from dse.core.space import increasing_subsets
 from dse.core.spec import StudySpec, check
-from dse.papers.tann2016 import DEFAULT_SCHEDULE, budget_schedule, simulate_controller, storage_comparison
+from dse.mechanisms.incremental.tann2016 import (DEFAULT_SCHEDULE, budget_schedule, simulate_controller,
+                                                 storage_comparison)
 from dse.core.pricer import StageRule
 from dse.mechanisms.incremental.rules import ReuseNarrower
 from nets import Variant
@@ -97,8 +97,3 @@ class Incremental(Mechanism):
 
     def stage_rules(self) -> tuple[StageRule, ...]:
         return (ReuseNarrower(),)
-
-    def commands(self) -> list[tuple[str, Callable[..., Any]]]:
-        from dse.mechanisms.incremental.cli import simulate_controller_command, train_incremental_command
-
-        return [("train-incremental", train_incremental_command), ("simulate-controller", simulate_controller_command)]

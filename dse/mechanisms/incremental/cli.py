@@ -15,9 +15,10 @@ import costmodel
 import nets
 from dse.core.output import load_existing_study
 from dse.core.spec import StudySpec, load_spec
-from dse.papers.tann2016 import DEFAULT_SCHEDULE, IncrementSearchError, budget_schedule, simulate_controller
-from dse.papers.tann2016_trained import (build_rows, compare_incremental, echo_comparison, echo_storage,
-                                         setup_from_spec, stage_rows, storage_for)
+from dse.mechanisms.incremental.tann2016 import (DEFAULT_SCHEDULE, IncrementSearchError, budget_schedule,
+                                                 simulate_controller)
+from dse.mechanisms.incremental.tann2016_trained import (build_rows, compare_incremental, echo_comparison, echo_storage,
+                                                         setup_from_spec, stage_rows, storage_for)
 
 _UJ = 1e-6  # pJ -> uJ
 
@@ -145,3 +146,8 @@ def simulate_controller_command(
     typer.echo(f"total: {trace.violations} budget violations in {len(budget)} inputs, accuracy "
                f"{100 * trace.accuracy:.2f}%, mean energy {trace.energy_pj.mean() * _UJ:.3f} uJ")
     echo_storage(storage_for(setup, chosen))
+
+
+# What `dse` adds for this mechanism: the CLI reads `COMMANDS` of `<mechanism package>.cli` (the mechanism
+# itself never imports this module, so the layers read one way).
+COMMANDS = [("train-incremental", train_incremental_command), ("simulate-controller", simulate_controller_command)]

@@ -6,7 +6,7 @@ chain, the big net included: 2 is Park's big/little, 3 chains two little nets be
 little net may also answer every sample by itself, without the big net, when that meets the budget). A chain runs
 its little nets in ascending price at the spec's accelerator (a measured `energy_j`, else the cost model's), each
 paying its full price. Brings the little-only baselines and the paper's own static method (the lambda-sweep
-threshold at the loss limit) per little net (`dse.papers.park2015`).
+threshold at the loss limit) per little net (`dse.mechanisms.big_little.park2015`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dse.core.loading import make_accelerator
 from dse.core.problem import CascadeProblem
 from dse.core.results import PJ, Baseline
 from dse.core.spec import StudySpec, check
-from dse.papers.park2015 import paper_static_choice
+from dse.mechanisms.big_little.park2015 import paper_static_choice
 from nets import Variant
 
 NONE = "none"  # no little net: the other mechanisms' stages only

@@ -15,8 +15,8 @@ import costmodel
 import nets
 from dse.core.loading import make_accelerator
 from dse.core.spec import StudySpec
-from dse.papers.tann2016 import (IncrementPoint, IncrementSearchError, StorageComparison, increment_point, stage_costs, storage_comparison,
-                                 tune_thresholds)
+from dse.mechanisms.incremental.tann2016 import (IncrementPoint, IncrementSearchError, StorageComparison,
+                                                 increment_point, stage_costs, storage_comparison, tune_thresholds)
 
 _UJ = 1e-6  # pJ -> uJ
 

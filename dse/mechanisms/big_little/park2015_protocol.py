@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from dse.core.problem import CascadeProblem
-from dse.papers.park2015 import hill_climb, paper_static_choice, select_alpha
+from dse.mechanisms.big_little.park2015 import hill_climb, paper_static_choice, select_alpha
 
 
 @dataclass(frozen=True)
