@@ -9,7 +9,7 @@ from typing import Callable
 import costmodel
 import nets
 from dse.core.registry import registry
-from dse.core.models import check_models
+from dse.core.model_checks import check_models
 from dse.core.pricer import StageRule
 from dse.core.problem import CERTIFY, CascadeProblem
 from dse.core.spec import SpecError, StudySpec
