@@ -441,11 +441,14 @@ class CascadeProblem:
         return np.array(fresh, dtype=np.float64).reshape(len(fresh), thresholds.shape[1])
 
     def threshold_front(self, stages: list[int], accelerator: costmodel.Accelerator | None = None,
-                        reuse: bool = False, split: str = "calib", criterion: str = "margin") -> np.ndarray:
+                        reuse: bool = False, split: str = "calib", criterion: str = "margin",
+                        max_errors: int | None = None, beyond: int = 0) -> np.ndarray:
         """Threshold vectors (P, S-1) of the exact (energy, errors) Pareto front of a cascade on `split`, over every
-        threshold vector (per-sample prices included); fronts of 4 stages and more are approximate (`_exact`)."""
+        threshold vector (per-sample prices included); fronts of 4 stages and more are approximate (`_exact`). With
+        `max_errors`, only its points of at most that many errors and the `beyond` next ones (`_exact.front`)."""
         energy, _ = self._stage_arrays(stages, split, accelerator, reuse)
-        return front(self.stage_confidence(stages, criterion, split), self.correct[split][stages], energy).thresholds
+        return front(self.stage_confidence(stages, criterion, split), self.correct[split][stages], energy,
+                     max_errors=max_errors, beyond=beyond).thresholds
 
 
 def _filter(shapes: list[costmodel.LayerShape], priced_layers: str) -> list[costmodel.LayerShape]:

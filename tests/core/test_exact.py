@@ -146,6 +146,28 @@ def test_exact_front_3_branch_and_bound_on_larger_cache(integer_cost, leaf_rows)
         assert [tuple(t) for t in result.thresholds] == [t for _, _, t in expected]
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_front_up_to_an_error_count_is_the_brute_force_front_cut(seed) -> None:
+    """With max_errors (and `beyond`), front() gives exactly the brute-force front's points of at most max_errors
+    errors and the `beyond` ones of fewest errors above it, for 2 and 3 stages; exact_front_3 bounded at a cap gives
+    the brute-force points up to the cap (larger caches: pruning and seeds at work)."""
+    rng = np.random.default_rng(100 + seed)
+    for n_stages in (2, 3):
+        margins, correct, cost = random_cascade(rng, n_stages, int(rng.integers(1, 13)), seed % 2 == 0, True)
+        expected = brute_front(margins, correct, cost)
+        for max_errors in range(0, len(correct[0]) + 1, 2):
+            for beyond in (0, 1, 3):
+                above = [p for p in expected if p[1] > max_errors]
+                wanted = above[len(above) - min(beyond, len(above)):] + [p for p in expected if p[1] <= max_errors]
+                got = as_tuples(front(margins, correct, cost, max_errors=max_errors, beyond=beyond))
+                assert got == wanted, (n_stages, max_errors, beyond)
+    margins, correct, cost = random_cascade(rng, 3, 300, True, True, levels=60)
+    full = exact_front_3(margins, correct, cost, leaf_rows=2, seed_fraction=2)
+    for cap in (0, 40, 90, 150, 300):
+        bounded = exact_front_3(margins, correct, cost, leaf_rows=2, seed_fraction=2, max_errors=cap)
+        assert as_tuples(bounded) == [p for p in as_tuples(full) if p[1] <= cap]
+
+
 def test_front_thresholds_are_achievable_and_sorted() -> None:
     rng = np.random.default_rng(3)
     margins, correct, cost = random_cascade(rng, 3, 40, True, False, levels=12)
