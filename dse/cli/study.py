@@ -173,7 +173,7 @@ def run(
                 min(until or space_before.complete + n_trials, space_before.total) - space_before.complete)
             with progress_bar("search", total=max(planned, 0), enabled=progress) as step:
                 timing = run_search(study, problem, study_spec, n_trials, progress=False, until=until, stop=stop,
-                                    callbacks=[lambda _study, trial: step(trial_line(trial))])
+                                    callbacks=[lambda _study, trial: step(lambda: trial_line(trial))])
         else:
             from dse.cli.worker import run_workers
 
