@@ -586,13 +586,14 @@ class CascadeEvaluator:
         cells = self.memory_bytes // 2 // (8 * len(weights))
         self.block = block or max(1, math.isqrt(n) // 4, -(-n // max(1, math.isqrt(cells) - 1)))
         side = -(-n // self.block) + 1
-        flat = (rank0 // self.block) * side + rank1 // self.block
-        self.table = np.empty((len(weights), side, side))
-        for table, weight in zip(self.table, weights):  # one weight at a time bounds the temporaries
-            reversed_sums = np.bincount(flat, weight, side * side).reshape(side, side)[::-1, ::-1]
-            np.cumsum(reversed_sums, axis=0, out=reversed_sums)
-            np.cumsum(reversed_sums, axis=1, out=reversed_sums)
-            table[...] = reversed_sums[::-1, ::-1]
+        # Stored with rows and columns reversed (cell [side-1-i, side-1-j] for block multiples i, j), so that the 2-D
+        # suffix sums are prefix sums over contiguous memory.
+        flat = (side - 1 - rank0 // self.block) * side + (side - 1 - rank1 // self.block)
+        self.reversed_table = np.empty((len(weights), side, side))
+        for table, weight in zip(self.reversed_table, weights):  # one weight at a time bounds the temporaries
+            table[...] = np.bincount(flat, weight, side * side).reshape(side, side)
+            np.cumsum(table, axis=0, out=table)
+            np.cumsum(table, axis=1, out=table)
         self.rank1_by_rank0, self.rank0_by_rank1 = rank1[order0], rank0[order1]
         self.weights_by_rank0, self.weights_by_rank1 = weights[:, order0], weights[:, order1]
 
@@ -606,7 +607,8 @@ class CascadeEvaluator:
         """(5, B) weight sums over samples with stage-0 rank >= a0 and stage-1 rank >= a1."""
         n, size = self.margins.shape[1], self.block
         b0, b1 = -(-a0 // size), -(-a1 // size)
-        total = self.table[:, b0, b1]
+        last = self.reversed_table.shape[1] - 1
+        total = self.reversed_table[:, last - b0, last - b1]
         offsets = np.arange(size)
         # Partial stage-0 block: ranks a0 .. b0*size-1 with stage-1 rank >= a1 (the table covers b0*size on).
         rows = a0[:, None] + offsets
