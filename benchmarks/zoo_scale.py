@@ -70,7 +70,8 @@ def write_spec(root: Path, names: list[str], trials: int) -> Path:
                        for i, name in enumerate(names))
     spec = (f'version = 2\nname = "zoo"\n[data]\ndataset = "labels"\npath = "{root / "labels.npz"}"\n'
             f'[nets]\nbig = "{names[-1]}"\n[little]\nnets = {json.dumps(names[:-1])}\nmax_stages = 3\n'
-            f'[search]\nn_trials = {trials}\nmax_accuracy_loss_pct = {LOSS_BUDGET_PCT}\nloss_guarantee = false\n{models}')
+            f'[search]\nn_trials = {trials}\nmax_accuracy_loss_pct = {LOSS_BUDGET_PCT}\nloss_guarantee = false\n'
+            f'{models}')
     path = root / "zoo.toml"
     path.write_text(spec)
     return path
