@@ -127,16 +127,16 @@ def npy_blocks(path: Path, digest: "hashlib._Hash") -> Iterator[np.ndarray] | No
     return blocks()
 
 
-def _summary_paths(root: Path, digest: str) -> tuple[Path, Path]:
-    """Where the summary of a file of SHA-256 `digest` is stored: the arrays, then their metadata."""
-    stem = root / "summaries" / f"{digest}-v{SUMMARY_VERSION}"
+def _summary_paths(root: Path, key: str) -> tuple[Path, Path]:
+    """Where the summary stored under `key` lies in the cache at `root`: the arrays, then their metadata."""
+    stem = root / "summaries" / f"{key}-v{SUMMARY_VERSION}"
     return stem.with_suffix(".npz"), stem.with_suffix(".json")
 
 
-def cached_summary(root: Path, digest: str) -> LogitSummary | None:
-    """The stored summary of the file of SHA-256 `digest`, or None when there is none or it does not check out
-    (missing, unreadable, or not matching the SHA-256 recorded beside it: then it is summarised again)."""
-    data_path, meta_path = _summary_paths(root, digest)
+def cached_summary(root: Path, key: str) -> LogitSummary | None:
+    """The summary stored under `key` (a file's SHA-256 and the array's name), or None when there is none or it does
+    not check out (missing, unreadable, or not matching the SHA-256 recorded beside it: then it is made again)."""
+    data_path, meta_path = _summary_paths(root, key)
     try:
         meta = json.loads(meta_path.read_text())
         data = data_path.read_bytes()
@@ -153,12 +153,12 @@ def cached_summary(root: Path, digest: str) -> LogitSummary | None:
     return LogitSummary(prediction, confidences, classes)
 
 
-def store_summary(root: Path, digest: str, summary: LogitSummary) -> None:
-    """Store the summary of the file of SHA-256 `digest` (arrays, then metadata: the commit point), atomically."""
-    data_path, meta_path = _summary_paths(root, digest)
+def store_summary(root: Path, key: str, summary: LogitSummary) -> None:
+    """Store a summary under `key` (arrays, then metadata: the commit point), each file atomically."""
+    data_path, meta_path = _summary_paths(root, key)
     buffer = io.BytesIO()
     np.savez(buffer, prediction=summary.prediction, **summary.confidences)
     blob = buffer.getvalue()
     atomic_write_bytes(data_path, blob)
-    atomic_write_text(meta_path, json.dumps({"file_sha256": digest, "classes": summary.classes,
+    atomic_write_text(meta_path, json.dumps({"key": key, "classes": summary.classes,
                                              "samples": len(summary), "sha256": hashlib.sha256(blob).hexdigest()}))

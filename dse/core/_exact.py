@@ -553,19 +553,28 @@ class CascadeEvaluator:
     of `block` samples plus two partial blocks, O(block) per vector. More stages fall back to per-sample masks in
     chunks. Memory stays within about `memory_bytes` plus the (S, N) inputs at any batch size. Measured
     (benchmarks/evaluator_speed.py): 168,000 vectors/s at N = 10^4 with 3 stages; a 550 MiB peak at N = 10^6.
+    `sorted_like`: an evaluator of the same margins (other correctness or costs) whose sorts this one reuses.
     """
 
     def __init__(self, margins: np.ndarray, correct: np.ndarray, energy: np.ndarray, latency: np.ndarray,
-                 memory_bytes: int = DEFAULT_MEMORY_BYTES, block: int | None = None) -> None:
+                 memory_bytes: int = DEFAULT_MEMORY_BYTES, block: int | None = None,
+                 sorted_like: CascadeEvaluator | None = None) -> None:
         self.margins, self.wrong, self.energy, self.latency = _cascade_arrays(margins, correct, energy, latency)
         self.memory_bytes = memory_bytes
         n_stages, n = self.margins.shape
-        self.sorted_margins = np.sort(self.margins[:-1], axis=1)
+        if sorted_like is None:
+            self.sorted_margins = np.sort(self.margins[:-1], axis=1)
+            sorted_stages = min(n_stages - 1, 2) if n_stages in (2, 3) else 0
+            self.orders = [np.argsort(-self.margins[k]) for k in range(sorted_stages)]  # by margin, descending
+        elif np.array_equal(sorted_like.margins, self.margins):
+            self.sorted_margins, self.orders = sorted_like.sorted_margins, sorted_like.orders
+        else:
+            raise ValueError("sorted_like must be an evaluator of the same margins")
         self.base = np.array([self.energy[0].sum(), self.latency[0].sum()])
         self.bytes_per_vector = 64 if n_stages == 2 else (n_stages + 48) * n  # chunk working memory
         self.exit_energy, self.exit_latency = np.cumsum(self.energy, axis=0), np.cumsum(self.latency, axis=0)
         if n_stages in (2, 3):
-            order0 = np.argsort(-self.margins[0])
+            order0 = self.orders[0]
             right = 1 - self.wrong
             self.kept_right = np.r_[0, np.cumsum(right[0][order0])]
             # Suffix sums over the escalated samples (rank >= a): right at stage 1, energy and latency of stage 1.
@@ -578,7 +587,7 @@ class CascadeEvaluator:
     def _build_quadrants(self, order0: np.ndarray, right: np.ndarray, block: int | None) -> None:
         """Tables of sums over samples with stage-0 rank >= a and stage-1 rank >= b, at block multiples of a, b."""
         n = self.margins.shape[1]
-        order1 = np.argsort(-self.margins[1])
+        order1 = self.orders[1]
         rank0, rank1 = np.empty(n, np.int64), np.empty(n, np.int64)
         rank0[order0], rank1[order1] = np.arange(n), np.arange(n)
         # Weights of a sample that reaches stage 2: a count, right at stage 1 and 2, stage-2 energy and latency.

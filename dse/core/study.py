@@ -302,8 +302,9 @@ class CascadeObjective:
         return objective_values(calib[keep[chosen]], self.spec.search.objectives)
 
     def _max_errors(self) -> int | None:
-        """The most calibration errors of a point `_kept` keeps as feasible when that is an exact count (a loss limit,
-        no margin, no certificate: whose safer candidates start from the whole front); else None (the whole front)."""
+        """The most calibration errors of a point `_kept` keeps as feasible, when that is an exact count (a loss limit
+        without a margin) and no certificate reads the whole front (its safer candidates start from the front's
+        safest point); else None: the whole front is solved."""
         search = self.spec.search
         if search.max_accuracy_loss_pct is None or search.loss_confidence_z != 0 or search.guarantee is not None:
             return None

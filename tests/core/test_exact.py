@@ -286,6 +286,28 @@ def test_evaluator_matches_per_sample_loop(n_stages, per_sample, block) -> None:
         assert result.reach_fraction[b].tolist() == [r / n for r in reach]
 
 
+@pytest.mark.parametrize("n_stages", [2, 3, 4])
+@pytest.mark.parametrize("seed", range(4))
+def test_evaluator_reusing_sorts_matches_per_sample_loop(n_stages, seed) -> None:
+    """An evaluator made `sorted_like` another of the same margins (other correctness and costs) gives the per-sample
+    loop's results; one of other margins is refused."""
+    rng = np.random.default_rng(200 + seed)
+    n = 47
+    margins = rng.integers(0, 6, (n_stages, n)) / 5
+    first = CascadeEvaluator(margins, rng.random((n_stages, n)) < 0.6, rng.uniform(0, 2, n_stages), np.ones(n_stages),
+                             memory_bytes=4096, block=3)
+    correct, energy = rng.random((n_stages, n)) < 0.8, rng.uniform(0, 5, (n_stages, n))
+    second = CascadeEvaluator(margins.copy(), correct, energy, energy, memory_bytes=4096, block=3, sorted_like=first)
+    thresholds = rng.choice(np.r_[np.unique(margins), -1.0, np.inf], (40, n_stages - 1))
+    result = second.evaluate(thresholds)
+    for b, vector in enumerate(thresholds):
+        right, total_energy, _, reach = reference_run(margins, correct, energy, energy, vector)
+        assert result.errors[b] == n - right and result.reach_fraction[b].tolist() == [r / n for r in reach]
+        assert result.energy[b] == pytest.approx(total_energy / n, rel=1e-12)
+    with pytest.raises(ValueError, match="same margins"):
+        CascadeEvaluator(margins[:, ::-1], correct, energy, energy, sorted_like=first)
+
+
 def test_evaluator_chunking_does_not_change_results() -> None:
     rng = np.random.default_rng(5)
     margins, correct = rng.random((3, 500)).astype(np.float32), rng.random((3, 500)) < 0.8
