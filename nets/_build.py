@@ -20,7 +20,7 @@ import numpy as np
 from nets._cache import SCORED_SPLITS, CacheCorrupted, ScoreCache, variant_key, weights_key
 from nets._claims import BUILT, claim, claimed, share
 from nets._data import Dataset
-from nets._imported import ImportedModelError, split_scores
+from nets._imported import ImportedModelError, split_scores, store_summaries
 from nets._models import Model
 from nets._onnx import check_output_size, onnx_logits
 from nets._orphan import die_with_parent
@@ -214,9 +214,10 @@ def imported_scores_of(dataset: Dataset, variant: Variant, model: Model, cache: 
     key = model_key(dataset, model)
     if model.logits is not None:
         labels = {split: dataset.labels[split] for split in SCORED_SPLITS}
-        return VariantScores(variant, key, split_scores(model.logits.splits, labels, model.logits.source,
-                                                        dataset.source or dataset.dataset_id,
-                                                        dataset.num_classes if dataset.images else None))
+        splits = split_scores(model.logits.splits, labels, model.logits.source, dataset.source or dataset.dataset_id,
+                              dataset.num_classes if dataset.images else None)
+        store_summaries(model.logits, cache.root)  # checked against the labels: the next run only hashes the files
+        return VariantScores(variant, key, splits)
     assert model.onnx is not None
     try:
         return cache.load(key, variant, dataset)

@@ -2,8 +2,10 @@
 
 Layout of the cache directory: `<key>.npz` (per-sample rows of the calib and test splits) with
 `<key>.json` (metadata, SHA-256 of the npz), `weights/<key>.pt` with `weights/<key>.json` (SHA-256),
-`manifest.json` (all variant metadata, rebuilt after each build), `builds.log` (one JSON line per
-stored entry: what, which key, which host and process, when) and `claims/` (see `nets._claims`).
+`summaries/<sha256>-<array>-v<version>.npz` with `.json` (what a study keeps of an imported logits array, under
+the file's SHA-256: `nets._summary`), `manifest.json` (all variant metadata, rebuilt after each build),
+`builds.log` (one JSON line per stored entry: what, which key, which host and process, when) and `claims/`
+(see `nets._claims`).
 Every file but the log is written atomically, data before metadata; the log is appended one line
 per write. A file whose hash or contents do not check out is reported and rebuilt, never used.
 """

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nets._summary import ImportedModelError, LogitSummary, array_blocks, npy_blocks, summarize
+from nets._cache import default_cache_dir
 from nets._scores import SplitScores
+from nets._summary import (ImportedModelError, LogitSummary, array_blocks, cached_summary, npy_blocks,
+                           store_summary, summarize)
 
 SCORED_SPLITS = ("calib", "test")
 _CHUNK = 1 << 20
@@ -47,11 +49,12 @@ class ImportedArrays:
 @dataclass(frozen=True)
 class ImportedLogits:
     """What a study keeps of a logits source: per split, each sample's prediction and confidences (`LogitSummary`),
-    and the SHA-256 of the files read."""
+    the SHA-256 of the files read, and per split the key its summary is stored under (`store_summaries`)."""
 
     source: str
     splits: dict[str, LogitSummary] = field(repr=False)
     digest: str
+    summary_keys: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def num_classes(self) -> int:
@@ -59,33 +62,60 @@ class ImportedLogits:
         return self.splits[SCORED_SPLITS[0]].classes
 
 
-def load_logits(path: str | Path) -> ImportedLogits:
-    """`calib_logits` and `test_logits` (n x classes, finite, same class count) from an .npz or a directory, read
-    once each (a C-ordered .npy is streamed in blocks of rows, hashed on the way) and summarised per sample."""
+def load_logits(path: str | Path, cache_root: str | Path | None = None) -> ImportedLogits:
+    """`calib_logits` and `test_logits` (n x classes, finite, same class count) from an .npz or a directory, each
+    summarised per sample, or its summary taken from the score cache at `cache_root` (default: the default cache)
+    when one is stored under the file's SHA-256 (a file is then read only to hash it). A summarised .npy is streamed
+    in blocks of rows; nothing is written here (see `store_summaries`)."""
     path = Path(path)
+    root = Path(cache_root) if cache_root is not None else default_cache_dir()
     names = [f"{split}_logits" for split in SCORED_SPLITS]
+    splits, keys = {}, {}
     if path.is_dir():
         files = _directory_files(path, names)
-        splits, parts = {}, []
+        parts = []
         for split, name, file in zip(SCORED_SPLITS, names, files):
-            hasher = hashlib.sha256()
-            blocks = npy_blocks(file, hasher) if file.suffix == ".npy" else None
-            if blocks is None:
-                splits[split] = summarize(array_blocks(_read_file(file, name, mmap=True)), f"{file}: '{name}'")
-                parts.append(f"{file.name}:{file_digest(file)};")
-            else:
-                splits[split] = summarize(blocks, f"{file}: '{name}'")
-                parts.append(f"{file.name}:{hasher.hexdigest()};")
+            digest = file_digest(file)
+            keys[split] = f"{digest}-{name}"
+            splits[split] = cached_summary(root, keys[split]) or _summarize_file(file, name, digest)
+            parts.append(f"{file.name}:{digest};")
         digest = hashlib.sha256("".join(parts).encode()).hexdigest()
     else:
-        digest, splits = file_digest(_npz_file(path)), {}
+        digest = file_digest(_npz_file(path))
         for split, name in zip(SCORED_SPLITS, names):  # one array in memory at a time
-            splits[split] = summarize(array_blocks(_npz_arrays(path, [name])[name]), f"{path}: '{name}'")
+            keys[split] = f"{digest}-{name}"
+            splits[split] = cached_summary(root, keys[split]) or summarize(
+                array_blocks(_npz_arrays(path, [name])[name]), f"{path}: '{name}'")
     widths = {split: rows.classes for split, rows in splits.items()}
     if len(set(widths.values())) > 1:
         raise ImportedModelError(f"{path}: 'calib_logits' has {widths['calib']} classes but 'test_logits' has "
                                  f"{widths['test']}")
-    return ImportedLogits(str(path), splits, digest)
+    return ImportedLogits(str(path), splits, digest, keys)
+
+
+def store_summaries(logits: ImportedLogits, cache_root: str | Path) -> None:
+    """Store each split's summary in the score cache at `cache_root` unless it is there (called once the files are
+    checked against the labels: validation writes nothing). A cache that cannot be written is left as it is: the
+    summaries only save the next run their computation."""
+    for split, key in logits.summary_keys.items():
+        if cached_summary(Path(cache_root), key) is None:
+            try:
+                store_summary(Path(cache_root), key, logits.splits[split])
+            except OSError:
+                return
+
+
+def _summarize_file(file: Path, name: str, digest: str) -> LogitSummary:
+    """The summary of one array file whose SHA-256 was `digest` when hashed: a C-ordered .npy streamed in blocks of
+    rows (and hashed again on the way: a file changed since is refused), another file read whole."""
+    hasher = hashlib.sha256()
+    blocks = npy_blocks(file, hasher) if file.suffix == ".npy" else None
+    if blocks is None:
+        return summarize(array_blocks(_read_file(file, name, mmap=True)), f"{file}: '{name}'")
+    summary = summarize(blocks, f"{file}: '{name}'")
+    if hasher.hexdigest() != digest:
+        raise ImportedModelError(f"{file}: changed while it was read (its SHA-256 differs between two reads)")
+    return summary
 
 
 def load_labels(path: str | Path) -> ImportedArrays:

@@ -1,9 +1,12 @@
 """What a study keeps of a logits array: per sample the prediction and each exit criterion's confidence, computed in
-blocks of rows while the file is read (and hashed) once, so that a 50,000 x 1,000 array never sits in memory whole."""
+blocks of rows while the file is read (and hashed) once, so that a 50,000 x 1,000 array never sits in memory whole.
+Summaries of a file are kept in the score cache under the file's SHA-256, so a later run only hashes the file."""
 
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,8 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from costmodel import UserError
+from nets._atomic import atomic_write_bytes, atomic_write_text
 
 BLOCK_BYTES = 16 * 2**20  # float64 working memory of one block of rows
+SUMMARY_VERSION = "1"  # part of a stored summary's key: bump when `summarize` computes something else
 
 
 class ImportedModelError(UserError):
@@ -120,3 +125,40 @@ def npy_blocks(path: Path, digest: "hashlib._Hash") -> Iterator[np.ndarray] | No
                 yield np.zeros((0, shape[1]), dtype)
 
     return blocks()
+
+
+def _summary_paths(root: Path, key: str) -> tuple[Path, Path]:
+    """Where the summary stored under `key` lies in the cache at `root`: the arrays, then their metadata."""
+    stem = root / "summaries" / f"{key}-v{SUMMARY_VERSION}"
+    return stem.with_suffix(".npz"), stem.with_suffix(".json")
+
+
+def cached_summary(root: Path, key: str) -> LogitSummary | None:
+    """The summary stored under `key` (a file's SHA-256 and the array's name), or None when there is none or it does
+    not check out (missing, unreadable, or not matching the SHA-256 recorded beside it: then it is made again)."""
+    data_path, meta_path = _summary_paths(root, key)
+    try:
+        meta = json.loads(meta_path.read_text())
+        data = data_path.read_bytes()
+        if not isinstance(meta, dict) or hashlib.sha256(data).hexdigest() != meta.get("sha256"):
+            return None
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            prediction = archive["prediction"]
+            confidences = {name: archive[name] for name in ("margin", "max_softmax", "entropy")}
+        classes = int(meta["classes"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if any(values.shape != prediction.shape for values in confidences.values()) or prediction.ndim != 1:
+        return None
+    return LogitSummary(prediction, confidences, classes)
+
+
+def store_summary(root: Path, key: str, summary: LogitSummary) -> None:
+    """Store a summary under `key` (arrays, then metadata: the commit point), each file atomically."""
+    data_path, meta_path = _summary_paths(root, key)
+    buffer = io.BytesIO()
+    np.savez(buffer, prediction=summary.prediction, **summary.confidences)
+    blob = buffer.getvalue()
+    atomic_write_bytes(data_path, blob)
+    atomic_write_text(meta_path, json.dumps({"key": key, "classes": summary.classes,
+                                             "samples": len(summary), "sha256": hashlib.sha256(blob).hexdigest()}))

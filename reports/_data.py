@@ -39,7 +39,7 @@ class Series:
 @dataclass(frozen=True)
 class Front:
     """The front on one split: the calibration-chosen Pareto points (flagged where they break the limit on this
-    split, with their generalisation gap), the other trials and the baselines."""
+    split, with their generalisation gap), the other trials' points (`drawn_points` of them) and the baselines."""
 
     split: str
     front: Series
@@ -99,6 +99,24 @@ class ReportData:
     notes: dict[str, str] = field(default_factory=dict)  # section -> the sentence shown instead of a chart
 
 
+OTHERS_PER_TRIAL = 40  # a trial's points drawn off the union front (trials.csv keeps them all)
+
+
+def drawn_points(trials: list[TrialResult], per_trial: int = OTHERS_PER_TRIAL) -> list[TrialResult]:
+    """At most `per_trial` points of each trial, spread evenly over its points in order (its first and last kept):
+    a 3-stage trial records thousands, which a plot draws as one curve but a browser pays for each."""
+    by_trial: dict[int, list[TrialResult]] = {}
+    for trial in trials:
+        by_trial.setdefault(trial.number, []).append(trial)
+    drawn = []
+    for points in by_trial.values():
+        count = len(points)
+        picks = sorted({round(i * (count - 1) / (per_trial - 1)) for i in range(per_trial)}) if count > per_trial \
+            else range(count)
+        drawn += [points[i] for i in picks]
+    return drawn
+
+
 def _series(name: str, trials: list[TrialResult], split: str) -> Series:
     metrics = [getattr(t, split) for t in trials]
     return Series(name, [m.accuracy_loss_pct for m in metrics], [m.energy_j for m in metrics],
@@ -117,7 +135,8 @@ def _front(results: StudyResults, split: str) -> Front:
     return Front(split, _series("Pareto front", pareto, split),
                  [limit is not None and not within_limit(getattr(t, split), limit) for t in pareto],
                  [getattr(t, split).accuracy_loss_pct - t.calib.accuracy_loss_pct for t in pareto],
-                 _series("other trials", [t for t in results.trials if not t.pareto], split), baselines, limit)
+                 _series("other trials", drawn_points([t for t in results.trials if not t.pareto]), split), baselines,
+                 limit)
 
 
 def _format(value: Any) -> Any:

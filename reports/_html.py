@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from dse import Panel
 from nets import atomic_write_text
-from reports._data import EnergyBreakdown, Front, ReportData, Series, Sweep, Table
+from reports._data import OTHERS_PER_TRIAL, EnergyBreakdown, Front, ReportData, Series, Sweep, Table
 from reports._search import SearchData
 from reports._units import scale_for
 
@@ -205,7 +205,9 @@ def _sections(data: ReportData) -> list[str]:
     figures: list[tuple[str, str, "go.Figure | None"]] = []  # (heading and text, div id, figure or none to draw)
     for front in data.fronts:
         text = (f"<h2>Pareto front, {front.split} split</h2>\n<p>Points are labelled trial.point; a red ✕ marks a point "
-                f"whose {front.split} loss exceeds the limit. Hover shows the gap to its calibration loss.</p>")
+                f"whose {front.split} loss exceeds the limit. Hover shows the gap to its calibration loss. Of the "
+                f"other trials, at most {OTHERS_PER_TRIAL} points each are drawn, spread along its front (trials.csv "
+                f"lists them all).</p>")
         figures.append((text, f"front-{front.split}", _front_figure(front)))
     if "breakdown" in data.sections:
         reach = Table("", "", ["Pareto point", *[f"stage {i + 1} reached (%)" for i in

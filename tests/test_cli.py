@@ -122,3 +122,19 @@ def test_the_verbose_trial_line_counts_recorded_points_not_characters() -> None:
     points = [{"thresholds": [0.1 * i]} for i in range(3)]
     trial = optuna.trial.create_trial(values=[1.0], user_attrs={RECORD: json.dumps(points), "cascade": "a > b"})
     assert trial_line(trial).endswith("a > b, 3 threshold points")
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_a_progress_message_given_as_a_function_is_made_only_when_shown(verbose: bool, monkeypatch,
+                                                                        capsys) -> None:  # type: ignore[no-untyped-def]
+    from dse.cli import console
+
+    monkeypatch.setattr(console, "SETTINGS", console.Settings(verbose=verbose))
+    made = []
+    with console.progress_bar("search", total=2, enabled=False) as step:
+        step(lambda: made.append(1) or "trial 0 complete")
+        step("trial 1 complete")
+    printed = capsys.readouterr()
+    assert made == ([1] if verbose else [])
+    assert ("trial 0 complete" in printed.out + printed.err) == verbose
+    assert ("trial 1 complete" in printed.out + printed.err) == verbose

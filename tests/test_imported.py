@@ -214,3 +214,49 @@ def test_unreadable_sources(tmp_path: Path) -> None:
         load_logits(both)
     with pytest.raises(ImportedModelError, match=r"both: needs exactly one of calib_labels.npy"):
         load_labels(both)
+
+
+def _summaries_equal(first, second) -> bool:  # type: ignore[no-untyped-def]
+    return (first.classes == second.classes and np.array_equal(first.prediction, second.prediction)
+            and all(np.array_equal(first.confidences[k], second.confidences[k]) for k in first.confidences))
+
+
+@pytest.mark.parametrize("layout", ["npy", "npz"])
+def test_stored_summaries_are_the_summaries_and_keyed_by_content(tmp_path: Path, layout: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading writes nothing; once stored, the next load takes each split's summary from the cache (equal to
+    summarising, the file not summarised again); changed contents or a damaged entry are summarised afresh."""
+    import nets._imported
+    from nets._imported import store_summaries
+
+    cache = tmp_path / "cache"
+    source = tmp_path / "logits"
+    data = {"calib_logits": RNG.normal(0, 4, (30, 50)), "test_logits": RNG.normal(0, 4, (20, 50))}
+
+    def write(values: dict[str, np.ndarray]) -> Path:
+        if layout == "npz":
+            return save_npz(tmp_path / "logits.npz", **values)
+        source.mkdir(exist_ok=True)
+        for name, array in values.items():
+            np.save(source / f"{name}.npy", array)
+        return source
+
+    path = write(data)
+    fresh = load_logits(path, cache)
+    assert not cache.exists()  # validation writes nothing
+    store_summaries(fresh, cache)
+    assert len(list((cache / "summaries").glob("*.npz"))) == 2
+    calls = []
+    monkeypatch.setattr(nets._imported, "summarize", lambda *a: calls.append(a) or pytest.fail("summarised again"))
+    again = load_logits(path, cache)
+    assert again.digest == fresh.digest and not calls
+    assert all(_summaries_equal(again.splits[s], fresh.splits[s]) for s in ("calib", "test"))
+    monkeypatch.undo()
+    changed = {**data, "test_logits": data["test_logits"][::-1].copy()}
+    reread = load_logits(write(changed), cache)
+    assert reread.digest != fresh.digest
+    assert reread.splits["test"].prediction.tolist() == changed["test_logits"].argmax(axis=1).tolist()
+    assert _summaries_equal(reread.splits["calib"], fresh.splits["calib"])
+    for stored in (cache / "summaries").glob("*.npz"):
+        stored.write_bytes(stored.read_bytes()[:-7])  # truncated: refused, summarised again
+    assert _summaries_equal(load_logits(write(data), cache).splits["test"], fresh.splits["test"])

@@ -8,7 +8,9 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -181,3 +183,21 @@ def test_mapping_table_groups_points_by_variant_setting_and_mapping() -> None:
     restored = TrialResult.from_user_attrs(1, {}, points[0].user_attrs(), True, True, 0,
                                            LayerMapping.all_from_json([m.to_json() for m in fixed]))
     assert restored.mappings == fixed and "mappings" not in points[0].user_attrs()  # stored once per trial
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_drawn_points_spread_each_trials_points_and_keep_its_ends(seed: int) -> None:
+    from reports._data import drawn_points
+
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(1, 120, 6)
+    trials = [SimpleNamespace(number=number, point=point) for number, count in enumerate(counts)
+              for point in range(count)]
+    per_trial = int(rng.integers(2, 50))
+    drawn = drawn_points(trials, per_trial)  # type: ignore[arg-type]
+    for number, count in enumerate(counts):
+        mine = [t.point for t in drawn if t.number == number]
+        assert mine == sorted(set(mine)) and len(mine) == min(count, per_trial)
+        assert mine[0] == 0 and mine[-1] == count - 1
+        if count > per_trial:  # evenly spread: no gap over twice the even step
+            assert max(b - a for a, b in zip(mine, mine[1:])) <= 2 * (count - 1) / (per_trial - 1)

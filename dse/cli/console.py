@@ -60,13 +60,21 @@ def _interactive() -> bool:
     return not SETTINGS.quiet and sys.stderr.isatty()
 
 
+Message = str | Callable[[], str] | None  # a callable is called only when its message is shown
+
+
 @contextmanager
 def progress_bar(description: str, total: int | None = None, enabled: bool = True,
-             echo: bool = False) -> Iterator[Callable[[str | None], None]]:
+                 echo: bool = False) -> Iterator[Callable[[Message], None]]:
     """A rich progress bar (with `total`) or spinner on stderr; yields `advance(message)`. Off the terminal (or not
-    `enabled`) it draws nothing and `advance` prints each message (with `echo`, else only with --verbose)."""
+    `enabled`) it draws nothing and `advance` prints each message (with `echo`, else only with --verbose). A message
+    given as a function is made only when it is shown."""
     if not (enabled and _interactive()):
-        yield lambda message=None: say(message, verbose_only=not echo) if message else None
+        def print_message(message: Message = None) -> None:
+            if message and not SETTINGS.quiet and (echo or SETTINGS.verbose):
+                say(message() if callable(message) else message)
+
+        yield print_message
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -77,9 +85,9 @@ def progress_bar(description: str, total: int | None = None, enabled: bool = Tru
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(description, total=total)
 
-        def advance(message: str | None = None) -> None:
+        def advance(message: Message = None) -> None:
             if total:
                 bar.advance(task)
             if message:
-                bar.update(task, description=f"{description}: {message}")
+                bar.update(task, description=f"{description}: {message() if callable(message) else message}")
         yield advance

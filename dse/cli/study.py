@@ -217,7 +217,7 @@ class RunSearch:
                     min(self.until or space.complete + self.n_trials, space.total) - space.complete)
                 with progress_bar("search", total=max(planned, 0), enabled=self.progress) as step:
                     timing = run_search(study, problem, study_spec, self.n_trials, progress=False, until=self.until,
-                                        stop=stop, callbacks=[lambda _study, trial: step(trial_line(trial))])
+                                        stop=stop, callbacks=[lambda _study, trial: step(lambda: trial_line(trial))])
             else:
                 from dse.cli.worker import run_workers
 

@@ -50,7 +50,8 @@ class BatchEvaluator:
         # counted again with the same answering stages: an answer is "wrong" here when wrong where the big net is right
         wrong_where_big_right = ~(~np.asarray(correct, bool) & np.asarray(big_correct, bool)[None, :])
         zeros = np.zeros(len(confidence))
-        self.worse = CascadeEvaluator(confidence, wrong_where_big_right, zeros, zeros, MEMORY_BYTES, block)
+        self.worse = CascadeEvaluator(confidence, wrong_where_big_right, zeros, zeros, MEMORY_BYTES, block,
+                                      sorted_like=self.outcome)
 
     def outcomes(self, thresholds: np.ndarray) -> Outcomes:
         """Outcomes of threshold vectors (B, S-1)."""

@@ -353,7 +353,7 @@ class _BestPerErrors:
 
 
 def exact_front_3(margins: np.ndarray, correct: np.ndarray, cost: np.ndarray, leaf_rows: int = 32,
-                  seed_fraction: int = 8) -> ThresholdFront:
+                  seed_fraction: int = 8, max_errors: int | None = None) -> ThresholdFront:
     """Exact front of a 3-stage cascade: branch and bound over a grid of the first two thresholds.
 
     With samples ranked by margin (descending) at stages 0 and 1, (a, b) counts what each stage would accept: a
@@ -372,7 +372,9 @@ def exact_front_3(margins: np.ndarray, correct: np.ndarray, cost: np.ndarray, le
     rows above (2-D suffix sums); a column of a range is dropped when the bound from the range's top row (cost
     no lower; errors lower at most by the range's samples that stage 0 gets wrong and their later stage gets
     right) is beaten by a point found so far or a seed: the exact front of every `seed_fraction`-th sample,
-    evaluated on all. Ranges of `leaf_rows` rows are evaluated; the least cost per error count is kept.
+    evaluated on all. Ranges of `leaf_rows` rows are evaluated; the least cost per error count is kept. With
+    `max_errors`, a range's column whose error bound exceeds it is dropped too: the front's points of at most
+    `max_errors` errors depend only on points of no more errors, so they come out as without it.
     Measured (benchmarks/evaluator_speed.py, two loaded cores; wall / CPU seconds, tracemalloc peak) at N = 10^4,
     10^5, 10^6: independent errors 0.16 / 0.07 s, 2.9 / 1.3 s, 48 / 25 s (600 MiB); errors nested as in the
     quickstart 0.10 / 0.06 s, 1.1 / 0.5 s, 26 / 13 s (600 MiB). The branch and bound it replaces took 2.4 s, 241 s
@@ -385,27 +387,81 @@ def exact_front_3(margins: np.ndarray, correct: np.ndarray, cost: np.ndarray, le
     best = _BestPerErrors(n, 4 * n * np.finfo(np.float64).eps * cost.sum())  # slack above any rounding of sums
     if seed_fraction > 1 and n >= 100 * seed_fraction:
         sample = slice(None, None, seed_fraction)
-        seeds = exact_front_3(margins[:, sample], 1 - wrong[:, sample], cost[:, sample], leaf_rows, seed_fraction)
+        seeds = exact_front_3(margins[:, sample], 1 - wrong[:, sample], cost[:, sample], leaf_rows, seed_fraction,
+                              None if max_errors is None else max_errors // seed_fraction + math.isqrt(n))
         seen = CascadeEvaluator(margins, 1 - wrong, cost, cost, SEED_MEMORY_BYTES).evaluate(seeds.thresholds)
         np.minimum.at(best.seeds, seen.errors, seen.energy * n)
         best.refresh()
+    cap = n if max_errors is None else max_errors
     stack = [(0, len(grid.accepted0), np.arange(len(grid.accepted1)), np.zeros((2, len(grid.accepted1))))]
     while stack:
         j0, j1, columns, carried = stack.pop()  # carried: weights of samples with row_of >= j1, per column
         top_errors = grid.fixed_errors[j1 - 1] + np.rint(carried[1]).astype(np.int64)
         bound = top_errors - grid.lost_errors(grid.rows_from(j0 + 1, j1), columns)
-        open_ = ~best.beaten(bound, grid.fixed_cost[j1 - 1] + carried[0])
+        open_ = ~best.beaten(bound, grid.fixed_cost[j1 - 1] + carried[0]) & (bound <= cap)
         columns, carried = columns[open_], carried[:, open_]
         if not len(columns):
             continue
         if j1 - j0 <= leaf_rows:
-            best.add(*grid.block(j0, j1, columns, carried))
+            keys, errors, energy = grid.block(j0, j1, columns, carried)
+            within = errors <= cap
+            best.add(keys[within], errors[within], energy[within])
             continue
         middle = (j0 + j1) // 2
         below = carried + grid.column_sums(grid.rows_from(middle, j1), columns)
         stack += [(j0, middle, columns, below), (middle, j1, columns, carried)]
     keys, errors, energy = best.front()
     return ThresholdFront(grid.thresholds(keys), errors.astype(np.int64), energy / n)
+
+
+class _Sweeps:
+    """Exact moves of a cascade's threshold vector (see coordinate_front): one threshold swept with the others
+    fixed, or the last two solved as a 3-stage front; totals (not means) of errors and cost per resulting vector."""
+
+    def __init__(self, margins: np.ndarray, wrong: np.ndarray, cost: np.ndarray) -> None:
+        self.margins, self.wrong, self.cost = margins, wrong, cost
+        self.exit_cost = np.cumsum(cost, axis=0)
+        self.orders = [np.argsort(-margins[k]) for k in range(margins.shape[0] - 1)]
+        self.samples = np.arange(margins.shape[1])
+
+    def _answered(self, vector: np.ndarray, skipped_from: int, skipped_to: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each sample's exit stage with thresholds skipped_from..skipped_to-1 set to +inf, and which samples exit
+        before stage `skipped_from` (their errors and cost are fixed)."""
+        skipped = vector.copy()
+        skipped[skipped_from:skipped_to] = np.inf
+        answered = _exit_stages(self.margins, skipped[None])[0]
+        return answered, answered <= skipped_from
+
+    def _fixed(self, answered: np.ndarray, fixed: np.ndarray) -> tuple[int, float]:
+        """Errors and cost of the samples in `fixed` at their exit stages."""
+        samples = self.samples[fixed]
+        return int(self.wrong[answered[fixed], samples].sum()), float(self.exit_cost[answered[fixed], samples].sum())
+
+    def sweep(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every distinct value of threshold k with the others fixed at `vector`."""
+        answered, fixed = self._answered(vector, k, k + 1)
+        chosen = self.orders[k][~fixed[self.orders[k]]]
+        t, errors, energy = _sweep_sorted(self.margins[k][chosen], self.wrong[k][chosen],
+                                          self.wrong[answered[chosen], chosen], self.exit_cost[k][chosen],
+                                          self.exit_cost[answered[chosen], chosen])
+        vectors = np.repeat(vector[None], len(t), axis=0)
+        vectors[:, k] = t
+        fixed_errors, fixed_cost = self._fixed(answered, fixed)
+        return vectors, errors + fixed_errors, energy + fixed_cost
+
+    def tail(self, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The last two thresholds solved exactly (a 3-stage front) with the earlier ones fixed at `vector`."""
+        k = self.margins.shape[0] - 3
+        answered, fixed = self._answered(vector, k, k + 2)
+        reaches = ~fixed
+        fixed_errors, fixed_cost = self._fixed(answered, fixed)
+        if not reaches.any():
+            return vector[None].copy(), np.array([fixed_errors]), np.array([fixed_cost])
+        sub_cost = np.stack([self.exit_cost[k][reaches], self.cost[k + 1][reaches], self.cost[k + 2][reaches]])
+        sub = exact_front_3(self.margins[k:, reaches], 1 - self.wrong[k:, reaches], sub_cost)
+        vectors = np.repeat(vector[None], len(sub.errors), axis=0)
+        vectors[:, k:] = sub.thresholds
+        return vectors, sub.errors + fixed_errors, sub.energy * reaches.sum() + fixed_cost
 
 
 def coordinate_front(margins: np.ndarray, correct: np.ndarray, cost: np.ndarray,
@@ -430,43 +486,7 @@ def coordinate_front(margins: np.ndarray, correct: np.ndarray, cost: np.ndarray,
     if n_stages == 1:
         front.merge(np.zeros((1, 0)), np.array([wrong[0].sum()]), np.array([cost[0].sum()]))
         return front.result(n)
-    exit_cost = np.cumsum(cost, axis=0)
-    orders = [np.argsort(-margins[k]) for k in range(n_stages - 1)]
-    samples = np.arange(n)
-
-    def sweep(vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every distinct value of threshold k with the others fixed at `vector`."""
-        skipped = vector.copy()
-        skipped[k] = np.inf
-        answered = _exit_stages(margins, skipped[None])[0]
-        reaches = answered > k
-        fixed = ~reaches
-        chosen = orders[k][reaches[orders[k]]]
-        t, errors, energy = _sweep_sorted(margins[k][chosen], wrong[k][chosen], wrong[answered[chosen], chosen],
-                                          exit_cost[k][chosen], exit_cost[answered[chosen], chosen])
-        vectors = np.repeat(vector[None], len(t), axis=0)
-        vectors[:, k] = t
-        return (vectors, errors + int(wrong[answered[fixed], samples[fixed]].sum()),
-                energy + exit_cost[answered[fixed], samples[fixed]].sum())
-
-    def tail(vector: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The last two thresholds solved exactly (a 3-stage front) with the earlier ones fixed at `vector`."""
-        k = n_stages - 3
-        skipped = vector.copy()
-        skipped[k:] = np.inf
-        answered = _exit_stages(margins, skipped[None])[0]
-        reaches = answered > k
-        fixed = ~reaches
-        if not reaches.any():
-            return (vector[None].copy(), np.array([wrong[answered, samples].sum()]),
-                    np.array([exit_cost[answered, samples].sum()]))
-        sub_cost = np.stack([exit_cost[k][reaches], cost[k + 1][reaches], cost[k + 2][reaches]])
-        sub = exact_front_3(margins[k:, reaches], 1 - wrong[k:, reaches], sub_cost)
-        vectors = np.repeat(vector[None], len(sub.errors), axis=0)
-        vectors[:, k:] = sub.thresholds
-        return (vectors, sub.errors + int(wrong[answered[fixed], samples[fixed]].sum()),
-                sub.energy * reaches.sum() + exit_cost[answered[fixed], samples[fixed]].sum())
-
+    sweeps = _Sweeps(margins, wrong, cost)
     # Start from every cascade that skips some stages (threshold +inf) and ends others early (lowest margin).
     lowest = margins[:-1].min(axis=1)
     frontier = [np.where(mask, lowest, np.inf) for mask in itertools.product([False, True], repeat=n_stages - 1)]
@@ -475,24 +495,47 @@ def coordinate_front(margins: np.ndarray, correct: np.ndarray, cost: np.ndarray,
         for vector in frontier:
             expanded.add(vector.tobytes())
             for k in range(n_stages - 1):
-                front.merge(*sweep(vector, k))
+                front.merge(*sweeps.sweep(vector, k))
             if exact_tail and n_stages > 3 and vector[:-2].tobytes() not in tails:
                 tails.add(vector[:-2].tobytes())
-                front.merge(*tail(vector))
+                front.merge(*sweeps.tail(vector))
         frontier = [v for v in front.thresholds if v.tobytes() not in expanded]
         if not frontier:
             break
     return front.result(n)
 
 
-def front(margins: np.ndarray, correct: np.ndarray, cost: np.ndarray, exact_tail: bool = False) -> ThresholdFront:
-    """The threshold front of a cascade: exact for 1 to 3 stages, `coordinate_front` beyond."""
+def front(margins: np.ndarray, correct: np.ndarray, cost: np.ndarray, exact_tail: bool = False,
+          max_errors: int | None = None, beyond: int = 0) -> ThresholdFront:
+    """The threshold front of a cascade: exact for 1 to 3 stages, `coordinate_front` beyond. With `max_errors`, only
+    its points of at most `max_errors` errors and the `beyond` next ones (the fewest errors above): a 3-stage front
+    is then solved only that far (`_front_3_upto`), the others are cut."""
     n_stages = np.shape(margins)[0] if np.ndim(margins) == 2 else 0
     if n_stages == 2:
-        return exact_front_2(margins, correct, cost)
-    if n_stages == 3:
-        return exact_front_3(margins, correct, cost)
-    return coordinate_front(margins, correct, cost, exact_tail=exact_tail)
+        result = exact_front_2(margins, correct, cost)
+    elif n_stages == 3:
+        result = (exact_front_3(margins, correct, cost) if max_errors is None
+                  else _front_3_upto(margins, correct, cost, max_errors, beyond))
+    else:
+        result = coordinate_front(margins, correct, cost, exact_tail=exact_tail)
+    if max_errors is None:
+        return result
+    above = int(np.count_nonzero(result.errors > max_errors))  # the first points: errors fall as energy rises
+    keep = slice(max(above - beyond, 0), None)
+    return ThresholdFront(result.thresholds[keep], result.errors[keep], result.energy[keep])
+
+
+def _front_3_upto(margins: np.ndarray, correct: np.ndarray, cost: np.ndarray, max_errors: int,
+                  beyond: int) -> ThresholdFront:
+    """The exact 3-stage front's points of at most `max_errors` errors and at least `beyond` more (all points up to
+    a cap that grows until it holds them), each as exact_front_3 finds it."""
+    n, extra = np.shape(margins)[1], max(16, 2 * beyond)
+    while True:
+        cap = min(max_errors + extra, n)
+        result = exact_front_3(margins, correct, cost, max_errors=cap)
+        if cap >= n or np.count_nonzero(result.errors > max_errors) >= beyond:
+            return result
+        extra *= 4
 
 
 def _exit_stages(margins: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -510,19 +553,28 @@ class CascadeEvaluator:
     of `block` samples plus two partial blocks, O(block) per vector. More stages fall back to per-sample masks in
     chunks. Memory stays within about `memory_bytes` plus the (S, N) inputs at any batch size. Measured
     (benchmarks/evaluator_speed.py): 168,000 vectors/s at N = 10^4 with 3 stages; a 550 MiB peak at N = 10^6.
+    `sorted_like`: an evaluator of the same margins (other correctness or costs) whose sorts this one reuses.
     """
 
     def __init__(self, margins: np.ndarray, correct: np.ndarray, energy: np.ndarray, latency: np.ndarray,
-                 memory_bytes: int = DEFAULT_MEMORY_BYTES, block: int | None = None) -> None:
+                 memory_bytes: int = DEFAULT_MEMORY_BYTES, block: int | None = None,
+                 sorted_like: CascadeEvaluator | None = None) -> None:
         self.margins, self.wrong, self.energy, self.latency = _cascade_arrays(margins, correct, energy, latency)
         self.memory_bytes = memory_bytes
         n_stages, n = self.margins.shape
-        self.sorted_margins = np.sort(self.margins[:-1], axis=1)
+        if sorted_like is None:
+            self.sorted_margins = np.sort(self.margins[:-1], axis=1)
+            sorted_stages = min(n_stages - 1, 2) if n_stages in (2, 3) else 0
+            self.orders = [np.argsort(-self.margins[k]) for k in range(sorted_stages)]  # by margin, descending
+        elif np.array_equal(sorted_like.margins, self.margins):
+            self.sorted_margins, self.orders = sorted_like.sorted_margins, sorted_like.orders
+        else:
+            raise ValueError("sorted_like must be an evaluator of the same margins")
         self.base = np.array([self.energy[0].sum(), self.latency[0].sum()])
         self.bytes_per_vector = 64 if n_stages == 2 else (n_stages + 48) * n  # chunk working memory
         self.exit_energy, self.exit_latency = np.cumsum(self.energy, axis=0), np.cumsum(self.latency, axis=0)
         if n_stages in (2, 3):
-            order0 = np.argsort(-self.margins[0])
+            order0 = self.orders[0]
             right = 1 - self.wrong
             self.kept_right = np.r_[0, np.cumsum(right[0][order0])]
             # Suffix sums over the escalated samples (rank >= a): right at stage 1, energy and latency of stage 1.
@@ -535,7 +587,7 @@ class CascadeEvaluator:
     def _build_quadrants(self, order0: np.ndarray, right: np.ndarray, block: int | None) -> None:
         """Tables of sums over samples with stage-0 rank >= a and stage-1 rank >= b, at block multiples of a, b."""
         n = self.margins.shape[1]
-        order1 = np.argsort(-self.margins[1])
+        order1 = self.orders[1]
         rank0, rank1 = np.empty(n, np.int64), np.empty(n, np.int64)
         rank0[order0], rank1[order1] = np.arange(n), np.arange(n)
         # Weights of a sample that reaches stage 2: a count, right at stage 1 and 2, stage-2 energy and latency.
@@ -543,13 +595,14 @@ class CascadeEvaluator:
         cells = self.memory_bytes // 2 // (8 * len(weights))
         self.block = block or max(1, math.isqrt(n) // 4, -(-n // max(1, math.isqrt(cells) - 1)))
         side = -(-n // self.block) + 1
-        flat = (rank0 // self.block) * side + rank1 // self.block
-        self.table = np.empty((len(weights), side, side))
-        for table, weight in zip(self.table, weights):  # one weight at a time bounds the temporaries
-            reversed_sums = np.bincount(flat, weight, side * side).reshape(side, side)[::-1, ::-1]
-            np.cumsum(reversed_sums, axis=0, out=reversed_sums)
-            np.cumsum(reversed_sums, axis=1, out=reversed_sums)
-            table[...] = reversed_sums[::-1, ::-1]
+        # Stored with rows and columns reversed (cell [side-1-i, side-1-j] for block multiples i, j), so that the 2-D
+        # suffix sums are prefix sums over contiguous memory.
+        flat = (side - 1 - rank0 // self.block) * side + (side - 1 - rank1 // self.block)
+        self.reversed_table = np.empty((len(weights), side, side))
+        for table, weight in zip(self.reversed_table, weights):  # one weight at a time bounds the temporaries
+            table[...] = np.bincount(flat, weight, side * side).reshape(side, side)
+            np.cumsum(table, axis=0, out=table)
+            np.cumsum(table, axis=1, out=table)
         self.rank1_by_rank0, self.rank0_by_rank1 = rank1[order0], rank0[order1]
         self.weights_by_rank0, self.weights_by_rank1 = weights[:, order0], weights[:, order1]
 
@@ -563,7 +616,8 @@ class CascadeEvaluator:
         """(5, B) weight sums over samples with stage-0 rank >= a0 and stage-1 rank >= a1."""
         n, size = self.margins.shape[1], self.block
         b0, b1 = -(-a0 // size), -(-a1 // size)
-        total = self.table[:, b0, b1]
+        last = self.reversed_table.shape[1] - 1
+        total = self.reversed_table[:, last - b0, last - b1]
         offsets = np.arange(size)
         # Partial stage-0 block: ranks a0 .. b0*size-1 with stage-1 rank >= a1 (the table covers b0*size on).
         rows = a0[:, None] + offsets

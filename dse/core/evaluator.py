@@ -183,13 +183,15 @@ class Evaluator:
             out += _breakdowns(reach, parts)
         return out
 
-    def threshold_front(self, chain: Chain, split: str = "calib") -> np.ndarray:
+    def threshold_front(self, chain: Chain, split: str = "calib", max_errors: int | None = None,
+                        beyond: int = 0) -> np.ndarray:
         """Threshold vectors (P, S-1) of the exact (energy, errors) Pareto front of a cascade on `split`, over every
-        threshold vector (per-sample prices included); fronts of 4 stages and more are approximate (`_exact`)."""
+        threshold vector (per-sample prices included); fronts of 4 stages and more are approximate (`_exact`). With
+        `max_errors`, only its points of at most that many errors and the `beyond` next ones (`_exact.front`)."""
         energy, _ = self.stage_arrays(chain, split)
         stages = list(chain.stages)
         return front(self.table.stage_confidence(stages, chain.criterion, split),
-                     self.table.splits[split].correct[stages], energy).thresholds
+                     self.table.splits[split].correct[stages], energy, max_errors=max_errors, beyond=beyond).thresholds
 
     def safer_thresholds(self, chain: Chain, thresholds: np.ndarray, split: str = "calib",
                          steps: int = SAFER_STEPS) -> np.ndarray:

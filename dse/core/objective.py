@@ -57,7 +57,8 @@ class CascadeObjective:
             stages, accelerator, reuse = self.space.stages(structure), structure.accelerator, structure.cascade.reuse
             criterion = structure.criterion
             start = time.perf_counter()
-            thresholds = self.problem.threshold_front(stages, accelerator, reuse, criterion=criterion)
+            thresholds = self.problem.threshold_front(stages, accelerator, reuse, criterion=criterion,
+                                                      max_errors=self._max_errors(), beyond=EXTRA_INFEASIBLE_POINTS)
             if self.spec.search.guarantee is not None:  # safer candidates for the certificate, fixed on these rows
                 thresholds = np.vstack([thresholds, self.problem.safer_thresholds(stages, thresholds, criterion)])
             self.evaluate_s += time.perf_counter() - start
@@ -87,6 +88,17 @@ class CascadeObjective:
         # the whole front, and the representative point one attribute per metric (dashboard): one transaction
         set_trial_attrs(trial, {RECORD: json.dumps(points), **points[chosen]}, system)
         return objective_values(calib[keep[chosen]], self.spec.search.objectives)
+
+    def _max_errors(self) -> int | None:
+        """The most calibration errors of a point `_kept` keeps as feasible, when that is an exact count (a loss limit
+        without a margin) and no certificate reads the whole front (its safer candidates start from the front's
+        safest point); else None: the whole front is solved."""
+        search = self.spec.search
+        if search.max_accuracy_loss_pct is None or search.loss_confidence_z != 0 or search.guarantee is not None:
+            return None
+        big_correct = self.problem.correct["calib"][self.problem.big]
+        return int(big_correct.size - big_correct.sum()) + allowed_errors(search.max_accuracy_loss_pct,
+                                                                         big_correct.size)
 
     def _kept(self, calib: list[Metrics]) -> list[int]:
         """Indices of the points worth recording: all without a loss limit, else the feasible ones and a few beyond."""

@@ -186,9 +186,12 @@ class CascadeProblem:
                                          chunk_cells)
 
     def threshold_front(self, stages: list[int], accelerator: costmodel.Accelerator | None = None,
-                        reuse: bool = False, split: str = "calib", criterion: str = "margin") -> np.ndarray:
-        """Threshold vectors (P, S-1) of the (energy, errors) Pareto front of a cascade on `split`."""
-        return self.evaluator.threshold_front(Chain(tuple(stages), accelerator, reuse, criterion), split)
+                        reuse: bool = False, split: str = "calib", criterion: str = "margin",
+                        max_errors: int | None = None, beyond: int = 0) -> np.ndarray:
+        """Threshold vectors (P, S-1) of the (energy, errors) Pareto front of a cascade on `split` (with
+        `max_errors`, only its points of at most that many errors and the `beyond` next ones)."""
+        return self.evaluator.threshold_front(Chain(tuple(stages), accelerator, reuse, criterion), split,
+                                              max_errors, beyond)
 
     def safer_thresholds(self, stages: list[int], thresholds: np.ndarray, criterion: str = "margin",
                          split: str = "calib", steps: int = SAFER_STEPS) -> np.ndarray:

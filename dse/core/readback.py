@@ -52,7 +52,7 @@ def trial_results(study: optuna.Study) -> list[TrialResult]:
         front[len(flagged)] = values[i]
         flagged.add(i)
         seen.add(key)
-    return [dataclasses.replace(p, pareto=i in flagged) for i, p in enumerate(points)]
+    return [dataclasses.replace(p, pareto=True) if i in flagged else p for i, p in enumerate(points)]  # made unflagged
 
 
 def study_results(study: optuna.Study) -> StudyResults:

@@ -146,6 +146,28 @@ def test_exact_front_3_branch_and_bound_on_larger_cache(integer_cost, leaf_rows)
         assert [tuple(t) for t in result.thresholds] == [t for _, _, t in expected]
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_front_up_to_an_error_count_is_the_brute_force_front_cut(seed) -> None:
+    """With max_errors (and `beyond`), front() gives exactly the brute-force front's points of at most max_errors
+    errors and the `beyond` ones of fewest errors above it, for 2 and 3 stages; exact_front_3 bounded at a cap gives
+    the brute-force points up to the cap (larger caches: pruning and seeds at work)."""
+    rng = np.random.default_rng(100 + seed)
+    for n_stages in (2, 3):
+        margins, correct, cost = random_cascade(rng, n_stages, int(rng.integers(1, 13)), seed % 2 == 0, True)
+        expected = brute_front(margins, correct, cost)
+        for max_errors in range(0, len(correct[0]) + 1, 2):
+            for beyond in (0, 1, 3):
+                above = [p for p in expected if p[1] > max_errors]
+                wanted = above[len(above) - min(beyond, len(above)):] + [p for p in expected if p[1] <= max_errors]
+                got = as_tuples(front(margins, correct, cost, max_errors=max_errors, beyond=beyond))
+                assert got == wanted, (n_stages, max_errors, beyond)
+    margins, correct, cost = random_cascade(rng, 3, 300, True, True, levels=60)
+    full = exact_front_3(margins, correct, cost, leaf_rows=2, seed_fraction=2)
+    for cap in (0, 40, 90, 150, 300):
+        bounded = exact_front_3(margins, correct, cost, leaf_rows=2, seed_fraction=2, max_errors=cap)
+        assert as_tuples(bounded) == [p for p in as_tuples(full) if p[1] <= cap]
+
+
 def test_front_thresholds_are_achievable_and_sorted() -> None:
     rng = np.random.default_rng(3)
     margins, correct, cost = random_cascade(rng, 3, 40, True, False, levels=12)
@@ -262,6 +284,28 @@ def test_evaluator_matches_per_sample_loop(n_stages, per_sample, block) -> None:
         assert result.energy[b] == pytest.approx(total_energy / n, rel=1e-12)
         assert result.latency[b] == pytest.approx(total_latency / n, rel=1e-12)
         assert result.reach_fraction[b].tolist() == [r / n for r in reach]
+
+
+@pytest.mark.parametrize("n_stages", [2, 3, 4])
+@pytest.mark.parametrize("seed", range(4))
+def test_evaluator_reusing_sorts_matches_per_sample_loop(n_stages, seed) -> None:
+    """An evaluator made `sorted_like` another of the same margins (other correctness and costs) gives the per-sample
+    loop's results; one of other margins is refused."""
+    rng = np.random.default_rng(200 + seed)
+    n = 47
+    margins = rng.integers(0, 6, (n_stages, n)) / 5
+    first = CascadeEvaluator(margins, rng.random((n_stages, n)) < 0.6, rng.uniform(0, 2, n_stages), np.ones(n_stages),
+                             memory_bytes=4096, block=3)
+    correct, energy = rng.random((n_stages, n)) < 0.8, rng.uniform(0, 5, (n_stages, n))
+    second = CascadeEvaluator(margins.copy(), correct, energy, energy, memory_bytes=4096, block=3, sorted_like=first)
+    thresholds = rng.choice(np.r_[np.unique(margins), -1.0, np.inf], (40, n_stages - 1))
+    result = second.evaluate(thresholds)
+    for b, vector in enumerate(thresholds):
+        right, total_energy, _, reach = reference_run(margins, correct, energy, energy, vector)
+        assert result.errors[b] == n - right and result.reach_fraction[b].tolist() == [r / n for r in reach]
+        assert result.energy[b] == pytest.approx(total_energy / n, rel=1e-12)
+    with pytest.raises(ValueError, match="same margins"):
+        CascadeEvaluator(margins[:, ::-1], correct, energy, energy, sorted_like=first)
 
 
 def test_evaluator_chunking_does_not_change_results() -> None:
