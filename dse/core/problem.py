@@ -15,7 +15,6 @@ import nets
 from dse.core._batch import BatchEvaluator, Outcomes
 from dse.core._exact import front
 from dse.core.evaluate import evaluate_cascade, exit_stages
-from dse.core.mechanism import registry
 from dse.core.models import check_models
 from dse.core.results import ENERGY_PARTS, PJ, Breakdown, Metrics
 from dse.core.spec import SpecError, StudySpec
@@ -491,8 +490,8 @@ def _widens(previous: Variant, variant: Variant) -> bool:
 def spec_variants(spec: StudySpec) -> list[Variant]:
     """Every variant the spec's mechanisms need up front: the big net first, then each mechanism's, without repeats."""
     variants = [Variant(spec.nets.big)]
-    for name in spec.enabled():
-        variants += registry()[name].variants(spec, spec.section(name))
+    for bound in spec.active():
+        variants += bound.mechanism.variants(spec, bound.section)
     return list(dict.fromkeys(variants))
 
 
@@ -500,8 +499,8 @@ def check_spec_nets(spec: StudySpec) -> list[Variant]:
     """The spec's up-front variants, after every check that needs the architectures (before any data is read)."""
     variants = spec_variants(spec)
     check_models(spec, variants)
-    for name in spec.enabled():
-        registry()[name].check_nets(spec, spec.section(name))
+    for bound in spec.active():
+        bound.mechanism.check_nets(spec, bound.section)
     for variant in variants:
         model = nets.user_model(variant.net)
         if model is not None and model.architecture is None:

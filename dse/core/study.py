@@ -13,7 +13,6 @@ from typing import Any, Callable
 import numpy as np
 import optuna
 
-from dse.core.mechanism import registry
 from dse.core.problem import CERTIFY, CascadeProblem
 from dse.core.results import (MAPPINGS, PJ, Baseline, Certificate, CertifiedPoint, LayerMapping, MarginCurve, Metrics,
                               Panel, StudyResults, TrialResult, allowed_errors, headline, mark)
@@ -44,8 +43,8 @@ def spec_digest(spec: StudySpec) -> str:
 def digest_payload(spec: StudySpec) -> dict:
     """What `spec_digest` hashes: every section, less the trial budget, off sections of newer mechanisms and default
     fields added after the fingerprint was fixed."""
-    off = {name for name, mechanism in registry().items()
-           if not mechanism.digest_when_off and name not in spec.enabled()}
+    off = {name for name, bound in spec.mechanisms.items()
+           if not bound.mechanism.digest_when_off and name not in spec.enabled()}
     payload = {name: dataclasses.asdict(section) for name, section in spec.sections().items() if name not in off}
     payload["search"] = {k: v for k, v in payload["search"].items() if k not in ("n_trials", "seed")}
     if spec.models:  # by content: the same files elsewhere resume the study, one changed byte does not
@@ -58,8 +57,8 @@ def digest_payload(spec: StudySpec) -> dict:
                             f"({exc.strerror})") from None
     if spec.search.criteria == ("margin",):  # the default, which studies made before criteria existed had
         del payload["search"]["criteria"]
-    for name, mechanism in registry().items():  # fields added later, at the defaults older studies had
-        for key, default in mechanism.later_fields.items():
+    for name, bound in spec.mechanisms.items():  # fields added later, at the defaults older studies had
+        for key, default in bound.mechanism.later_fields.items():
             if name in payload and payload[name].get(key) == default:
                 del payload[name][key]
     return payload
@@ -185,7 +184,7 @@ def open_study(spec: StudySpec, storage: optuna.storages.BaseStorage, worker: in
 def baselines(problem: CascadeProblem, spec: StudySpec) -> list[Baseline]:
     """Every variant alone (the big net, and each other variant as the mechanism that brought it names it), then
     the mechanisms' own reference points (e.g. a paper's method at the loss limit)."""
-    enabled = [(registry()[name], spec.section(name)) for name in spec.enabled()]
+    enabled = [(bound.mechanism, bound.section) for bound in spec.active()]
     rows = []
     for index, variant in enumerate(problem.variants):
         kinds = [m.baseline_kind(spec, config, variant) for m, config in enabled]
@@ -211,7 +210,7 @@ def margin_curves(problem: CascadeProblem, split: str = "test", points: int = 10
 
 def panels(problem: CascadeProblem, spec: StudySpec) -> list[Panel]:
     """Every report panel of the spec's mechanisms."""
-    return [panel for name in spec.enabled() for panel in registry()[name].panels(problem, spec, spec.section(name))]
+    return [panel for bound in spec.active() for panel in bound.mechanism.panels(problem, spec, bound.section)]
 
 
 @dataclass

@@ -1,7 +1,8 @@
-"""The built-in mechanisms, one home each; importing this package registers them (in shaping order).
+"""The built-in mechanisms, one home each; importing this package registers them.
 
-A trial's cascade is shaped by each enabled mechanism in turn: the big net's own stages first (increments, bit-widths),
-then side exits on its trunk, then a little net before them, then effort knobs on the chosen nets.
+Each declares where its stages go (`dse.core.mechanism.Place`), so a trial's cascade is shaped in this order: the big
+net's own stages first (increments, then bit-widths), then side exits on its trunk, then little nets before them, then
+effort knobs on the chosen nets.
 """
 
 from __future__ import annotations
