@@ -7,24 +7,24 @@ methods in `dse.papers`). Importing `dse` registers the built-in mechanisms; it 
 from costmodel import UserError
 from dse import mechanisms, papers
 from dse.core.evaluate import CascadeResult, evaluate_cascade, exit_stages, reference_cascade
-from dse.core.mechanism import Cascade, Mechanism, register, registry, unregister
+from dse.core.mechanism import Bound, Cascade, Chooser, Mechanism, Place, register, registry, unregister
 from dse.core.output import StudyNotFound, export_tables, load_existing_study, pareto_frame, trials_frame
 from dse.core.problem import CascadeProblem, load_problem, make_accelerator
 from dse.core.results import (Baseline, Breakdown, Certificate, CertifiedPoint, Headline, MarginCurve, Metrics, Panel,
                                StudyResults, TrialResult, headline, within_limit)
-from dse.core.space import CascadeSpace, enumerate_structures, replay_structure
+from dse.core.space import CascadeSpace, enumerate_structures, replay_structure, shape_cascade
 from dse.core.sweep import accept_sweep
 from dse.core.spec import SpecError, StudySpec, builtin_specs, check, load_spec, parse_spec
 from dse.core.storage import open_storage, sqlite_url
 from dse.core.study import best_feasible, open_study, run_search, search_study, study_results
 
 __all__ = [
-    "Baseline", "Breakdown", "Cascade", "Certificate", "CertifiedPoint",
+    "Baseline", "Bound", "Breakdown", "Cascade", "Chooser", "Certificate", "CertifiedPoint",
     "CascadeProblem", "CascadeResult", "CascadeSpace", "Headline", "MarginCurve",
-    "Mechanism", "Metrics", "Panel", "SpecError", "StudyNotFound", "StudyResults", "StudySpec", "TrialResult",
+    "Mechanism", "Metrics", "Panel", "Place", "SpecError", "StudyNotFound", "StudyResults", "StudySpec", "TrialResult",
     "UserError", "accept_sweep", "best_feasible", "builtin_specs", "check", "enumerate_structures", "evaluate_cascade",
     "exit_stages", "export_tables", "headline", "load_existing_study", "load_problem", "load_spec", "make_accelerator",
     "mechanisms", "open_storage", "open_study", "papers", "pareto_frame", "parse_spec", "reference_cascade",
-    "register", "registry", "replay_structure", "run_search", "search_study", "sqlite_url", "study_results",
+    "register", "registry", "replay_structure", "run_search", "search_study", "shape_cascade", "sqlite_url", "study_results",
     "trials_frame", "unregister", "within_limit",
 ]

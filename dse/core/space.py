@@ -100,9 +100,10 @@ class CascadeSpace:
     def __init__(self, problem: CascadeProblem, spec: StudySpec) -> None:
         self.problem, self.spec = problem, spec
 
-    def structure(self, trial: Chooser) -> Structure:
-        """Draw a structure: the mechanisms' choices in shaping order, then the core's (nothing is scored)."""
-        owners: dict[str, str] = {}
+    def structure(self, trial: Chooser, owners: dict[str, str] | None = None) -> Structure:
+        """Draw a structure: the mechanisms' choices in shaping order, then the core's (nothing is scored);
+        `owners` collects which owner drew each stored parameter name (pass one dict to check a whole space)."""
+        owners = {} if owners is None else owners
         cascade = shape_cascade(self.spec, trial, owners)
         trial = ScopedChooser(trial, CORE, str, owners)
         criteria, own = self.spec.search.criteria, dict(cascade.criteria)
