@@ -45,8 +45,8 @@ class Place(enum.IntEnum):
     alone; within one place, after the mechanisms each names in `after`, then by name."""
 
     BIG = 1  # the big net's own stages: its last stage becomes several (channel fractions, bit-widths)
-    TRUNK = 2  # stages on the big net's trunk, placed before the big net's stages (side exits)
-    FRONT = 3  # other networks in front of the stages placed so far, or replacing them (little nets)
+    TRUNK = 2  # stages on the big net's trunk, placed before the big net's stages (side branches)
+    FRONT = 3  # other networks in front of the stages placed so far, or replacing them (smaller networks)
     INSIDE = 4  # changes stages already placed and adds none (per-input work skipping)
 
 
