@@ -16,7 +16,7 @@ import dataclasses
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generic, Protocol, TypeVar, overload
 
 if TYPE_CHECKING:
     from dse.core.problem import CascadeProblem
@@ -25,17 +25,31 @@ if TYPE_CHECKING:
     from nets import Variant
 
 SectionT = TypeVar("SectionT")
-ChoiceT = TypeVar("ChoiceT", str, int, float)
 CHOICE_TYPES = (str, int, float)  # what a categorical choice may hold (bool is an int)
 CORE_SECTIONS = frozenset({"name", "description", "version", "models", "data", "training", "nets", "accelerator",
                            "search"})  # spec keys a mechanism cannot be named after
 
 
-class Chooser(Protocol):
-    """What a cascade's structure is drawn with: categorical and integer choices only, so that a small space can be
-    listed completely (an Optuna trial, the enumerator's probe, a finished trial's replay)."""
+class Draw(Protocol):
+    """Where a cascade's structure is drawn from: an Optuna trial, the enumerator's probe, a finished trial's replay."""
 
-    def suggest_categorical(self, name: str, choices: Sequence[ChoiceT]) -> ChoiceT: ...
+    def suggest_categorical(self, name: str, choices: Any) -> Any: ...
+
+    def suggest_int(self, name: str, low: int, high: int) -> int: ...
+
+
+class Chooser(Protocol):
+    """What a mechanism draws its choices with: categorical and integer choices only, so that a small space can be
+    listed completely."""
+
+    @overload
+    def suggest_categorical(self, name: str, choices: Sequence[int]) -> int: ...
+
+    @overload
+    def suggest_categorical(self, name: str, choices: Sequence[float]) -> float: ...
+
+    @overload
+    def suggest_categorical(self, name: str, choices: Sequence[str]) -> str: ...
 
     def suggest_int(self, name: str, low: int, high: int) -> int: ...
 
@@ -190,9 +204,10 @@ def shaping_order(mechanisms: Iterable[Mechanism]) -> list[Mechanism]:
 
 
 _REGISTRY: dict[str, Mechanism] = {}
+MechanismT = TypeVar("MechanismT", bound=Mechanism)
 
 
-def register(mechanism: Mechanism) -> Mechanism:
+def register(mechanism: MechanismT) -> MechanismT:
     """Add `mechanism` to the mechanisms specs are parsed with (replacing one of the same name); returns it."""
     check_declaration(mechanism)
     _REGISTRY[mechanism.name] = mechanism

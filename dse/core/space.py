@@ -15,12 +15,12 @@ import dataclasses
 import itertools
 from dataclasses import dataclass
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
 import costmodel
-from dse.core.mechanism import CHOICE_TYPES, Cascade, Chooser, ChoiceT
+from dse.core.mechanism import CHOICE_TYPES, Cascade, Chooser, Draw
 from dse.core.problem import CascadeProblem
 from dse.core.spec import StudySpec
 from nets import Variant
@@ -55,10 +55,19 @@ class ScopedChooser:
     """The chooser one owner (a mechanism, or the core's "search") draws with: categorical and integer choices only,
     each stored under the owner's name for it; a name another owner of the same structure drew is refused."""
 
-    def __init__(self, draw: Chooser, owner: str, stored: Callable[[str], str], owners: dict[str, str]) -> None:
+    def __init__(self, draw: Draw, owner: str, stored: Callable[[str], str], owners: dict[str, str]) -> None:
         self._draw, self._owner, self._stored, self._owners = draw, owner, stored, owners
 
-    def suggest_categorical(self, name: str, choices: Sequence[ChoiceT]) -> ChoiceT:
+    @overload
+    def suggest_categorical(self, name: str, choices: Sequence[int]) -> int: ...
+
+    @overload
+    def suggest_categorical(self, name: str, choices: Sequence[float]) -> float: ...
+
+    @overload
+    def suggest_categorical(self, name: str, choices: Sequence[str]) -> str: ...
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
         """One of `choices` (str, int or float values)."""
         if not (isinstance(choices, (list, tuple)) and choices and all(isinstance(c, CHOICE_TYPES) for c in choices)):
             raise TypeError(f"[{self._owner}] parameter '{name}': choices must be a non-empty list of str, int or "
@@ -83,7 +92,7 @@ class ScopedChooser:
 CORE = "search"  # the owner of the core's own parameters (exit criterion, SRAM, partition), named as they are
 
 
-def shape_cascade(spec: StudySpec, draw: Chooser, owners: dict[str, str] | None = None) -> Cascade:
+def shape_cascade(spec: StudySpec, draw: Draw, owners: dict[str, str] | None = None) -> Cascade:
     """The cascade the spec's enabled mechanisms shape in turn (shaping order) from the big net alone, each drawing
     through its own `ScopedChooser`; `owners` collects which owner drew each stored parameter name."""
     owners = {} if owners is None else owners
@@ -100,21 +109,21 @@ class CascadeSpace:
     def __init__(self, problem: CascadeProblem, spec: StudySpec) -> None:
         self.problem, self.spec = problem, spec
 
-    def structure(self, trial: Chooser, owners: dict[str, str] | None = None) -> Structure:
+    def structure(self, trial: Draw, owners: dict[str, str] | None = None) -> Structure:
         """Draw a structure: the mechanisms' choices in shaping order, then the core's (nothing is scored);
         `owners` collects which owner drew each stored parameter name (pass one dict to check a whole space)."""
         owners = {} if owners is None else owners
         cascade = shape_cascade(self.spec, trial, owners)
-        trial = ScopedChooser(trial, CORE, str, owners)
+        core = ScopedChooser(trial, CORE, str, owners)
         criteria, own = self.spec.search.criteria, dict(cascade.criteria)
         early = cascade.stages[:-1]  # the stages a threshold may stop at
         if own and all(stage in own for stage in early):
             criterion = criteria[0]  # not used: each of them has its own
         else:
-            criterion = trial.suggest_categorical("criterion", list(criteria)) if len(criteria) > 1 else criteria[0]
+            criterion = core.suggest_categorical("criterion", list(criteria)) if len(criteria) > 1 else criteria[0]
         if own:  # one criterion per stage, '/'-joined
             criterion = "/".join(own.get(stage, criterion) for stage in early)
-        return Structure(cascade, self._accelerator(trial), criterion)
+        return Structure(cascade, self._accelerator(core), criterion)
 
     def stages(self, structure: Structure) -> list[int]:
         """The structure's stage indices in the problem, scoring variants it has not seen yet."""

@@ -7,14 +7,14 @@ effort knobs on the chosen nets.
 
 from __future__ import annotations
 
-from dse.core.mechanism import register
+from dse.core.mechanism import Mechanism, register
 from dse.mechanisms.big_little import BigLittle
 from dse.mechanisms.bitwidth import Bitwidth
 from dse.mechanisms.early_exit import EarlyExit
 from dse.mechanisms.effort import Effort
 from dse.mechanisms.incremental import Incremental
 
-BUILTIN = (Incremental(), Bitwidth(), EarlyExit(), BigLittle(), Effort())
+BUILTIN: tuple[Mechanism, ...] = (Incremental(), Bitwidth(), EarlyExit(), BigLittle(), Effort())
 for _mechanism in BUILTIN:
     register(_mechanism)
 

@@ -32,7 +32,7 @@ def spec_with(names: tuple[str, ...], extra_search: str = "") -> dse.StudySpec:
 
 def owners_of_space(spec: dse.StudySpec) -> dict[str, str]:
     """Which owner (a mechanism, or "search") draws each parameter, over every structure of the space."""
-    space, owners = space_of(spec), {}
+    space, owners = space_of(spec), dict[str, str]()
     structures = dse.enumerate_structures(space, 5000)
     assert structures is not None
     for params in structures:
@@ -161,7 +161,7 @@ def test_a_mechanism_chooser_offers_categorical_and_integer_only(draw, error, ma
 
 
 def test_a_mechanism_chooser_prefixes_its_names() -> None:
-    drawn = {}
+    drawn: dict[str, object] = {}
     named = _mechanism("named", dse.Place.INSIDE,
                        draw=lambda chooser: drawn.update(k=chooser.suggest_int("k", 1, 3),
                                                          main=chooser.suggest_categorical("", ["x", "y"])))

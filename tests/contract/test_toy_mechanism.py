@@ -3,6 +3,7 @@ same contract as the built-in ones; no file of the project changes for it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +46,7 @@ class HalfWidthFirst(dse.Mechanism[HalfSpec]):
 
 
 @pytest.fixture()
-def toy() -> HalfWidthFirst:
+def toy() -> Iterator[HalfWidthFirst]:
     mechanism = dse.register(HalfWidthFirst())
     yield mechanism
     dse.unregister(mechanism.name)
