@@ -12,7 +12,8 @@ import torch
 
 import costmodel
 from costmodel._effort import per_sample_cost
-from dse.mechanisms.effort import EFFORT_GRID, mechanism_grid, suggest_knobs
+from dse.core.space import ScopedChooser
+from dse.mechanisms.effort import EFFORT_GRID, Effort, mechanism_grid, suggest_knobs
 from nets import FC, Architecture, Conv, ReLU, Variant, architecture
 from nets._effort import KNOBS, EffortError, calibrate, effort_forward, effort_logits, resolve_knobs, skipping_forward
 from nets._torch import build_module, init_module, predict_logits
@@ -226,11 +227,14 @@ def test_search_grid_and_suggestions() -> None:
     for mechanism in ("neuron", "feature", "layer"):
         for knobs in mechanism_grid(mechanism, "conv"):
             resolve_knobs(arch, 1.0, knobs)
-    off = optuna.trial.FixedTrial({"effort.chunk_fraction": 1.0, "effort.sample_stride": 1})
+    def chooser(params: dict) -> ScopedChooser:  # what the effort mechanism draws with: names stored as effort.*
+        return ScopedChooser(optuna.trial.FixedTrial(params), "effort", Effort().param_name, {})
+
+    off = chooser({"effort.chunk_fraction": 1.0, "effort.sample_stride": 1})
     assert suggest_knobs(off, ["neuron", "feature"]) == ()
-    on = optuna.trial.FixedTrial({"effort.conv2.chunk_fraction": 0.25, "effort.conv2.confidence": 0.1})
+    on = chooser({"effort.conv2.chunk_fraction": 0.25, "effort.conv2.confidence": 0.1})
     assert suggest_knobs(on, ["neuron"], ["conv2"]) == (("conv2.chunk_fraction", 0.25), ("conv2.confidence", 0.1))
-    big = optuna.trial.FixedTrial({"effort.big.uniformity": 0.01})
+    big = chooser({"effort.big.uniformity": 0.01})
     assert suggest_knobs(big, ["layer"], prefix="big.") == (("uniformity", 0.01),)
 
 

@@ -334,9 +334,7 @@ def test_exit_at_8_bits_before_the_trunk_at_16(exit_bits: str, continues: bool) 
     spec = dse.parse_spec(spec_text('points = ["pool1", "pool2"]\nchannels = [8]\nbits = [8]')
                           + '[bitwidth]\nbitwidths = [16]\nmax_stages = 1\n', "e.toml")
     trial = optuna.trial.FixedTrial({"bitwidths": "16", "exits": "pool1", "exit_bits": exit_bits})
-    cascade = dse.Cascade((Variant("lenet"),))
-    for name in spec.enabled():
-        cascade = dse.registry()[name].shape(trial, spec, spec.section(name), cascade)
+    cascade = dse.shape_cascade(spec, trial)
     first, last = cascade.stages
     assert first.exits is not None and first.exits.answer == "pool1" and last == Variant("lenet", bits=16)
     assert first.bits == (8 if exit_bits == "8" else 16)

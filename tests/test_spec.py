@@ -35,6 +35,29 @@ def test_good_spec_round_trip() -> None:
     assert spec.with_overrides(search={"n_trials": 3}).search.n_trials == 3
 
 
+def test_spec_carries_its_mechanisms_bound_with_their_sections() -> None:
+    """Every known mechanism is bound into the spec at parse time, in shaping order; an override rebinds a section."""
+    from dse import registry
+
+    spec = parse_spec(GOOD, "good.toml")
+    assert list(spec.mechanisms) == list(registry()) and spec.active() == [spec.mechanisms["little"]]
+    assert all(bound.mechanism is registry()[name] and bound.section == spec.section(name)
+               for name, bound in spec.mechanisms.items())
+    changed = spec.with_overrides(little={"max_stages": 2})
+    assert changed.section("little").max_stages == 2 and spec.section("little").max_stages == 3
+    assert changed.mechanisms["little"].mechanism is spec.mechanisms["little"].mechanism
+    assert changed.sections()["little"] == changed.section("little")
+
+
+def test_mechanisms_given_to_the_parser_are_the_only_ones_known() -> None:
+    from dse.mechanisms import BigLittle
+
+    spec = parse_spec(GOOD, "good.toml", mechanisms=[BigLittle()])
+    assert list(spec.mechanisms) == ["little"] and spec.enabled() == ["little"]
+    with pytest.raises(SpecError, match=r"bad\.toml: bitwidth: unknown key"):
+        parse_spec(GOOD + "[bitwidth]\nbitwidths = [8]\n", "bad.toml", mechanisms=[BigLittle()])
+
+
 @pytest.mark.parametrize("change, message", [
     (('nets = ["mini7", "mini8"]', 'nets = ["mini7", "nonet"]'), r"bad\.toml: little\.nets\[1\]: unknown network 'nonet'"),
     (("[search]", "[search]\nbogus = 1"), r"bad\.toml: search\.bogus: unknown key"),

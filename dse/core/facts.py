@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import optuna
 
-from dse.core.registry import registry
 from dse.core.problem import CascadeProblem
 from dse.core.results import PJ, Baseline, MarginCurve, Panel
 from dse.core.smrc import smrc
@@ -19,7 +18,7 @@ from dse.core.study_attrs import store_report_data
 def baselines(problem: CascadeProblem, spec: StudySpec) -> list[Baseline]:
     """Every variant alone (the big net, and each other variant as the mechanism that brought it names it), then
     the mechanisms' own reference points (e.g. a paper's method at the loss limit)."""
-    enabled = [(registry()[name], spec.section(name)) for name in spec.enabled()]
+    enabled = [(bound.mechanism, bound.section) for bound in spec.active()]
     rows = []
     for index, variant in enumerate(problem.variants):
         kinds = [m.baseline_kind(spec, config, variant) for m, config in enabled]
@@ -45,7 +44,7 @@ def margin_curves(problem: CascadeProblem, split: str = "test", points: int = 10
 
 def panels(problem: CascadeProblem, spec: StudySpec) -> list[Panel]:
     """Every report panel of the spec's mechanisms."""
-    return [panel for name in spec.enabled() for panel in registry()[name].panels(problem, spec, spec.section(name))]
+    return [panel for bound in spec.active() for panel in bound.mechanism.panels(problem, spec, bound.section)]
 
 
 def accelerator_settings(problem: CascadeProblem) -> dict[str, Any]:

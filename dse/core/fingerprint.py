@@ -7,7 +7,6 @@ import hashlib
 import json
 from typing import Any
 
-from dse.core.registry import registry
 from dse.core.spec import SpecError, StudySpec
 from nets import file_digest
 
@@ -20,8 +19,8 @@ def spec_digest(spec: StudySpec) -> str:
 def digest_payload(spec: StudySpec) -> dict:
     """What `spec_digest` hashes: every section, less the trial budget, off sections of newer mechanisms and default
     fields added after the fingerprint was fixed."""
-    off = {name for name, mechanism in registry().items()
-           if not mechanism.digest_when_off and name not in spec.enabled()}
+    off = {name for name, bound in spec.mechanisms.items()
+           if not bound.mechanism.digest_when_off and name not in spec.enabled()}
     payload = {name: dataclasses.asdict(section) for name, section in spec.sections().items() if name not in off}
     payload["search"] = {k: v for k, v in payload["search"].items() if k not in ("n_trials", "seed")}
     if spec.models:  # by content: the same files elsewhere resume the study, one changed byte does not
@@ -34,8 +33,8 @@ def digest_payload(spec: StudySpec) -> dict:
                             f"({exc.strerror})") from None
     if spec.search.criteria == ("margin",):  # the default, which studies made before criteria existed had
         del payload["search"]["criteria"]
-    for name, mechanism in registry().items():  # fields added later, at the defaults older studies had
-        for key, default in mechanism.later_fields.items():
+    for name, bound in spec.mechanisms.items():  # fields added later, at the defaults older studies had
+        for key, default in bound.mechanism.later_fields.items():
             if name in payload and payload[name].get(key) == default:
                 del payload[name][key]
     return payload

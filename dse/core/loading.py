@@ -8,7 +8,6 @@ from typing import Callable
 
 import costmodel
 import nets
-from dse.core.registry import registry
 from dse.core.model_checks import check_models
 from dse.core.pricer import StageRule
 from dse.core.problem import CERTIFY, CascadeProblem
@@ -37,22 +36,22 @@ def make_accelerator(spec: StudySpec) -> tuple[costmodel.Accelerator, costmodel.
 def spec_variants(spec: StudySpec) -> list[Variant]:
     """Every variant the spec's mechanisms need up front: the big net first, then each mechanism's, without repeats."""
     variants = [spec.variant(spec.nets.big)]
-    for name in spec.enabled():
-        variants += registry()[name].variants(spec, spec.section(name))
+    for bound in spec.active():
+        variants += bound.mechanism.variants(spec, bound.section)
     return list(dict.fromkeys(variants))
 
 
 def stage_rules(spec: StudySpec) -> tuple[StageRule, ...]:
     """How the spec's mechanisms price a stage right after another (e.g. reusing its work), in mechanism order."""
-    return tuple(rule for name in spec.enabled() for rule in registry()[name].stage_rules())
+    return tuple(rule for bound in spec.active() for rule in bound.mechanism.stage_rules())
 
 
 def check_spec_nets(spec: StudySpec) -> list[Variant]:
     """The spec's up-front variants, after every check that needs the architectures (before any data is read)."""
     variants = spec_variants(spec)
     check_models(spec, variants)
-    for name in spec.enabled():
-        registry()[name].check_nets(spec, spec.section(name))
+    for bound in spec.active():
+        bound.mechanism.check_nets(spec, bound.section)
     for variant in variants:
         if variant.model is not None and variant.model.architecture is None:
             continue

@@ -14,23 +14,15 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, overload
 
 import numpy as np
 
 import costmodel
-from dse.core.mechanism import Cascade
-from dse.core.registry import registry
+from dse.core.mechanism import CHOICE_TYPES, Cascade, Chooser, Draw
 from dse.core.problem import CascadeProblem
 from dse.core.spec import StudySpec
-
-
-class Chooser(Protocol):
-    """What a structure is drawn with: an Optuna trial, or the enumerator's probe."""
-
-    def suggest_categorical(self, name: str, choices: Any) -> Any: ...
-
-    def suggest_int(self, name: str, low: int, high: int) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -58,27 +50,79 @@ def increasing_subsets(values: tuple, sizes: range) -> list[str]:
     return ["/".join(f"{v:g}" for v in combo) for k in sizes for combo in itertools.combinations(values, k)]
 
 
+class ScopedChooser:
+    """The chooser one owner (a mechanism, or the core's "search") draws with: categorical and integer choices only,
+    each stored under the owner's name for it; a name another owner of the same structure drew is refused."""
+
+    def __init__(self, draw: Draw, owner: str, stored: Callable[[str], str], owners: dict[str, str]) -> None:
+        self._draw, self._owner, self._stored, self._owners = draw, owner, stored, owners
+
+    @overload
+    def suggest_categorical(self, name: str, choices: Sequence[int]) -> int: ...
+
+    @overload
+    def suggest_categorical(self, name: str, choices: Sequence[float]) -> float: ...
+
+    @overload
+    def suggest_categorical(self, name: str, choices: Sequence[str]) -> str: ...
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        """One of `choices` (str, int or float values)."""
+        if not (isinstance(choices, (list, tuple)) and choices and all(isinstance(c, CHOICE_TYPES) for c in choices)):
+            raise TypeError(f"[{self._owner}] parameter '{name}': choices must be a non-empty list of str, int or "
+                            f"float, got {choices!r}")
+        return self._draw.suggest_categorical(self._claim(name), choices)
+
+    def suggest_int(self, name: str, low: int, high: int) -> int:
+        """An integer in [low, high]."""
+        if not (isinstance(low, int) and isinstance(high, int) and low <= high):
+            raise TypeError(f"[{self._owner}] parameter '{name}': low <= high must hold for integers, got "
+                            f"(low={low!r}, high={high!r})")
+        return self._draw.suggest_int(self._claim(name), low, high)
+
+    def _claim(self, name: str) -> str:
+        stored = self._stored(name)
+        owner = self._owners.setdefault(stored, self._owner)
+        if owner != self._owner:
+            raise ValueError(f"parameter '{stored}' is drawn by both [{owner}] and [{self._owner}]")
+        return stored
+
+
+CORE = "search"  # the owner of the core's own parameters (exit criterion, SRAM, partition), named as they are
+
+
+def shape_cascade(spec: StudySpec, draw: Draw, owners: dict[str, str] | None = None) -> Cascade:
+    """The cascade the spec's enabled mechanisms shape in turn (shaping order) from the big net alone, each drawing
+    through its own `ScopedChooser`; `owners` collects which owner drew each stored parameter name."""
+    owners = {} if owners is None else owners
+    cascade = Cascade((spec.variant(spec.nets.big),))
+    for bound in spec.active():
+        chooser = ScopedChooser(draw, bound.name, bound.mechanism.param_name, owners)
+        cascade = bound.mechanism.shape(chooser, spec, bound.section, cascade)
+    return cascade
+
+
 class CascadeSpace:
     """A trial becomes a cascade structure: each enabled mechanism shapes the stages, then the accelerator."""
 
     def __init__(self, problem: CascadeProblem, spec: StudySpec) -> None:
         self.problem, self.spec = problem, spec
-        self.shapers = [(registry()[name], spec.section(name)) for name in spec.enabled()]
 
-    def structure(self, trial: Chooser) -> Structure:
-        """Draw a structure: the mechanisms' choices in registry order, then the accelerator (nothing is scored)."""
-        cascade = Cascade((self.spec.variant(self.spec.nets.big),))
-        for mechanism, config in self.shapers:
-            cascade = mechanism.shape(trial, self.spec, config, cascade)  # type: ignore[arg-type]
+    def structure(self, trial: Draw, owners: dict[str, str] | None = None) -> Structure:
+        """Draw a structure: the mechanisms' choices in shaping order, then the core's (nothing is scored);
+        `owners` collects which owner drew each stored parameter name (pass one dict to check a whole space)."""
+        owners = {} if owners is None else owners
+        cascade = shape_cascade(self.spec, trial, owners)
+        core = ScopedChooser(trial, CORE, str, owners)
         criteria, own = self.spec.search.criteria, dict(cascade.criteria)
         early = cascade.stages[:-1]  # the stages a threshold may stop at
         if own and all(stage in own for stage in early):
             criterion = criteria[0]  # not used: each of them has its own
         else:
-            criterion = trial.suggest_categorical("criterion", list(criteria)) if len(criteria) > 1 else criteria[0]
+            criterion = core.suggest_categorical("criterion", list(criteria)) if len(criteria) > 1 else criteria[0]
         if own:  # one criterion per stage, '/'-joined
             criterion = "/".join(own.get(stage, criterion) for stage in early)
-        return Structure(cascade, self._accelerator(trial), criterion)
+        return Structure(cascade, self._accelerator(core), criterion)
 
     def stages(self, structure: Structure) -> list[int]:
         """The structure's stage indices in the problem, scoring variants it has not seen yet."""

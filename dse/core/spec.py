@@ -1,8 +1,9 @@
 """Study specs: TOML files parsed once into frozen dataclasses, with one-line errors naming file and key.
 
-The core sections are [data], [training], [nets], [accelerator] and [search]; every registered mechanism adds its
-own section (see `dse.mechanisms`), parsed into the mechanism's frozen dataclass and validated by it. [models.NAME]
-tables declare the user's own networks (`dse.core.models`).
+The core sections are [data], [training], [nets], [accelerator] and [search]; every mechanism the spec is parsed with
+(the registered ones unless given) adds its own section (see `dse.mechanisms`), parsed into the mechanism's frozen
+dataclass, validated by it and bound with it into the spec. [models.NAME] tables declare the user's own networks
+(`dse.core.models`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import dataclasses
 import math
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any, get_args
 
 from costmodel import Dataflow, TilingRule
 from dse.core.errors import SpecError, check
-from dse.core.registry import registry
+from dse.core.registry import Bound, check_declaration, registry, shaping_order
 from dse.core.models import parse_models
 from nets import CRITERIA, Architecture, TrainingConfig, UnknownArchitecture, Variant, architecture_names
 
@@ -121,15 +123,15 @@ class StudySpec:
     nets: NetsSpec = field(default_factory=NetsSpec)
     accelerator: AcceleratorSpec = field(default_factory=AcceleratorSpec)
     search: SearchSpec = field(default_factory=SearchSpec)
-    mechanisms: dict[str, Any] = field(default_factory=dict)  # section name -> the mechanism's parsed section
+    mechanisms: dict[str, Bound] = field(default_factory=dict)  # name -> mechanism bound with its section, shaping order
     models: dict[str, Any] = field(default_factory=dict)  # [models.NAME] -> nets.Model, usable as net names
 
     def with_overrides(self, **sections: dict[str, Any]) -> "StudySpec":
         """A copy with some section fields replaced, e.g. with_overrides(search={"n_trials": 5})."""
         changes = {name: dataclasses.replace(getattr(self, name), **values)
                    for name, values in sections.items() if values and name in SECTIONS}
-        mechanisms = {name: dataclasses.replace(config, **sections[name]) if sections.get(name) else config
-                      for name, config in self.mechanisms.items()}
+        mechanisms = {name: dataclasses.replace(bound, section=dataclasses.replace(bound.section, **sections[name]))
+                      if sections.get(name) else bound for name, bound in self.mechanisms.items()}
         return dataclasses.replace(self, **changes, mechanisms=mechanisms)
 
     def with_data(self, path: Path | str | None) -> "StudySpec":
@@ -157,16 +159,20 @@ class StudySpec:
 
     def section(self, name: str) -> Any:
         """The parsed section of mechanism `name` (its defaults, i.e. off, when the spec has none)."""
-        return self.mechanisms[name]
+        return self.mechanisms[name].section
+
+    def active(self) -> list[Bound]:
+        """The mechanisms the spec switches on, bound with their sections, in shaping order."""
+        return [bound for bound in self.mechanisms.values() if bound.enabled]
 
     def enabled(self) -> list[str]:
-        """Names of the mechanisms the spec switches on, in registry order."""
-        return [name for name, mechanism in registry().items()
-                if name in self.mechanisms and mechanism.enabled(self.mechanisms[name])]
+        """Names of the mechanisms the spec switches on, in shaping order."""
+        return [bound.name for bound in self.active()]
 
     def sections(self) -> dict[str, Any]:
         """Every section (core and mechanism) by name: what defines the study's space and values."""
-        return {**{name: getattr(self, name) for name in SECTIONS}, **self.mechanisms}
+        return {**{name: getattr(self, name) for name in SECTIONS},
+                **{name: bound.section for name, bound in self.mechanisms.items()}}
 
 
 SECTIONS = {"data": DataSpec, "training": TrainingConfig, "nets": NetsSpec,
@@ -234,6 +240,21 @@ def _section(table: Any, cls: type, where: str) -> Any:
 
 def validate(spec: StudySpec) -> StudySpec:
     """Cross-field rules; raises SpecError naming the key."""
+    _check_head(spec)
+    _check_training(spec.training, spec.source)
+    _check_search(spec.search, spec.source)
+    _check_accelerator_and_data(spec)
+    for bound in spec.active():
+        bound.mechanism.validate(spec, bound.section)
+    s, guarantee = spec.search, spec.search.loss_guarantee
+    if guarantee is not None and s.max_accuracy_loss_pct is None and guarantee.alpha_pct is not None:
+        # the search is constrained to the guaranteed budget
+        return dataclasses.replace(spec, search=dataclasses.replace(s, max_accuracy_loss_pct=guarantee.alpha_pct))
+    return spec
+
+
+def _check_head(spec: StudySpec) -> None:
+    """Version, name, seeds, the big net, and a set of mechanisms that provides a stage and may be combined."""
     src = spec.source
     known = spec.net_names()
     check(spec.version == SPEC_VERSION, f"{src}: version", f"must be {SPEC_VERSION}, got {spec.version}")
@@ -246,18 +267,24 @@ def validate(spec: StudySpec) -> StudySpec:
     enabled = spec.enabled()
     check(bool(enabled), f"{src}: nets", "no mechanism section provides a cascade stage (add one of: "
            f"{', '.join(f'[{name}]' for name in spec.mechanisms)})")
-    for name in enabled:
-        clash = sorted(registry()[name].unsupported & set(enabled))
-        check(not clash, f"{src}: {name}", f"cannot be combined with [{clash[0]}] (unsupported together)"
+    for bound in spec.active():
+        clash = sorted(bound.mechanism.unsupported & set(enabled))
+        check(not clash, f"{src}: {bound.name}", f"cannot be combined with [{clash[0]}] (unsupported together)"
                if clash else "")
-    t = spec.training
+
+
+def _check_training(t: TrainingConfig, src: str) -> None:
+    """[training]: epochs, batch size, weight decay and learning rate in range."""
     for key in ("epochs", "batch_size"):
         check(getattr(t, key) >= 1, f"{src}: training.{key}", f"must be >= 1, got {getattr(t, key)}")
     check(0 <= t.weight_decay <= 1, f"{src}: training.weight_decay", f"must be in [0, 1], got {t.weight_decay}")
     check(t.epochs <= 10_000 and t.batch_size <= 2**20, f"{src}: training",
           f"epochs <= 10000 and batch_size <= 2**20 must hold, got {t.epochs} and {t.batch_size}")
     check(0 < t.learning_rate <= 10, f"{src}: training.learning_rate", f"must be in (0, 10], got {t.learning_rate}")
-    s = spec.search
+
+
+def _check_search(s: SearchSpec, src: str) -> None:
+    """[search]: trial budget, sampler, thresholds, space, loss budget and guarantee, objectives, criteria."""
     check(s.n_trials >= 0, f"{src}: search.n_trials", f"must be >= 0, got {s.n_trials}")
     check(s.sampler in SAMPLERS, f"{src}: search.sampler", f"must be one of {', '.join(SAMPLERS)}, got '{s.sampler}'")
     low_high = s.threshold_range
@@ -276,29 +303,37 @@ def validate(spec: StudySpec) -> StudySpec:
         repeated = [v for i, v in enumerate(values) if v in values[:i]]
         check(not repeated, f"{src}: search.{key}", f"lists {repeated[0]!r} twice" if repeated else "")
     check(s.loss_confidence_z >= 0, f"{src}: search.loss_confidence_z", f"must be >= 0, got {s.loss_confidence_z}")
-    guarantee = s.loss_guarantee
-    if guarantee is not None:
-        check(s.loss_confidence_z == 0, f"{src}: search.loss_confidence_z",
-              "cannot be combined with loss_guarantee, which is on by default (set loss_guarantee = false to use the "
-              "uncertified normal-approximation margin)")
-        if guarantee.alpha_pct is not None:
-            check(0 < guarantee.alpha_pct < 100, f"{src}: search.loss_guarantee.alpha_pct",
-                  f"must be in (0, 100), got {guarantee.alpha_pct}")
-            check(s.max_accuracy_loss_pct is None or s.max_accuracy_loss_pct == guarantee.alpha_pct,
-                  f"{src}: search.max_accuracy_loss_pct", "must equal loss_guarantee.alpha_pct (or be left out) when "
-                  "both are set")
-        else:
-            check(s.max_accuracy_loss_pct is None or 0 < s.max_accuracy_loss_pct < 100,
-                  f"{src}: search.max_accuracy_loss_pct", f"a budget of {s.max_accuracy_loss_pct} cannot be certified "
-                  "(it must be in (0, 100)); set loss_guarantee = false to search it uncertified")
-        check(0 < guarantee.delta < 1, f"{src}: search.loss_guarantee.delta", f"must be in (0, 1), got {guarantee.delta}")
-        check(0 < guarantee.certify_fraction < 1, f"{src}: search.loss_guarantee.certify_fraction",
-              f"must be in (0, 1), got {guarantee.certify_fraction}")
+    if s.loss_guarantee is not None:
+        _check_guarantee(s, s.loss_guarantee, src)
     check(len(s.objectives) >= 1 and set(s.objectives) <= set(OBJECTIVES), f"{src}: search.objectives",
            f"must be a non-empty subset of {', '.join(OBJECTIVES)}, got {list(s.objectives)}")
     check(len(s.criteria) >= 1 and len(set(s.criteria)) == len(s.criteria) and set(s.criteria) <= set(CRITERIA),
           f"{src}: search.criteria", f"must be distinct exit criteria from {', '.join(CRITERIA)}, got {list(s.criteria)}")
-    a = spec.accelerator
+
+
+def _check_guarantee(s: SearchSpec, guarantee: LossGuarantee, src: str) -> None:
+    """[search] loss_guarantee: alone (no normal-approximation margin), with a certifiable budget, delta and share."""
+    check(s.loss_confidence_z == 0, f"{src}: search.loss_confidence_z",
+          "cannot be combined with loss_guarantee, which is on by default (set loss_guarantee = false to use the "
+          "uncertified normal-approximation margin)")
+    if guarantee.alpha_pct is not None:
+        check(0 < guarantee.alpha_pct < 100, f"{src}: search.loss_guarantee.alpha_pct",
+              f"must be in (0, 100), got {guarantee.alpha_pct}")
+        check(s.max_accuracy_loss_pct is None or s.max_accuracy_loss_pct == guarantee.alpha_pct,
+              f"{src}: search.max_accuracy_loss_pct", "must equal loss_guarantee.alpha_pct (or be left out) when "
+              "both are set")
+    else:
+        check(s.max_accuracy_loss_pct is None or 0 < s.max_accuracy_loss_pct < 100,
+              f"{src}: search.max_accuracy_loss_pct", f"a budget of {s.max_accuracy_loss_pct} cannot be certified "
+              "(it must be in (0, 100)); set loss_guarantee = false to search it uncertified")
+    check(0 < guarantee.delta < 1, f"{src}: search.loss_guarantee.delta", f"must be in (0, 1), got {guarantee.delta}")
+    check(0 < guarantee.certify_fraction < 1, f"{src}: search.loss_guarantee.certify_fraction",
+          f"must be in (0, 1), got {guarantee.certify_fraction}")
+
+
+def _check_accelerator_and_data(spec: StudySpec) -> None:
+    """[accelerator] dataflow, tiling rule and priced layers; [data] dataset and path."""
+    src, a = spec.source, spec.accelerator
     flows = get_args(Dataflow)
     check(a.dataflow in flows, f"{src}: accelerator.dataflow", f"must be one of {', '.join(flows)}, got '{a.dataflow}'")
     rules = get_args(TilingRule)
@@ -311,16 +346,25 @@ def validate(spec: StudySpec) -> StudySpec:
     check(not (spec.data.path and spec.data.dataset in EMBEDDED_DATASETS) or imported_logits, f"{src}: data.path",
           f"dataset '{spec.data.dataset}' is embedded and reads no path, got {spec.data.path!r}")  # (with imported
     # logits, the models' check says what is wrong: data.dataset = "labels" is missing)
-    for name in enabled:
-        registry()[name].validate(spec, spec.mechanisms[name])
-    if guarantee is not None and s.max_accuracy_loss_pct is None and guarantee.alpha_pct is not None:
-        # the search is constrained to the guaranteed budget
-        return dataclasses.replace(spec, search=dataclasses.replace(s, max_accuracy_loss_pct=guarantee.alpha_pct))
-    return spec
 
 
-def parse_spec(text: str, source: str) -> StudySpec:
-    """Parse and validate spec TOML `text`; `source` names it in errors."""
+def known_mechanisms(mechanisms: Iterable[Any] | None = None) -> list[Any]:
+    """The mechanisms a spec is parsed with (the registered ones when None), checked and in shaping order."""
+    if mechanisms is None:
+        return list(registry().values())
+    given = list(mechanisms)
+    for mechanism in given:
+        check_declaration(mechanism)
+    names = [m.name for m in given]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise TypeError(f"two mechanisms are named '{repeated[0]}'")
+    return shaping_order(given)
+
+
+def parse_spec(text: str, source: str, mechanisms: Iterable[Any] | None = None) -> StudySpec:
+    """Parse and validate spec TOML `text`, binding `mechanisms` (default: the registered ones) with their sections;
+    `source` names it in errors."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -329,20 +373,20 @@ def parse_spec(text: str, source: str) -> StudySpec:
     if raw.get("version") == 1:
         raise SpecError(f"{source}: version: version 1 specs are no longer read; version 2 gives every mechanism its "
                         f"own section and [nets] keeps only `big` (see docs/guide/specs.md, 'Upgrading a version 1 spec')")
-    mechanism_sections = {name: mechanism.Section for name, mechanism in registry().items()}
+    known_list = known_mechanisms(mechanisms)
     top = {"name", "description", "version", "models"}
-    known = top | set(SECTIONS) | set(mechanism_sections)
+    known = top | set(SECTIONS) | {m.name for m in known_list}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise SpecError(f"{source}: {unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
     if "name" not in raw:
         raise SpecError(f"{source}: name: missing")
     sections = {key: _section(raw.get(key, {}), cls, f"{source}: {key}") for key, cls in SECTIONS.items()}
-    mechanisms = {key: _section(raw.get(key, {}), cls, f"{source}: {key}") for key, cls in mechanism_sections.items()}
+    bound = {m.name: Bound(m, _section(raw.get(m.name, {}), m.Section, f"{source}: {m.name}")) for m in known_list}
     head = {key: _coerce(raw[key], default, f"{source}: {key}")
             for key, default in (("name", ""), ("description", ""), ("version", 0)) if key in raw}
     models = parse_models(raw.get("models", {}), source)
-    return validate(StudySpec(source=source, **head, **sections, mechanisms=mechanisms, models=models))
+    return validate(StudySpec(source=source, **head, **sections, mechanisms=bound, models=models))
 
 
 def builtin_specs() -> dict[str, Path]:
@@ -351,8 +395,9 @@ def builtin_specs() -> dict[str, Path]:
     return {Path(str(entry)).stem: Path(str(entry)) for entry in folder.iterdir() if str(entry).endswith(".toml")}
 
 
-def load_spec(name_or_path: str | Path) -> StudySpec:
-    """A spec from a file path, or a built-in spec by name (e.g. 'quickstart')."""
+def load_spec(name_or_path: str | Path, mechanisms: Iterable[Any] | None = None) -> StudySpec:
+    """A spec from a file path, or a built-in spec by name (e.g. 'quickstart'), parsed with `mechanisms` (default:
+    the registered ones)."""
     path = Path(name_or_path)
     if not path.is_file():
         builtins = builtin_specs()
@@ -363,4 +408,4 @@ def load_spec(name_or_path: str | Path) -> StudySpec:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: unreadable ({exc})") from None
-    return parse_spec(text, str(path))
+    return parse_spec(text, str(path), mechanisms)

@@ -1,11 +1,13 @@
-"""The built-in mechanisms, one home each; importing this package registers them (in shaping order).
+"""The built-in mechanisms, one home each; importing this package registers them.
 
-A trial's cascade is shaped by each enabled mechanism in turn: the big net's own stages first (increments, bit-widths),
-then side exits on its trunk, then a little net before them, then effort knobs on the chosen nets.
+Each declares where its stages go (`dse.core.mechanism.Place`), so a trial's cascade is shaped in this order: the big
+net's own stages first (increments, then bit-widths), then side exits on its trunk, then little nets before them, then
+effort knobs on the chosen nets.
 """
 
 from __future__ import annotations
 
+from dse.core.mechanism import Mechanism
 from dse.core.registry import register
 from dse.mechanisms.big_little import BigLittle
 from dse.mechanisms.bitwidth import Bitwidth
@@ -13,7 +15,7 @@ from dse.mechanisms.early_exit import EarlyExit
 from dse.mechanisms.effort import Effort
 from dse.mechanisms.incremental import Incremental
 
-BUILTIN = (Incremental(), Bitwidth(), EarlyExit(), BigLittle(), Effort())
+BUILTIN: tuple[Mechanism, ...] = (Incremental(), Bitwidth(), EarlyExit(), BigLittle(), Effort())
 for _mechanism in BUILTIN:
     register(_mechanism)
 

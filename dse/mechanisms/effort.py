@@ -15,10 +15,8 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import optuna
-
-from dse.core.mechanism import Cascade, Mechanism
 from dse.core.loading import spec_variants
+from dse.core.mechanism import Cascade, Chooser, Mechanism, Place
 from dse.core.spec import SpecError, StudySpec, check
 from nets import KNOBS, Architecture, EffortError, resolve_knobs, takes_transforms
 
@@ -50,13 +48,13 @@ def mechanism_grid(mechanism: str, scope: str = "") -> list[Knobs]:
             for setting in itertools.product(*values)]
 
 
-def suggest_knobs(trial: optuna.Trial, mechanisms: Sequence[str], scopes: Sequence[str] = ("",),
+def suggest_knobs(chooser: Chooser, mechanisms: Sequence[str], scopes: Sequence[str] = ("",),
                   prefix: str = "") -> Knobs:
     """A trial's knob setting: per disjoint scope and mechanism, the primary knob, then its partners if it is on.
 
-    Parameters are named 'effort.<prefix><knob>' or 'effort.<prefix><scope>.<knob>' (`prefix` tells apart the
-    knobs of several nets in one trial, e.g. 'big.'). Returns sorted (name, value) pairs, as `nets.Variant.knobs`
-    wants them; all mechanisms off gives ().
+    Parameters are named '<prefix><knob>' or '<prefix><scope>.<knob>' (`prefix` tells apart the knobs of several
+    nets in one trial, e.g. 'big.'; the mechanism's chooser stores them as 'effort.<name>'). Returns sorted (name,
+    value) pairs, as `nets.Variant.knobs` wants them; all mechanisms off gives ().
     """
     knobs = []
     for scope in scopes:
@@ -64,7 +62,7 @@ def suggest_knobs(trial: optuna.Trial, mechanisms: Sequence[str], scopes: Sequen
             primary, *partners = MECHANISM_KNOBS[mechanism]
             for name in (primary, *partners):
                 full = _scoped(scope, name)
-                value = float(trial.suggest_categorical(f"effort.{prefix}{full}", list(EFFORT_GRID[name])))
+                value = float(chooser.suggest_categorical(f"{prefix}{full}", list(EFFORT_GRID[name])))
                 if name == primary and value == EFFORT_GRID[primary][0]:
                     break
                 knobs.append((full, value))
@@ -98,11 +96,13 @@ class EffortSpec:
     scopes: tuple[str, ...] = ("",)  # knob groups: "" (every layer), "conv", "fc", or layer names like "conv2"
 
 
-class Effort(Mechanism):
+class Effort(Mechanism[EffortSpec]):
     """DyVEDeep-style effort knobs on the cascade's first and/or last stage."""
 
     name = "effort"
     Section = EffortSpec
+    place = Place.INSIDE
+    after = frozenset({"little"})  # which net is first and last: a little net may answer alone
     example = {"mechanisms": ["feature", "layer"], "nets": ["big"]}
 
     def enabled(self, config: EffortSpec) -> bool:
@@ -132,7 +132,8 @@ class Effort(Mechanism):
                                     f"on '{net}' in scope '{scope or 'every layer'}' (neuron level needs a ReLU after "
                                     f"the layer; feature and layer level need convolutions)")
 
-    def shape(self, trial: optuna.Trial, spec: StudySpec, config: EffortSpec, cascade: Cascade) -> Cascade:
+    def shape(self, chooser: Chooser, spec: StudySpec, config: EffortSpec, cascade: Cascade) -> Cascade:
+        """Knobs (`big.<knob>`, `little.<scope>.<knob>`, ...) on the last stage and/or the first one."""
         stages = list(cascade.stages)
         for role in config.nets:
             position = len(stages) - 1 if role == "big" else 0
@@ -140,6 +141,6 @@ class Effort(Mechanism):
                 continue  # the big net alone has no little stage; a little net alone (no big net) no big one
             plan = applicable_knobs(stages[position].net_architecture, config.mechanisms, config.scopes)
             knobs = [knob for scope, mechanisms in plan
-                     for knob in suggest_knobs(trial, mechanisms, scopes=(scope,), prefix=f"{role}.")]
+                     for knob in suggest_knobs(chooser, mechanisms, scopes=(scope,), prefix=f"{role}.")]
             stages[position] = dataclasses.replace(stages[position], knobs=tuple(sorted(knobs)))
         return dataclasses.replace(cascade, stages=tuple(stages))

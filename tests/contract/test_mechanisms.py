@@ -1,5 +1,6 @@
 """The mechanism contract: every registered mechanism, alone and paired with every other the spec allows, runs a
-real study on the embedded digits; what is scored and what is priced agree on every transform; results are typed.
+real study on the embedded digits with its structure space enumerated; what is scored and what is priced agree on
+every transform; results are typed; a replayed trial gives the same result; after parsing, nothing reads the registry.
 
 A mechanism of one's own passes the same `check_mechanisms` (see test_toy_mechanism.py).
 """
@@ -7,12 +8,17 @@ A mechanism of one's own passes the same `check_mechanisms` (see test_toy_mechan
 from __future__ import annotations
 
 import itertools
+import json
+from contextlib import ExitStack
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
+import optuna
 import pytest
 
 import dse
+from dse.core.study import RECORD, CascadeObjective, space_queue
 from nets import Variant
 
 TRIALS = 6
@@ -29,25 +35,43 @@ def toml_value(value: object) -> str:
     return repr(value)
 
 
-def contract_spec(name: str, sections: dict[str, dict]) -> str:
-    """A small study on the embedded digits (LeNet big, one epoch, random sampler) with `sections` switched on."""
+def contract_spec(name: str, sections: dict[str, dict], enumerate_limit: int = 0) -> str:
+    """A small study on the embedded digits (LeNet big, one epoch, random sampler) with `sections` switched on; its
+    structure space is enumerated when it has at most `enumerate_limit` structures (0: sampled)."""
     text = (f'version = 2\nname = "{name}"\n[data]\ndataset = "mnist5k"\n[training]\nepochs = 1\nbatch_size = 128\n'
-            f'[nets]\nbig = "lenet"\n[search]\nsampler = "random"\nmax_accuracy_loss_pct = 5.0\nenumerate_limit = 0\n')
+            f'[nets]\nbig = "lenet"\n[search]\nsampler = "random"\nmax_accuracy_loss_pct = 5.0\n'
+            f'enumerate_limit = {enumerate_limit}\n')
     for section, keys in sections.items():
         text += f"[{section}]\n" + "".join(f"{key} = {toml_value(value)}\n" for key, value in keys.items())
     return text
 
 
-def check_mechanisms(names: tuple[str, ...], cache: Path, tmp_path: Path) -> dse.StudyResults:
-    """Run the contract on the registered mechanisms `names`; returns the study's results for further checks."""
+def _no_registry() -> ExitStack:
+    """A context in which reading the mechanism registry fails the test (the spec already carries its mechanisms)."""
+    def refuse() -> None:
+        raise AssertionError("the registry was read after the spec was parsed")
+
+    stack = ExitStack()
+    for module in ("dse.core.registry", "dse.core.spec", "dse"):
+        stack.enter_context(mock.patch(f"{module}.registry", refuse))
+    return stack
+
+
+def check_mechanisms(names: tuple[str, ...], cache: Path, tmp_path: Path, enumerate_limit: int = 0) -> dse.StudyResults:
+    """Run the contract on the registered mechanisms `names` (their structure space enumerated when it has at most
+    `enumerate_limit` structures, which it must); returns the study's results for further checks."""
     sections = {name: dse.registry()[name].example for name in names}
-    spec = dse.parse_spec(contract_spec("contract-" + "-".join(names), sections), "contract.toml")
+    spec = dse.parse_spec(contract_spec("contract-" + "-".join(names), sections, enumerate_limit), "contract.toml")
     assert spec.enabled() == [n for n in dse.registry() if n in names]
-    problem, _ = dse.load_problem(spec, str(cache), n_jobs=1, log=lambda _: None)
-    study = dse.open_study(spec, dse.open_storage(dse.sqlite_url(tmp_path / "study.db")))
-    dse.run_search(study, problem, spec, TRIALS, progress=False)
-    results = dse.study_results(study)
-    assert len(results.trials) >= 5
+    with _no_registry():
+        problem, _ = dse.load_problem(spec, str(cache), n_jobs=1, log=lambda _: None)
+        queue = space_queue(problem, spec)
+        assert (queue is not None) == (enumerate_limit > 0)
+        study = dse.open_study(spec, dse.open_storage(dse.sqlite_url(tmp_path / "study.db")))
+        dse.run_search(study, problem, spec, TRIALS, progress=False)
+        results = dse.study_results(study)
+        check_replay(study, problem, spec)
+    assert len(results.trials) >= (min(TRIALS, len(queue.structures)) if queue is not None else 5)
     for trial in results.trials:
         stages = [problem.index(name) for name in trial.cascade.split(" > ")]
         for index in stages:
@@ -62,6 +86,19 @@ def check_mechanisms(names: tuple[str, ...], cache: Path, tmp_path: Path) -> dse
     return results
 
 
+def check_replay(study: optuna.Study, problem: dse.CascadeProblem, spec: dse.StudySpec) -> None:
+    """Each finished trial, replayed from its parameters (enqueued in a fresh study), gives the same values and the
+    same recorded front."""
+    done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    replay = optuna.create_study(directions=[d for d in study.directions])
+    for trial in done:
+        replay.enqueue_trial(trial.params)
+    replay.optimize(CascadeObjective(problem, spec), n_trials=len(done))
+    for old, new in zip(done, replay.get_trials()):
+        assert new.params == old.params and new.values == old.values
+        assert json.loads(new.user_attrs[RECORD]) == json.loads(old.user_attrs[RECORD]), f"trial {old.number}"
+
+
 def _allowed_sets() -> list[tuple[str, ...]]:
     names = list(dse.registry())
     pairs = [pair for pair in itertools.combinations(names, 2)
@@ -71,7 +108,7 @@ def _allowed_sets() -> list[tuple[str, ...]]:
 
 @pytest.mark.parametrize("names", _allowed_sets(), ids=lambda names: "+".join(names))
 def test_mechanism_contract(names: tuple[str, ...], tiny_study: dict, tmp_path: Path) -> None:
-    results = check_mechanisms(names, tiny_study["root"] / "cache", tmp_path)
+    results = check_mechanisms(names, tiny_study["root"] / "cache", tmp_path, enumerate_limit=2000)
     assert results.baselines and results.baselines[0].kind == "big only"
 
 

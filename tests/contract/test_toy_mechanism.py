@@ -3,6 +3,7 @@ same contract as the built-in ones; no file of the project changes for it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,30 +22,31 @@ class HalfSpec:
     width: float = 0.0
 
 
-class HalfWidthFirst(dse.Mechanism):
+class HalfWidthFirst(dse.Mechanism[HalfSpec]):
     """A toy: the big net at a reduced width runs first, trained independently (not an increment)."""
 
     name = "toy"
     Section = HalfSpec
+    place = dse.Place.FRONT
     example = {"width": 0.5}
 
-    def validate(self, spec: dse.StudySpec, config: HalfSpec) -> None:
-        dse.check(0 < config.width < 1, f"{spec.source}: toy.width", f"must lie in (0, 1), got {config.width}")
+    def validate(self, spec: dse.StudySpec, section: HalfSpec) -> None:
+        dse.check(0 < section.width < 1, f"{spec.source}: toy.width", f"must lie in (0, 1), got {section.width}")
 
-    def variants(self, spec: dse.StudySpec, config: HalfSpec) -> list[Variant]:
-        return [Variant(spec.nets.big, width=config.width)]
+    def variants(self, spec: dse.StudySpec, section: HalfSpec) -> list[Variant]:
+        return [Variant(spec.nets.big, width=section.width)]
 
-    def shape(self, trial: optuna.Trial, spec: dse.StudySpec, config: HalfSpec, cascade: dse.Cascade) -> dse.Cascade:
-        if trial.suggest_categorical("toy", ["on", "off"]) == "off" and len(cascade.stages) > 1:
+    def shape(self, chooser: dse.Chooser, spec: dse.StudySpec, section: HalfSpec, cascade: dse.Cascade) -> dse.Cascade:
+        if chooser.suggest_categorical("", ["on", "off"]) == "off" and len(cascade.stages) > 1:
             return cascade
-        return dse.Cascade((Variant(spec.nets.big, width=config.width), *cascade.stages), cascade.reuse)
+        return dse.Cascade((Variant(spec.nets.big, width=section.width), *cascade.stages), cascade.reuse)
 
-    def baseline_kind(self, spec: dse.StudySpec, config: HalfSpec, variant: Variant) -> str | None:
-        return "toy only" if variant.width == config.width else None
+    def baseline_kind(self, spec: dse.StudySpec, section: HalfSpec, variant: Variant) -> str | None:
+        return "toy only" if variant.width == section.width else None
 
 
 @pytest.fixture()
-def toy() -> HalfWidthFirst:
+def toy() -> Iterator[HalfWidthFirst]:
     mechanism = dse.register(HalfWidthFirst())
     yield mechanism
     dse.unregister(mechanism.name)
@@ -54,11 +56,33 @@ def test_toy_mechanism_runs_a_study(toy: HalfWidthFirst, tiny_study: dict, tmp_p
     results = check_mechanisms(("toy",), tiny_study["root"] / "cache", tmp_path)
     assert {t.cascade for t in results.trials} == {"lenet@w0.5 > lenet"}
     assert [b.kind for b in results.baselines] == ["big only", "toy only"]
+    assert {name for t in results.trials for name in t.params} == {"toy"}  # its one choice, named after it
 
 
 def test_toy_mechanism_pairs_with_a_builtin(toy: HalfWidthFirst, tiny_study: dict, tmp_path: Path) -> None:
-    results = check_mechanisms(("bitwidth", "toy"), tiny_study["root"] / "cache", tmp_path)
+    results = check_mechanisms(("bitwidth", "toy"), tiny_study["root"] / "cache", tmp_path, enumerate_limit=2000)
     assert any(t.cascade.startswith("lenet@w0.5 > lenet@") for t in results.trials)
+
+
+def test_toy_takes_its_declared_place_whatever_the_registration_order(toy: HalfWidthFirst) -> None:
+    """Registered after every built-in, the toy (FRONT) still shapes before the effort knobs (INSIDE), which then
+    see the toy's stage first."""
+    assert list(dse.registry()) == ["incremental", "bitwidth", "exits", "little", "toy", "effort"]
+    spec = dse.parse_spec(contract_spec("toy", {"toy": {"width": 0.5},
+                                                "effort": {"mechanisms": ["layer"], "nets": ["little"]}}), "t.toml")
+    params = {"toy": "on", "effort.little.uniformity": 0.01}
+    first = dse.shape_cascade(spec, optuna.trial.FixedTrial(params)).stages[0]
+    assert first == Variant("lenet", width=0.5, knobs=(("uniformity", 0.01),))
+
+
+def test_toy_parses_without_the_registry() -> None:
+    """Mechanisms passed to parse_spec are the ones bound into the spec; the registry is left as it was."""
+    text = contract_spec("toy", {"toy": {"width": 0.5}, "bitwidth": {"bitwidths": [8]}})
+    spec = dse.parse_spec(text, "t.toml", mechanisms=[*dse.mechanisms.BUILTIN, HalfWidthFirst()])
+    assert spec.enabled() == ["bitwidth", "toy"] and "toy" not in dse.registry()
+    assert spec.section("toy") == HalfSpec(0.5)
+    assert dse.shape_cascade(spec, optuna.trial.FixedTrial({"bitwidths": "8", "toy": "on"})).stages == (
+        Variant("lenet", width=0.5), Variant("lenet", bits=8))
 
 
 def test_toy_section_is_validated_by_the_toy(toy: HalfWidthFirst) -> None:

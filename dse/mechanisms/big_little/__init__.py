@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-import optuna
 
 import costmodel
 import nets
-from dse.core.mechanism import Cascade, Mechanism
 from dse.core.loading import make_accelerator
+from dse.core.mechanism import Cascade, Chooser, Mechanism, Place
 from dse.core.problem import CascadeProblem
 from dse.core.results import PJ, Baseline
 from dse.core.spec import StudySpec, check
@@ -45,11 +44,13 @@ class LittleSpec:
     alone: bool = True  # a little net alone (no big net) is a candidate too
 
 
-class BigLittle(Mechanism):
+class BigLittle(Mechanism[LittleSpec]):
     """Park 2015: a little net in front of the big net's stages."""
 
     name = "little"
     Section = LittleSpec
+    place = Place.FRONT
+    legacy_names = {"bits": "little_bits", **{f"bits_{i}": f"little_bits_{i}" for i in range(2, 8)}}
     example = {"nets": ["mini7", "mini8"], "bits": [8]}
 
     def enabled(self, config: LittleSpec) -> bool:
@@ -76,19 +77,20 @@ class BigLittle(Mechanism):
         return [spec.variant(net) for net in config.nets] + [spec.variant(net, bits=b, rounding=config.rounding)
                                                               for net in config.nets for b in config.bits]
 
-    def shape(self, trial: optuna.Trial, spec: StudySpec, config: LittleSpec, cascade: Cascade) -> Cascade:
+    def shape(self, chooser: Chooser, spec: StudySpec, config: LittleSpec, cascade: Cascade) -> Cascade:
         """The `little` parameter picks a chain of little nets ("a>b", cheapest first), a little net alone ("a
         alone") or none; then each little net's bits (`little_bits`, `little_bits_2`, ...)."""
         options = chains(spec, config) + ([NONE] if len(spec.enabled()) > 1 else [])
-        little = trial.suggest_categorical("little", options)
+        little = chooser.suggest_categorical("", options)
         if little == NONE:
             return cascade
         names = little.removesuffix(ALONE).split(CHAIN)
         stages = []
         for i, name in enumerate(names):
-            key = "little_bits" + (f"_{i + 1}" if i else "")
-            bits = trial.suggest_categorical(key, ["float", *map(str, config.bits)]) if config.bits else "float"
-            stages.append(spec.variant(name) if bits == "float" else spec.variant(name, bits=int(bits), rounding=config.rounding))
+            key = "bits" + (f"_{i + 1}" if i else "")
+            bits = chooser.suggest_categorical(key, ["float", *map(str, config.bits)]) if config.bits else "float"
+            stages.append(spec.variant(name) if bits == "float"
+                          else spec.variant(name, bits=int(bits), rounding=config.rounding))
         if little.endswith(ALONE):
             return Cascade(tuple(stages))
         return dataclasses.replace(cascade, stages=(*stages, *cascade.stages))

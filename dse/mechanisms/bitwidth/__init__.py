@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import optuna
-
-from dse.core.mechanism import Cascade, Mechanism
+from dse.core.mechanism import Cascade, Chooser, Mechanism, Place
 from dse.core.problem import CascadeProblem
 from dse.core.results import Panel
 from dse.core.space import increasing_subsets
@@ -29,11 +27,14 @@ class BitwidthSpec:
     rounding: str = "nearest"
 
 
-class Bitwidth(Mechanism):
+class Bitwidth(Mechanism[BitwidthSpec]):
     """Jahier Pagliari 2018: the same net quantized at increasing bit-widths."""
 
     name = "bitwidth"
     Section = BitwidthSpec
+    place = Place.BIG
+    after = frozenset({"incremental"})  # quantizes the full-width stage the increments end with
+    legacy_names = {"bitwidths": "bitwidths"}
     example = {"bitwidths": [4, 8], "max_stages": 2}
 
     def enabled(self, config: BitwidthSpec) -> bool:
@@ -52,9 +53,10 @@ class Bitwidth(Mechanism):
     def variants(self, spec: StudySpec, config: BitwidthSpec) -> list[Variant]:
         return [spec.variant(spec.nets.big, bits=bits, rounding=config.rounding) for bits in config.bitwidths]
 
-    def shape(self, trial: optuna.Trial, spec: StudySpec, config: BitwidthSpec, cascade: Cascade) -> Cascade:
+    def shape(self, chooser: Chooser, spec: StudySpec, config: BitwidthSpec, cascade: Cascade) -> Cascade:
+        """The `bitwidths` parameter: an increasing set of bit-widths the last stage runs at, each a stage."""
         choices = increasing_subsets(config.bitwidths, range(1, config.max_stages + 1))
-        bits = [int(b) for b in trial.suggest_categorical("bitwidths", choices).split("/")]
+        bits = [int(b) for b in chooser.suggest_categorical("bitwidths", choices).split("/")]
         last = cascade.stages[-1]
         quantized = tuple(Variant(last.net, last.width, last.increments, b, config.rounding, last.knobs, model=last.model)
                           for b in bits)

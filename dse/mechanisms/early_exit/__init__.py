@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import optuna
 
-from dse.core.mechanism import Cascade, Mechanism
+from dse.core.mechanism import Cascade, Chooser, Mechanism, Place
 from dse.core.problem import CascadeProblem
 from dse.core.results import Panel
 from dse.core.sweep import accept_sweep
@@ -34,6 +33,7 @@ from nets import CRITERIA, ExitError, Exits, Variant, check_exits, resolve_point
 NONE = "none"  # no exits: the other mechanisms' stages only
 SAME = "same"  # exits at the precision of the stage they precede (so it can continue from their activations)
 TRAININGS = ("frozen", "joint")
+CRITERION = "criterion@exit"  # an exit's criterion parameter, numbered by its point's position
 
 
 @dataclass(frozen=True)
@@ -72,12 +72,12 @@ def separator(points: tuple[str, ...]) -> str:
     return " | " if any("/" in point for point in points) else "/"
 
 
-def exit_criterion(trial: optuna.Trial, config: ExitsSpec, point: str, points: tuple[str, ...]) -> str:
+def exit_criterion(chooser: Chooser, config: ExitsSpec, point: str, points: tuple[str, ...]) -> str:
     """The exit criterion of the exit at `point`: a choice among `config.criteria`, named after the point's position
     (`criterion@exit2`: the second point; layer names may hold characters a parameter name cannot)."""
     if len(config.criteria) == 1:
         return config.criteria[0]
-    return str(trial.suggest_categorical(f"criterion@exit{points.index(point) + 1}", list(config.criteria)))
+    return str(chooser.suggest_categorical(f"{CRITERION}{points.index(point) + 1}", list(config.criteria)))
 
 
 def active_range(config: ExitsSpec) -> tuple[int, ...]:
@@ -92,11 +92,14 @@ def exit_variants(spec: StudySpec, config: ExitsSpec, channels: int, points: tup
             for p in points]
 
 
-class EarlyExit(Mechanism):
+class EarlyExit(Mechanism[ExitsSpec]):
     """Side branches on the big net's trunk, each a stage that continues from the one before."""
 
     name = "exits"
     Section = ExitsSpec
+    place = Place.TRUNK
+    after = frozenset({"incremental"})  # reads whether the big net's stages widen one another (`reuse`)
+    legacy_names = {"channels": "exit_channels", "bits": "exit_bits"}
     example = {"points": ["pool1", "pool2"], "n_active": [1, 2], "channels": [8], "bits": [8]}
     digest_when_off = False
     later_fields = {"criteria": ()}
@@ -152,22 +155,29 @@ class EarlyExit(Mechanism):
                    for combo in itertools.combinations(points, k)]
         return subsets + ([NONE] if len(spec.enabled()) > 1 else [])
 
-    def shape(self, trial: optuna.Trial, spec: StudySpec, config: ExitsSpec, cascade: Cascade) -> Cascade:
-        chosen = trial.suggest_categorical("exits", self._choices(spec, config))
+    def param_name(self, local: str) -> str:
+        """As the base's, but an exit's criterion keeps the name it was stored under ('criterion@exit<k>')."""
+        return local if local.startswith(CRITERION) else super().param_name(local)
+
+    def shape(self, chooser: Chooser, spec: StudySpec, config: ExitsSpec, cascade: Cascade) -> Cascade:
+        """The `exits` parameter: an increasing set of points (or none), then the branch size, the exits' bits and
+        each exit's criterion; the exits go before the big net's first stage when its stages widen one another,
+        else before its last."""
+        chosen = chooser.suggest_categorical("", self._choices(spec, config))
         if chosen == NONE:
             return cascade
-        channels = int(trial.suggest_categorical("exit_channels", list(config.channels))) \
+        channels = int(chooser.suggest_categorical("channels", list(config.channels))) \
             if len(config.channels) > 1 else config.channels[0]
         position = 0 if cascade.reuse else len(cascade.stages) - 1
         following = cascade.stages[position]
-        bits_choice = trial.suggest_categorical("exit_bits", [SAME, *map(str, config.bits)]) if config.bits else SAME
+        bits_choice = chooser.suggest_categorical("bits", [SAME, *map(str, config.bits)]) if config.bits else SAME
         bits = following.bits if bits_choice == SAME else int(bits_choice)
         if config.training == "joint" and following == spec.variant(spec.nets.big, bits=following.bits,
                                                                rounding=following.rounding):
             following = dataclasses.replace(following, exits=exits_of(spec, config, channels))  # the joint trunk
         stages = tuple(exit_variants(spec, config, channels, tuple(chosen.split(separator(points_of(spec, config)))),
                                      bits))
-        criteria = tuple((stage, exit_criterion(trial, config, stage.exits.answer, points_of(spec, config)))
+        criteria = tuple((stage, exit_criterion(chooser, config, stage.exits.answer, points_of(spec, config)))
                          for stage in stages if config.criteria and stage.exits is not None)
         return Cascade(cascade.stages[:position] + stages + (following,) + cascade.stages[position + 1:],
                        cascade.reuse, cascade.criteria + criteria)

@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import optuna
 
-from dse.core.mechanism import Cascade, Mechanism
+from dse.core.mechanism import Cascade, Chooser, Mechanism, Place
 from dse.core.problem import CascadeProblem
 from dse.core.results import Panel
 from dse.core.space import increasing_subsets
@@ -34,11 +33,13 @@ class IncrementalSpec:
     n_increments: tuple[int, ...] = (2, 5)
 
 
-class Incremental(Mechanism):
+class Incremental(Mechanism[IncrementalSpec]):
     """Tann 2016: one net, run at increasing channel fractions, each stage reusing the one before."""
 
     name = "incremental"
     Section = IncrementalSpec
+    place = Place.BIG
+    legacy_names = {"fractions": "fractions"}
     example = {"widths": [0.5], "n_increments": [2, 2]}
 
     def enabled(self, config: IncrementalSpec) -> bool:
@@ -61,8 +62,10 @@ class Incremental(Mechanism):
         sets = increasing_subsets(config.widths, range(low - 1, min(high - 1, len(config.widths)) + 1))
         return sets + ([NONE] if len(spec.enabled()) > 1 else [])
 
-    def shape(self, trial: optuna.Trial, spec: StudySpec, config: IncrementalSpec, cascade: Cascade) -> Cascade:
-        chosen = trial.suggest_categorical("fractions", self._choices(spec, config))
+    def shape(self, chooser: Chooser, spec: StudySpec, config: IncrementalSpec, cascade: Cascade) -> Cascade:
+        """The `fractions` parameter: an increasing set of widths below 1 whose stages run before the big net's last
+        stage, each reusing the one before (or none)."""
+        chosen = chooser.suggest_categorical("fractions", self._choices(spec, config))
         if chosen == NONE:
             return cascade
         last = cascade.stages[-1]
