@@ -9,7 +9,8 @@ from nets._arch import (FC, Add, Architecture, ArchitectureError, BatchNorm, Con
 from nets._atomic import atomic_write_bytes, atomic_write_text
 from nets._build import build_scores, cached_golden, check_variant, range_images
 from nets._confidence import CRITERIA, CriterionError, confidence
-from nets._cache import CacheCorrupted, ScoreCache, default_cache_dir, variant_key, weights_key
+from nets._cache import CacheCorrupted, ScoreCache, variant_key, weights_key
+from nets._cache_dir import default_cache_dir
 from nets._data import Dataset, DatasetError, content_digest, stratified_split
 from nets._effort import KNOBS, EffortError, resolve_knobs
 from nets._exits import (ExitError, Exits, branch_points, check_exits, check_given_branch, exit_architecture,

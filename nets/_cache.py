@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from nets._atomic import atomic_write_bytes, atomic_write_text
+from nets._cache_dir import default_cache_dir
 from nets._data import Dataset
 from nets._exits import exits_key
 from nets._scores import SplitScores
@@ -37,15 +38,6 @@ BUILDS_LOG = "builds.log"
 
 class CacheCorrupted(Exception):
     """A cache file whose hash, format or shape is wrong."""
-
-
-def default_cache_dir() -> Path:
-    """`$DSE_CACHE_DIR`, else `$XDG_CACHE_HOME/adaptive-dse`, else `~/.cache/adaptive-dse`."""
-    if os.environ.get("DSE_CACHE_DIR"):
-        return Path(os.environ["DSE_CACHE_DIR"])
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]) / "adaptive-dse"
-    return Path.home() / ".cache" / "adaptive-dse"
 
 
 def weights_key(dataset: Dataset, variant: Variant, config: TrainingConfig) -> str:

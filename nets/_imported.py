@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nets._cache import default_cache_dir
+from nets._cache_dir import default_cache_dir
 from nets._scores import SplitScores
 from nets._summary import (ImportedModelError, LogitSummary, array_blocks, cached_summary, npy_blocks,
                            store_summary, summarize)

@@ -12,7 +12,7 @@ from dse import is_feasible
 from reports._anova import full_grid, main_effect_shares
 
 
-# The study's objective columns (dse.core.study.OBJECTIVE_COLUMNS) in SI: (factor to SI, SI unit, what it is)
+# The study's objective columns (dse.core.objective.OBJECTIVE_COLUMNS) in SI: (factor to SI, SI unit, what it is)
 OBJECTIVE_UNITS = {"energy_pj": (1e-12, "J", "calibration energy per inference"),
                    "accuracy_loss_pct": (1.0, "pp", "calibration accuracy loss"),
                    "latency_s": (1.0, "s", "calibration latency per inference"),

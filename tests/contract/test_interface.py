@@ -13,7 +13,7 @@ import pytest
 
 import dse
 from contract.test_mechanisms import _allowed_sets, contract_spec
-from dse.core import mechanism as core_mechanism
+from dse.core import registry as core_registry
 from dse.core.space import CascadeSpace, ScopedChooser
 
 EVERY_CORE_CHOICE = 'sram_choices = ["8KiB", "16KiB"]\npartition_step = 0.25\ncriteria = ["margin", "entropy"]\n'
@@ -71,7 +71,7 @@ def test_a_missing_section_means_off(name: str) -> None:
 def test_places_order_the_shaping_not_registration() -> None:
     """The built-ins declare their places; registered in reverse, they shape in the same order."""
     builtin = list(dse.mechanisms.BUILTIN)
-    assert [m.name for m in core_mechanism.shaping_order(builtin[::-1])] == [m.name for m in builtin]
+    assert [m.name for m in core_registry.shaping_order(builtin[::-1])] == [m.name for m in builtin]
     assert [m.place for m in builtin] == sorted(m.place for m in builtin)
     names = {m.name for m in builtin}
     assert all(m.after <= names for m in builtin)  # what each reads is a mechanism that exists
@@ -113,10 +113,10 @@ def test_declarations_are_checked() -> None:
     with pytest.raises(TypeError, match=r"\.name must be an identifier other than"):
         dse.register(_mechanism("search", dse.Place.FRONT))
     with pytest.raises(TypeError, match=r"'early' \(BIG\) cannot shape after 'little' \(FRONT\), which shapes later"):
-        core_mechanism.shaping_order([*dse.mechanisms.BUILTIN, _mechanism("early", dse.Place.BIG, frozenset({"little"}))])
+        core_registry.shaping_order([*dse.mechanisms.BUILTIN, _mechanism("early", dse.Place.BIG, frozenset({"little"}))])
     cycle = [_mechanism("a", dse.Place.TRUNK, frozenset({"b"})), _mechanism("b", dse.Place.TRUNK, frozenset({"a"}))]
     with pytest.raises(TypeError, match=r"\['a', 'b'\] wait for one another"):
-        core_mechanism.shaping_order(cycle)
+        core_registry.shaping_order(cycle)
     with pytest.raises(TypeError, match="Can't instantiate abstract class"):
         type("Bare", (dse.Mechanism,), {"name": "bare", "Section": _On, "place": dse.Place.FRONT})()
 
@@ -124,7 +124,7 @@ def test_declarations_are_checked() -> None:
 def test_within_a_place_after_then_name() -> None:
     first, second = _mechanism("zeta", dse.Place.TRUNK), _mechanism("alpha", dse.Place.TRUNK, frozenset({"zeta"}))
     third = _mechanism("beta", dse.Place.TRUNK)
-    assert [m.name for m in core_mechanism.shaping_order([second, third, first])] == ["beta", "zeta", "alpha"]
+    assert [m.name for m in core_registry.shaping_order([second, third, first])] == ["beta", "zeta", "alpha"]
 
 
 def _spec_with_test_mechanism(mechanism: dse.Mechanism) -> dse.StudySpec:

@@ -18,7 +18,9 @@ import optuna
 import pytest
 
 import dse
-from dse.core.study import RECORD, CascadeObjective, space_queue
+from dse.core.objective import CascadeObjective
+from dse.core.study import space_queue
+from dse.core.study_attrs import RECORD
 from nets import Variant
 
 TRIALS = 6

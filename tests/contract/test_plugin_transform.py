@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import optuna
 import pytest
 
 import costmodel
@@ -82,19 +81,24 @@ class DropSpec:
     counts: tuple[int, ...] = ()
 
 
-class DropFirst(dse.Mechanism):
+class DropFirst(dse.Mechanism[DropSpec]):
     """The big net with some first-layer filters dropped runs first; the full net escalates."""
 
     name = "drop"
     Section = DropSpec
+    place = dse.Place.BIG
     example = {"counts": [4, 8]}
     digest_when_off = False
 
-    def variants(self, spec: dse.StudySpec, config: DropSpec) -> list[Variant]:
-        return [spec.variant(spec.nets.big, extra=(DropFilters(c),)) for c in config.counts]
+    def validate(self, spec: dse.StudySpec, section: DropSpec) -> None:
+        dse.check(all(0 < c < 20 for c in section.counts), f"{spec.source}: drop.counts", "must lie in 1..19")
 
-    def shape(self, trial: optuna.Trial, spec: dse.StudySpec, config: DropSpec, cascade: dse.Cascade) -> dse.Cascade:
-        count = int(trial.suggest_categorical("count", list(config.counts)))
+    def variants(self, spec: dse.StudySpec, section: DropSpec) -> list[Variant]:
+        return [spec.variant(spec.nets.big, extra=(DropFilters(c),)) for c in section.counts]
+
+    def shape(self, chooser: dse.Chooser, spec: dse.StudySpec, section: DropSpec,
+              cascade: dse.Cascade) -> dse.Cascade:
+        count = int(chooser.suggest_categorical("count", list(section.counts)))
         last = cascade.stages[-1]
         return dataclasses.replace(cascade, stages=(*cascade.stages[:-1], dataclasses.replace(
             last, extra=(*last.extra, DropFilters(count))), last))
@@ -114,6 +118,7 @@ def test_a_plugin_transform_and_stage_rule_run_a_study(drop: DropFirst, tiny_stu
     cache = tiny_study["root"] / "cache"
     results = check_mechanisms(("drop",), cache, tmp_path)  # scored and priced alike on every stage
     assert {t.cascade for t in results.trials} == {"lenet@drop4 > lenet", "lenet@drop8 > lenet"}
+    assert {name for t in results.trials for name in t.params} == {"drop.count"}  # named after the mechanism
     spec = dse.parse_spec(
         'version = 2\nname = "d"\n[data]\ndataset = "mnist5k"\n[training]\nepochs = 1\nbatch_size = 128\n'
         '[nets]\nbig = "lenet"\n[drop]\ncounts = [4, 8]\n', "d.toml")
