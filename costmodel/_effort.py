@@ -1,4 +1,4 @@
-"""Per-sample prices of one inference whose executed work varies per input (dynamic effort knobs, nets._effort).
+"""Per-sample prices of one inference whose executed work varies per input (dynamic effort knobs, nets.effort._effort).
 
 Per conv/FC layer, with f = executed MACs / the layer's MACs for that input:
 - shrink with f: MAC energy, and the SRAM reads that feed the array (input and weight buffers);

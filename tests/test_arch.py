@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nets import ArchitectureError, architecture, architecture_names
-from nets._torch import build_module
+from nets.training._torch import build_module
 
 MNIST_NETS = ["lenet"] + [f"mini{i}" for i in range(1, 9)] + ["lenet-relu", "alexnet-cifar10", "convnets"]
 

@@ -101,7 +101,7 @@ def test_cycle_finder_finds_a_cycle() -> None:
 
 def test_type_only_imports_count() -> None:
     models = ROOT / "nets" / "_models.py"
-    assert "if TYPE_CHECKING:" in models.read_text() and "nets._onnx" in import_graph()["nets._models"]
+    assert "if TYPE_CHECKING:" in models.read_text() and "nets.models._onnx" in import_graph()["nets.models._models"]
 
 
 def test_every_module_has_a_layer() -> None:
@@ -153,8 +153,8 @@ def test_one_error_root() -> None:
     """Every exception class meant for the user derives from dse.UserError (the CLI catches only that)."""
     import costmodel
     import nets
-    import nets._quant  # noqa: F401  (torch-side errors)
-    import nets._transfer
+    import nets.training._quant  # noqa: F401  (torch-side errors)
+    import nets.scores._transfer
     from dse.cli.options import OptionConflict
     from dse.cli.worker import WorkerFailed
     from dse.core._risk import RiskError
@@ -166,9 +166,9 @@ def test_one_error_root() -> None:
 
     roots = [costmodel.CostModelError, nets.DatasetError, nets.ArchitectureError, nets.UnknownArchitecture,
              nets.EffortError, nets.IncrementalError, nets.ImportedModelError, nets.ExitError, nets.CriterionError,
-             nets._quant.QuantizationError, dse.SpecError, dse.StudyNotFound, dse.core.output.MissingExtra,
+             nets.training._quant.QuantizationError, dse.SpecError, dse.StudyNotFound, dse.core.output.MissingExtra,
              jahier2018.BitwidthError, park2015.ThresholdError, tann2016.IncrementSearchError, RiskError, StorageError,
-             OutputPathError, WorkerFailed, nets._transfer.CacheTransferError]
+             OutputPathError, WorkerFailed, nets.scores._transfer.CacheTransferError]
     roots += [dse.core.fingerprint.ChangedSpec, dse.core.optuna_adapter.OptunaVersionError, OptionConflict]
     assert all(issubclass(cls, dse.UserError) for cls in roots)
     exceptions = {node.name for package in PACKAGES for path in (ROOT / package).rglob("*.py")

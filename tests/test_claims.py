@@ -10,11 +10,11 @@ import threading
 import time
 from pathlib import Path
 
-from nets._claims import BUILT, FOUND, HELD, claim, claimed, share
+from nets.scores._claims import BUILT, FOUND, HELD, claim, claimed, share
 
 HOLD = """
 import sys, time
-from nets._claims import claim
+from nets.scores._claims import claim
 with claim(sys.argv[1], sys.argv[2], wait=True):
     print("held", flush=True)
     time.sleep(float(sys.argv[3]))

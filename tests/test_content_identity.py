@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from nets import ScoreCache, TrainingConfig, Variant, build_scores, load_dataset, variant_key
-from nets._data import MNIST_FILES
+from nets.data._data import MNIST_FILES
 
 
 def _write_idx(path: Path, array: np.ndarray) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import SHARED_MNIST
 from nets import DatasetError, load_dataset, stratified_split
-from nets._data import read_idx
+from nets.data._data import read_idx
 
 
 def test_mnist5k_shapes_and_split(mnist5k) -> None:

@@ -15,8 +15,9 @@ from costmodel._effort import per_sample_cost
 from dse.core.space import ScopedChooser
 from dse.mechanisms.effort import EFFORT_GRID, Effort, mechanism_grid, suggest_knobs
 from nets import FC, Architecture, Conv, ReLU, Variant, architecture
-from nets._effort import KNOBS, EffortError, calibrate, effort_forward, effort_logits, resolve_knobs, skipping_forward
-from nets._torch import build_module, init_module, predict_logits
+from nets.effort._effort import (KNOBS, EffortError, calibrate, effort_forward, effort_logits, resolve_knobs,
+                                 skipping_forward)
+from nets.training._torch import build_module, init_module, predict_logits
 
 OFF = (("chunk_fraction", 1.0), ("sample_stride", 1.0), ("uniformity", 0.0))
 
@@ -239,5 +240,5 @@ def test_search_grid_and_suggestions() -> None:
 
 
 def test_search_and_pricing_do_not_import_torch() -> None:
-    code = "import sys, dse, costmodel, dse.mechanisms.effort, costmodel._effort, nets._effort; print('torch' in sys.modules)"
+    code = "import sys, dse, costmodel, dse.mechanisms.effort, costmodel._effort, nets.effort._effort; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

@@ -208,11 +208,11 @@ def test_cache_keys_without_exits_are_unchanged(mnist5k) -> None:  # type: ignor
 
 def test_branch_design_is_part_of_the_key(mnist5k, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """Weights trained for one branch design are never loaded into another."""
-    import nets._exits
+    import nets.models._exits
 
     config, variant = TrainingConfig(epochs=1), exit_variant("pool1")
     before = weights_key(mnist5k, variant, config), variant_key(mnist5k, variant, config)
-    monkeypatch.setattr(nets._exits, "GRID", 2)
+    monkeypatch.setattr(nets.models._exits, "GRID", 2)
     assert variant.architecture.layer_shapes()[3].out_h == 2
     after = weights_key(mnist5k, variant, config), variant_key(mnist5k, variant, config)
     assert before[0] != after[0] and before[1] != after[1]
@@ -222,7 +222,7 @@ def test_branch_design_is_part_of_the_key(mnist5k, monkeypatch: pytest.MonkeyPat
 
 def test_exit_module_matches_one_pass_over_the_branched_net() -> None:
     torch = pytest.importorskip("torch")
-    from nets._exits_torch import all_exit_logits, branched_module, exit_module
+    from nets.training._exits_torch import all_exit_logits, branched_module, exit_module
 
     trunk, exits = architecture("lenet"), Exits(("pool1", "fc1"), channels=4)
     torch.manual_seed(0)
@@ -240,8 +240,8 @@ def test_exit_module_matches_one_pass_over_the_branched_net() -> None:
 
 def test_frozen_training_keeps_the_trunk_and_is_deterministic(mnist5k) -> None:  # type: ignore[no-untyped-def]
     torch = pytest.importorskip("torch")
-    from nets._exits_torch import train_branched
-    from nets._torch import init_module
+    from nets.training._exits_torch import train_branched
+    from nets.training._torch import init_module
 
     images, labels = (a[:256] for a in mnist5k.split("train"))
     config, trunk = TrainingConfig(epochs=1, batch_size=64), architecture("lenet")

@@ -72,7 +72,7 @@ def test_the_given_layers_are_part_of_the_weights_key(mnist5k) -> None:  # type:
 
 def test_exit_module_of_a_given_branch_matches_the_branched_pass() -> None:
     torch = pytest.importorskip("torch")
-    from nets._exits_torch import all_exit_logits, branched_module, exit_module
+    from nets.training._exits_torch import all_exit_logits, branched_module, exit_module
 
     trunk, exits = architecture("lenet"), given_variant("").exits
     torch.manual_seed(0)

@@ -225,7 +225,7 @@ def test_waiting_tensors_by_brute_force_on_random_residual_chains() -> None:
 
 def test_an_exit_module_on_a_residual_trunk_matches_the_branched_pass() -> None:
     """The exit's own module (trunk prefix, then branch) gives the logits the one-pass branched module gives."""
-    from nets._exits_torch import all_exit_logits, branched_module, exit_module
+    from nets.training._exits_torch import all_exit_logits, branched_module, exit_module
 
     trunk, exits = residual_trunk(), Exits(("r1", "join"), channels=4)
     torch.manual_seed(0)

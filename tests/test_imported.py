@@ -107,9 +107,9 @@ def test_streamed_npy_logits_match_the_whole_array_reference(tmp_path: Path, dty
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """A .npy read in blocks of a few rows (hashed on the way) gives the confidences of the whole softmax at once
     and the file's own SHA-256."""
-    import nets._summary
+    import nets.scores._summary
 
-    monkeypatch.setattr(nets._summary, "BLOCK_BYTES", 8 * 1000 * 7)  # 7 rows of 1,000 classes per block
+    monkeypatch.setattr(nets.scores._summary, "BLOCK_BYTES", 8 * 1000 * 7)  # 7 rows of 1,000 classes per block
     data = {"calib_logits": RNG.normal(0, 4, (40, 1000)).astype(dtype),
             "test_logits": RNG.normal(0, 4, (23, 1000)).astype(dtype)}
     for name, array in data.items():
@@ -226,8 +226,8 @@ def test_stored_summaries_are_the_summaries_and_keyed_by_content(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Loading writes nothing; once stored, the next load takes each split's summary from the cache (equal to
     summarising, the file not summarised again); changed contents or a damaged entry are summarised afresh."""
-    import nets._imported
-    from nets._imported import store_summaries
+    import nets.models._imported
+    from nets.models._imported import store_summaries
 
     cache = tmp_path / "cache"
     source = tmp_path / "logits"
@@ -247,7 +247,7 @@ def test_stored_summaries_are_the_summaries_and_keyed_by_content(tmp_path: Path,
     store_summaries(fresh, cache)
     assert len(list((cache / "summaries").glob("*.npz"))) == 2
     calls = []
-    monkeypatch.setattr(nets._imported, "summarize", lambda *a: calls.append(a) or pytest.fail("summarised again"))
+    monkeypatch.setattr(nets.models._imported, "summarize", lambda *a: calls.append(a) or pytest.fail("summarised again"))
     again = load_logits(path, cache)
     assert again.digest == fresh.digest and not calls
     assert all(_summaries_equal(again.splits[s], fresh.splits[s]) for s in ("calib", "test"))

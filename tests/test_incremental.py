@@ -18,10 +18,10 @@ from dse.mechanisms.incremental.tann2016 import (IncrementSearchError, budget_sc
                                                  compare_estimate, increment_energy_table, search_increments,
                                                  simulate_controller, stage_costs, storage_comparison, tune_thresholds)
 from nets import DatasetError, ScoreCache, TrainingConfig, architecture
-from nets._cifar import load_cifar10
+from nets.data._cifar import load_cifar10
 from nets import Variant, cached_golden
-from nets._incremental import IncrementalError, check_increments, stage_module, train_incremental
-from nets._torch import init_module, predict_logits, train_module
+from nets.training._incremental import IncrementalError, check_increments, stage_module, train_incremental
+from nets.training._torch import init_module, predict_logits, train_module
 
 CONFIG = TrainingConfig(epochs=1, batch_size=128, learning_rate=3e-3)
 DECAYING = TrainingConfig(epochs=1, batch_size=128, learning_rate=3e-3, weight_decay=0.1)
@@ -32,7 +32,7 @@ INCREMENTS = (0.3, 0.6, 1.0)
 @pytest.fixture(scope="module")
 def spied(mnist5k, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Incremental training with weight decay, recording each stage's effective weights and logits after training."""
-    import nets._incremental as incremental
+    import nets.training._incremental as incremental
 
     golden = cached_golden(ScoreCache(tmp_path_factory.mktemp("golden")), mnist5k, Variant(NET), DECAYING)
     probe = mnist5k.split("test")[0][:64]

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from nets import (FC, Add, Architecture, ArchitectureError, BatchNorm, Conv, Flatten, GlobalPool, Pool, ReLU,
                   architecture, architecture_from_table, architecture_names)
-from nets._torch import LayerGraph, build_module, init_module
+from nets.training._torch import LayerGraph, build_module, init_module
 
 # A ResNet-style basic block (identity shortcut) and a MobileNet-style depthwise-separable block, 8x8 maps.
 BLOCKS = [

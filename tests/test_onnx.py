@@ -18,7 +18,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from nets import ImportedModelError, architecture_from_table, check_class_count, file_digest, load_onnx, onnx_logits
-from nets._torch import build_module, predict_logits
+from nets.training._torch import build_module, predict_logits
 
 RNG = np.random.default_rng(0)
 
@@ -348,7 +348,7 @@ def test_a_shape_read_differently_from_onnxruntime_is_refused(tmp_path: Path, mo
     g.node("Flatten", "f", axis=1)
     path = g.save(tmp_path / "pool.onnx", outputs=1)
     assert load_onnx(path).architecture.layer_shapes()[0].out_h == 3
-    monkeypatch.setattr("nets._arch.pool_out", lambda size, kernel, stride, pad, ceil=True: size // stride)
+    monkeypatch.setattr("nets.models._arch.pool_out", lambda size, kernel, stride, pad, ceil=True: size // stride)
     with pytest.raises(ImportedModelError, match=r"pool.onnx: layer 'pool' reads as \(1, 2, 2\) but onnxruntime "
                                                  r"computes \(1, 3, 3\) for 'pool'"):
         load_onnx(path)

@@ -1,4 +1,4 @@
-"""Post-training dynamic fixed point (nets._quant): formats, rounding, coverage and fidelity on LeNet."""
+"""Post-training dynamic fixed point (nets.training._quant): formats, rounding, coverage and fidelity on LeNet."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from nets import Dataset, TrainingConfig, Variant
-from nets._quant import (QuantizationError, calibrate_ranges, check_bits, fixed_point_format, quantize,
-                         quantized_logits)
-from nets._torch import init_module, predict_logits, train_module
+from nets.training._quant import (QuantizationError, calibrate_ranges, check_bits, fixed_point_format, quantize,
+                                  quantized_logits)
+from nets.training._torch import init_module, predict_logits, train_module
 
 
 @pytest.fixture(scope="module")

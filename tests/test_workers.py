@@ -257,7 +257,7 @@ def test_cache_export_then_import_gives_the_same_cache(tiny_study: dict, tmp_pat
         with pytest.raises(SystemExit) as stopped:
             main(argv)
         assert stopped.value.code == 0
-    from nets._transfer import cache_members
+    from nets.scores._transfer import cache_members
 
     members = cache_members(source)
     assert members and members == cache_members(tmp_path / "copy")

@@ -17,7 +17,7 @@ def export(archive: ArchiveArgument, cache_dir: CacheDirOption = None) -> None:
     """Write every trained weight set and score file of the cache into one tar file."""
     from dse.core.output import check_output_file
     from nets import default_cache_dir
-    from nets._transfer import export_cache
+    from nets.scores._transfer import export_cache
 
     check_output_file(archive, "FILE")
     root = cache_dir or default_cache_dir()
@@ -28,7 +28,7 @@ def import_(archive: ArchiveArgument, cache_dir: CacheDirOption = None) -> None:
     """Merge a cache archive into the cache, after checking every file in it."""
     from dse.core.output import check_output_dir
     from nets import default_cache_dir
-    from nets._transfer import import_cache
+    from nets.scores._transfer import import_cache
 
     root = cache_dir or default_cache_dir()
     check_output_dir(root, "--cache-dir")

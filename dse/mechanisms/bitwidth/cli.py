@@ -18,7 +18,7 @@ DEFAULT_BITS = "2,3,4,5,6,7,8,9,10,11,12,13,14,15,16"
 
 
 class Rounding(str, Enum):
-    """Rounding of the dynamic fixed-point quantizer (see nets._quant)."""
+    """Rounding of the dynamic fixed-point quantizer (see nets.training._quant)."""
 
     nearest = "nearest"
     stochastic = "stochastic"

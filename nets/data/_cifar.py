@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nets._data import Dataset, DatasetError, make_dataset, stratified_split
+from nets.data._data import Dataset, DatasetError, make_dataset, stratified_split
 
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"

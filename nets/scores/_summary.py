@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from costmodel import UserError
-from nets._atomic import atomic_write_bytes, atomic_write_text
+from nets.scores._atomic import atomic_write_bytes, atomic_write_text
 
 BLOCK_BYTES = 16 * 2**20  # float64 working memory of one block of rows
 SUMMARY_VERSION = "1"  # part of a stored summary's key: bump when `summarize` computes something else

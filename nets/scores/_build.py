@@ -1,6 +1,6 @@
 """Building a variant's scores: train its weights once per training key, score the calib and test splits; a
 declared model that is not trained is scored from its logits file or by onnxruntime. Processes sharing a cache
-directory claim each key before building it (`nets._claims`), so each is trained and scored once.
+directory claim each key before building it (`nets.scores._claims`), so each is trained and scored once.
 
 Scoring applies every transform the variant carries (width or increments, bits, knobs) and records which it
 applied, so that a study can check that what it scores is what it prices.
@@ -17,15 +17,15 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from nets._cache import SCORED_SPLITS, CacheCorrupted, ScoreCache, variant_key, weights_key
-from nets._claims import BUILT, claim, claimed, share
-from nets._data import Dataset
-from nets._imported import ImportedModelError, split_scores, store_summaries
-from nets._models import Model
-from nets._onnx import check_output_size, onnx_logits
-from nets._orphan import die_with_parent
-from nets._scores import SplitScores, scores_from_logits
-from nets._variant import TrainingConfig, Variant, VariantScores
+from nets.scores._cache import SCORED_SPLITS, CacheCorrupted, ScoreCache, variant_key, weights_key
+from nets.scores._claims import BUILT, claim, claimed, share
+from nets.data._data import Dataset
+from nets.models._imported import ImportedModelError, split_scores, store_summaries
+from nets.models._models import Model
+from nets.models._onnx import check_output_size, onnx_logits
+from nets.scores._orphan import die_with_parent
+from nets.scores._scores import SplitScores, scores_from_logits
+from nets.scores._variant import TrainingConfig, Variant, VariantScores
 
 MODEL_CODE_VERSION = "1"
 
@@ -34,24 +34,24 @@ def train_weights(dataset: Dataset, variant: Variant, config: TrainingConfig, ke
     """Train the weights `variant` runs (seeded, deterministic, one thread) and store them; returns `key`."""
     import torch
 
-    from nets._torch import init_module, train_module
+    from nets.training._torch import init_module, train_module
 
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     trained = variant.training
     model = trained.model
     if trained.exits is not None and model is not None and model.onnx is not None:
-        from nets._exits_torch import train_onnx_branches
+        from nets.training._exits_torch import train_onnx_branches
 
         state, seconds = train_onnx_branches(model, trained.exits, *dataset.split("train"), config)
     elif trained.exits is not None:
-        from nets._exits_torch import train_branched
+        from nets.training._exits_torch import train_branched
 
         frozen = cached_golden(ScoreCache(root), dataset, trained, config)(trained.width) \
             if trained.exits.training == "frozen" else None
         state, seconds = train_branched(trained.architecture, trained.exits, *dataset.split("train"), config, frozen)
     elif trained.increments:
-        from nets._incremental import train_incremental
+        from nets.training._incremental import train_incremental
 
         state, seconds = train_incremental(trained.architecture, trained.increments, dataset, config,
                                            golden=cached_golden(ScoreCache(root), dataset, trained, config))
@@ -91,13 +91,13 @@ def _checked(load: Callable, *args: object) -> object:
 
 
 def _train_claimed(dataset: Dataset, variant: Variant, config: TrainingConfig, key: str, root: str) -> tuple:
-    """`train_weights` under the claim on `key` (see `nets._claims.claimed`)."""
+    """`train_weights` under the claim on `key` (see `nets.scores._claims.claimed`)."""
     return claimed(root, key, lambda: _checked(ScoreCache(root).load_weights, key),
                    lambda: train_weights(dataset, variant, config, key, root))
 
 
 def _score_claimed(dataset: Dataset, variant: Variant, config: TrainingConfig, key: str, root: str) -> tuple:
-    """`score_variant` under the claim on `key` (see `nets._claims.claimed`)."""
+    """`score_variant` under the claim on `key` (see `nets.scores._claims.claimed`)."""
     return claimed(root, key, lambda: _checked(ScoreCache(root).load, key, variant, dataset),
                    lambda: score_variant(dataset, variant, config, key, root))
 
@@ -113,20 +113,20 @@ def evaluate_split(module, variant: Variant, dataset: Dataset, split: str) -> tu
     """Run `variant` on one split with every post-training transform it carries: knobs (per-sample ops) and bits
     compose in the effort path; bits alone run the quantized torch module. Returns the rows and the transforms
     applied, in `Variant.transforms` order."""
-    from nets._torch import predict_logits
+    from nets.training._torch import predict_logits
 
     images, labels = dataset.split(split)
     ranges = range_images(dataset)
     built = tuple(name for name in ("width", "increments", "exits") if name in variant.transforms)  # by the module
     built += tuple(transform.name for transform in variant.extra)  # a mechanism's own, applied to the module
     if variant.knobs:
-        from nets._effort import effort_logits
+        from nets.effort._effort import effort_logits
 
         logits, ops = effort_logits(module, variant, images, ranges)
         applied = built + (("bits", "rounding") if variant.bits is not None else ()) + ("knobs",)
         return scores_from_logits(logits, labels, ops), applied
     if variant.bits is not None:
-        from nets._quant import quantized_logits
+        from nets.training._quant import quantized_logits
 
         logits = quantized_logits(module, variant, images, ranges)
         return scores_from_logits(logits, labels), built + ("bits", "rounding")
@@ -143,7 +143,7 @@ def score_variant(dataset: Dataset, variant: Variant, config: TrainingConfig, ke
     state = torch.load(io.BytesIO(cache.load_weights(weights_key(dataset, variant, config))), weights_only=True)
     model = variant.model
     if model is not None and model.onnx is not None:  # a branch on an ONNX trunk (`check_variant`)
-        from nets._exits_torch import onnx_exit_logits
+        from nets.training._exits_torch import onnx_exit_logits
 
         scored = {split: (scores_from_logits(onnx_exit_logits(model, variant.exits, state, dataset.split(split)[0]),
                                              dataset.split(split)[1]), ("exits",)) for split in SCORED_SPLITS}
@@ -157,17 +157,17 @@ def score_variant(dataset: Dataset, variant: Variant, config: TrainingConfig, ke
 
 def _module(variant: Variant, config: TrainingConfig, state: dict):  # type: ignore[no-untyped-def]
     """The torch module `variant` runs, with its trained weights `state`, in eval mode."""
-    from nets._torch import init_module
+    from nets.training._torch import init_module
 
     if variant.exits is not None:
-        from nets._exits_torch import branched_module, exit_module
+        from nets.training._exits_torch import branched_module, exit_module
 
         trunk = variant.training.architecture
         branched = branched_module(trunk, variant.exits)
         branched.load_state_dict(state)
         module = exit_module(branched, trunk, variant.exits)
     elif variant.increments:
-        from nets._incremental import stage_module
+        from nets.training._incremental import stage_module
 
         module = stage_module(variant.architecture, variant.increments, variant.width, state)
     else:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nets._cache_dir import default_cache_dir
-from nets._scores import SplitScores
-from nets._summary import (ImportedModelError, LogitSummary, array_blocks, cached_summary, npy_blocks,
-                           store_summary, summarize)
+from nets.scores._cache_dir import default_cache_dir
+from nets.scores._scores import SplitScores
+from nets.scores._summary import (ImportedModelError, LogitSummary, array_blocks, cached_summary, npy_blocks,
+                                  store_summary, summarize)
 
 SCORED_SPLITS = ("calib", "test")
 _CHUNK = 1 << 20

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from nets._torch import predict_logits
-from nets._variant import Variant
+from nets.training._torch import predict_logits
+from nets.scores._variant import Variant
 from costmodel import UserError
 
 ROUNDINGS = ("nearest", "stochastic")

@@ -3,9 +3,9 @@
 Layout of the cache directory: `<key>.npz` (per-sample rows of the calib and test splits) with
 `<key>.json` (metadata, SHA-256 of the npz), `weights/<key>.pt` with `weights/<key>.json` (SHA-256),
 `summaries/<sha256>-<array>-v<version>.npz` with `.json` (what a study keeps of an imported logits array, under
-the file's SHA-256: `nets._summary`), `manifest.json` (all variant metadata, rebuilt after each build),
+the file's SHA-256: `nets.scores._summary`), `manifest.json` (all variant metadata, rebuilt after each build),
 `builds.log` (one JSON line per stored entry: what, which key, which host and process, when) and `claims/`
-(see `nets._claims`).
+(see `nets.scores._claims`).
 Every file but the log is written atomically, data before metadata; the log is appended one line
 per write. A file whose hash or contents do not check out is reported and rebuilt, never used.
 """
@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from nets._atomic import atomic_write_bytes, atomic_write_text
-from nets._cache_dir import default_cache_dir
-from nets._data import Dataset
-from nets._exits import exits_key
-from nets._scores import SplitScores
-from nets._variant import TrainingConfig, Variant, VariantScores
+from nets.scores._atomic import atomic_write_bytes, atomic_write_text
+from nets.scores._cache_dir import default_cache_dir
+from nets.data._data import Dataset
+from nets.models._exits import exits_key
+from nets.scores._scores import SplitScores
+from nets.scores._variant import TrainingConfig, Variant, VariantScores
 
 CODE_VERSION = "2"
 SCORED_SPLITS = ("calib", "test")
@@ -70,7 +70,7 @@ def variant_key(dataset: Dataset, variant: Variant, config: TrainingConfig) -> s
     extra = {"width": variant.width, "bits": variant.bits, "rounding": variant.rounding,
              "knobs": [list(k) for k in variant.knobs]}
     if variant.bits is not None or variant.knobs:
-        extra["ranges"] = "train"  # activation and knob ranges fitted on training images (`nets._build.range_images`)
+        extra["ranges"] = "train"  # activation and knob ranges fitted on training images (`nets.scores._build.range_images`)
     if variant.exits is not None:
         extra["exits"] = exits_key(variant.training.architecture, variant.exits)
     if variant.extra:  # only variants with a mechanism's own transforms carry the key: every other stays as it was

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nets._cifar import load_cifar10
-from nets._data import Dataset, DatasetError, load_mnist, load_mnist5k, load_npz
-from nets._imported import load_labels
+from nets.data._cifar import load_cifar10
+from nets.data._data import Dataset, DatasetError, load_mnist, load_mnist5k, load_npz
+from nets.models._imported import load_labels
 
 
 def load_dataset(name: str, path: str | Path | None = None, seed: int = 0) -> Dataset:

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from nets._arch import Architecture
+from nets.models._arch import Architecture
 
 if TYPE_CHECKING:
-    from nets._imported import ImportedLogits
-    from nets._onnx import OnnxModel
+    from nets.models._imported import ImportedLogits
+    from nets.models._onnx import OnnxModel
 
 
 @dataclass(frozen=True, eq=False)

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from nets._arch import FC, INPUT, Add, Architecture, ArchitectureError, BatchNorm, Conv, Flatten, GlobalPool, Layer
-from nets._arch import Pool, ReLU, Traced
-from nets._imported import ImportedModelError, check_logits
+from nets.models._arch import (FC, INPUT, Add, Architecture, ArchitectureError, BatchNorm, Conv, Flatten, GlobalPool,
+                               Layer)
+from nets.models._arch import Pool, ReLU, Traced
+from nets.models._imported import ImportedModelError, check_logits
 
 _ACTIVATIONS = {"Relu", "Clip"}  # priced as free, like ReLU; onnxruntime computes their real values
 SUPPORTED = ("Conv", "Gemm", "MatMul", "Add", "BatchNormalization", "Relu", "Clip", "MaxPool", "AveragePool",

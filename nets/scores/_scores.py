@@ -1,6 +1,6 @@
 """Per-sample results of one variant on one split (`SplitScores`), and how they are read from raw logits.
 
-Apart from the variants (`nets._variant`) so that the readers of imported logits need no variant, zoo or model.
+Apart from the variants (`nets.scores._variant`) so that the readers of imported logits need no variant, zoo or model.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nets._confidence import confidence
+from nets.models._confidence import confidence
 
 
 @dataclass(frozen=True)

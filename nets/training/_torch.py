@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from nets._arch import FC, INPUT, Add, Architecture, BatchNorm, Conv, Flatten, GlobalPool, Pool, ReLU, Traced
-from nets._variant import TrainingConfig
+from nets.models._arch import FC, INPUT, Add, Architecture, BatchNorm, Conv, Flatten, GlobalPool, Pool, ReLU, Traced
+from nets.scores._variant import TrainingConfig
 
 
 class Residual(nn.Module):

@@ -18,11 +18,11 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from nets._arch import Architecture
-from nets._increments import IncrementalError, check_increments
-from nets._data import Dataset
-from nets._torch import build_module, train_module
-from nets._variant import TrainingConfig, Variant
+from nets.models._arch import Architecture
+from nets.models._increments import IncrementalError, check_increments
+from nets.data._data import Dataset
+from nets.training._torch import build_module, train_module
+from nets.scores._variant import TrainingConfig, Variant
 
 State = dict[str, torch.Tensor]
 GoldenSource = Callable[[float], State]
@@ -80,7 +80,7 @@ def train_incremental(arch: Architecture, increments: tuple[float, ...], dataset
                       golden: GoldenSource) -> tuple[State, float]:
     """Algorithm 1: the incremental weight set and the seconds spent training increments 2..N.
 
-    golden(width) gives the golden model's state at a width (§3.1), e.g. `nets._build.cached_golden`.
+    golden(width) gives the golden model's state at a width (§3.1), e.g. `nets.scores._build.cached_golden`.
     Stage 1 is ordinary training at f_1, so it is that golden model itself.
     """
     check_increments(arch, increments)

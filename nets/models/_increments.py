@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from costmodel import UserError
-from nets._arch import Architecture, ArchitectureError, Conv
+from nets.models._arch import Architecture, ArchitectureError, Conv
 
 
 class IncrementalError(UserError):

@@ -33,8 +33,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from nets._arch import FC, Architecture, Conv, Pool, ReLU
-from nets._variant import Variant
+from nets.models._arch import FC, Architecture, Conv, Pool, ReLU
+from nets.scores._variant import Variant
 from costmodel import UserError
 
 _EDGE_CHECK_OPS = 2  # |a - b| then a comparison with the tolerance, per grid edge that has skipped positions
@@ -227,7 +227,7 @@ def _torch_step(child: Any) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def _numpy_steps(module: Any, arch: Architecture, width: float) -> tuple[_Weighted | _Step, ...]:
-    """The layers of a `nets._torch.build_module` module as numpy steps; a ReLU after a conv/FC is fused into it."""
+    """The layers of a `nets.training._torch.build_module` module as numpy steps; a ReLU after a conv/FC is fused into it."""
     layers = arch.scaled_layers(width)
     shapes = iter(s for s in arch.layer_shapes(width) if s.has_weights)
     children = iter(module)
@@ -258,7 +258,7 @@ LayerFn = Callable[[_Weighted, np.ndarray], tuple[np.ndarray, tuple[np.ndarray, 
 
 def _run_steps(steps: Sequence[_Weighted | _Step], images: np.ndarray, layer_fn: LayerFn,
                quantize: Quantizer | None = None) -> tuple[np.ndarray, list[tuple[np.ndarray, ...]]]:
-    """Final outputs of uint8 `images` (scaled to [0, 1] as nets._torch.to_tensor does) and each conv/FC's counts;
+    """Final outputs of uint8 `images` (scaled to [0, 1] as nets.training._torch.to_tensor does) and each conv/FC's counts;
     with `quantize`, the input and every step's output are fake-quantized (a variant with bits and knobs)."""
     dtype = next(s for s in steps if isinstance(s, _Weighted)).weight.dtype
     x = images.astype(dtype) / dtype.type(255.0)
@@ -567,15 +567,15 @@ def effort_forward(net: EffortNet, efforts: dict[str, LayerEffort], images: np.n
 def effort_logits(module: Any, variant: Variant, images: np.ndarray,
                   range_images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Logits (N, classes) float64 and scalar ops per sample (N,) float64 of `variant` (with knobs) on `images`;
-    ranges calibrated on `range_images`. The entry point of nets._build.evaluate_split.
+    ranges calibrated on `range_images`. The entry point of nets.scores._build.evaluate_split.
 
-    A variant that also has `bits` runs in dynamic fixed point, as `nets._quant` does without knobs: its weights
+    A variant that also has `bits` runs in dynamic fixed point, as `nets.training._quant` does without knobs: its weights
     quantized (same formats and rounding), the input and every step's output fake-quantized in formats from the
     ranges the quantized-weight network reaches on `range_images` (a fused conv/FC + ReLU is one step here).
     """
     efforts = resolve_knobs(variant.architecture, variant.width, variant.knobs)
     if variant.bits is not None:
-        from nets._quant import quantized_module
+        from nets.training._quant import quantized_module
 
         module = quantized_module(module, variant.bits, variant.rounding)
     net = calibrate(module, variant.architecture, variant.width, range_images)
@@ -587,7 +587,7 @@ def effort_logits(module: Any, variant: Variant, images: np.ndarray,
 
 def _step_quantizer(net: EffortNet, bits: int, rounding: str, range_images: np.ndarray) -> Quantizer:
     """Fake quantization per step in its own `bits`-wide format, from the largest magnitude seen on calibration."""
-    from nets._quant import SEED, fixed_point_format
+    from nets.training._quant import SEED, fixed_point_format
 
     largest: dict[int, float] = {}
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from costmodel import WaitingTensor
-from nets._arch import Architecture
-from nets._exits import Exits, exit_architecture, waiting_tensors
-from nets._models import Model
-from nets._scores import SplitScores
-from nets._transforms import Transform
-from nets._zoo import UnknownArchitecture, architecture
+from nets.models._arch import Architecture
+from nets.models._exits import Exits, exit_architecture, waiting_tensors
+from nets.models._models import Model
+from nets.scores._scores import SplitScores
+from nets.scores._transforms import Transform
+from nets.models._zoo import UnknownArchitecture, architecture
 
 
 @dataclass(frozen=True)

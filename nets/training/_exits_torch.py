@@ -3,9 +3,9 @@ one exit, seeded joint or frozen-trunk training, and branches on an ONNX trunk's
 
 from __future__ import annotations
 
-from nets._arch import FC, Architecture
-from nets._exits import Exits, branch_layers, tap_step
-from nets._models import Model
+from nets.models._arch import FC, Architecture
+from nets.models._exits import Exits, branch_layers, tap_step
+from nets.models._models import Model
 
 
 def _child_positions(trunk: Architecture) -> list[int]:
@@ -36,7 +36,7 @@ def branch_modules(trunk: Architecture, exits: Exits):  # type: ignore[no-untype
     """A torch ModuleDict of one Sequential per exit point, keyed '0', '1', ... in point order."""
     from torch import nn
 
-    from nets._torch import build_module
+    from nets.training._torch import build_module
 
     return nn.ModuleDict({str(i): build_module(_branch_architecture(trunk, exits, point))
                           for i, point in enumerate(exits.points)})
@@ -46,7 +46,7 @@ def branched_module(trunk: Architecture, exits: Exits):  # type: ignore[no-untyp
     """A torch ModuleDict {'trunk': the trunk's module, 'branches': `branch_modules`}."""
     from torch import nn
 
-    from nets._torch import build_module
+    from nets.training._torch import build_module
 
     return nn.ModuleDict({"trunk": build_module(trunk), "branches": branch_modules(trunk, exits)})
 
@@ -71,7 +71,7 @@ def exit_module(module, trunk: Architecture, exits: Exits):  # type: ignore[no-u
     its layers match `exit_architecture(trunk, exits).layer_shapes()`."""
     from torch import nn
 
-    from nets._torch import LayerGraph
+    from nets.training._torch import LayerGraph
 
     if not exits.answer:
         return module["trunk"]
@@ -90,7 +90,7 @@ def train_branched(trunk: Architecture, exits: Exits, images, labels, config, tr
     import torch
     from torch import nn
 
-    from nets._torch import init_module, train_module
+    from nets.training._torch import init_module, train_module
 
     torch.manual_seed(config.seed)
     module = branched_module(trunk, exits)
@@ -118,7 +118,7 @@ def _activations(model: Model, points: tuple[str, ...], images):  # type: ignore
     """float32 activations of the ONNX trunk `model` at `points`, as torch tensors (n, C, H, W)."""
     import torch
 
-    from nets._onnx import onnx_activations
+    from nets.models._onnx import onnx_activations
 
     assert model.onnx is not None
     arrays = onnx_activations(model.onnx, points, images, model.input_mean, model.input_std)
@@ -132,7 +132,7 @@ def train_onnx_branches(model: Model, exits: Exits, images, labels, config):  # 
     import torch
     from torch import nn
 
-    from nets._torch import train_module
+    from nets.training._torch import train_module
 
     assert model.onnx is not None
     trunk = model.onnx.architecture

@@ -9,7 +9,7 @@ after any layer whose output the net materialises (not a conv or fc whose batch 
 trunk outputs a later layer still reads (a residual add's shortcut) wait with the exit's (`waiting_tensors`).
 Branches are trained jointly with the trunk (a weighted sum of the exits' losses) or on a frozen, already trained
 trunk (an ONNX trunk: on its activations read by onnxruntime). Torch modules and training live in
-`nets._exits_torch`.
+`nets.training._exits_torch`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from costmodel import UserError, WaitingTensor
-from nets._arch import (FC, INPUT, ZOO_LAYERS, Add, Architecture, ArchitectureError, BatchNorm, Conv, Layer, Pool, ReLU,
-                        Traced, layer_type)
-from nets._models import Model
+from nets.models._arch import (FC, INPUT, ZOO_LAYERS, Add, Architecture, ArchitectureError, BatchNorm, Conv, Layer,
+                               Pool, ReLU, Traced, layer_type)
+from nets.models._models import Model
 
 TRAININGS = ("frozen", "joint")
 GRID = 3  # a default branch pools its input to about GRID x GRID positions before its FC layer

@@ -9,7 +9,7 @@ layer (LRN layers are left out: they carry no MACs the cost model prices).
 from __future__ import annotations
 
 from costmodel import UserError
-from nets._arch import FC, Architecture, Conv, Layer, Pool, ReLU
+from nets.models._arch import FC, Architecture, Conv, Layer, Pool, ReLU
 
 MNIST_INPUT = (1, 28, 28)
 CIFAR_INPUT = (3, 32, 32)

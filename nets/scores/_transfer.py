@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from costmodel import UserError
-from nets._atomic import atomic_write_bytes, current_umask
+from nets.scores._atomic import atomic_write_bytes, current_umask
 
 MEMBER = re.compile(r"(weights/)?[0-9a-f]{24}\.(npz|pt|json)")  # what a cache holds (manifest.json is rebuilt)
 

@@ -1,0 +1,2 @@
+"""Networks: layer lists, shipped architectures, a spec's declared models (ONNX, logits), side exits,
+increments and exit criteria."""
