@@ -100,7 +100,7 @@ def test_cycle_finder_finds_a_cycle() -> None:
 
 
 def test_type_only_imports_count() -> None:
-    models = ROOT / "nets" / "_models.py"
+    models = ROOT / "nets" / "models" / "_models.py"
     assert "if TYPE_CHECKING:" in models.read_text() and "nets.models._onnx" in import_graph()["nets.models._models"]
 
 
