@@ -16,8 +16,9 @@ the confidence set with probability <= gamma; (3) the sup over a continuum is bo
 cell [b, b'] of p_better, the law (b + alpha, b') has fewer worse and more better samples than every law of the
 cell, and {T <= t < 0} is closed under fewer worse / more better (T is decreasing in K_better where negative,
 since n alpha + K_better - K_worse <= n alpha + 2 K_better + 1), so that corner's probability bounds the cell's.
-Binomial tails are log-space sums of exact terms, the probability mass beyond the summed counts is added, and
-float ties count as reaching the cut. Why this and not Hoeffding-Bentkus on (l + 1) / 2 in [0, 1]: that bound's
+A law's probability is summed over the count of better samples (log-space binomial terms) times the
+binomial tail of the worse count given it (`scipy.special.bdtr`), the probability mass beyond the summed counts is
+added, and float ties count as reaching the cut. Why this and not Hoeffding-Bentkus on (l + 1) / 2 in [0, 1]: that bound's
 worst case spreads the loss over {-1, 1} (variance 1), while the paired loss is 0 on about 99% of samples; at
 n = 5,000 and delta = 0.1 it needs the calibration loss 2.5 points below alpha, far beyond a 0.3% budget.
 A union of two Clopper-Pearson bounds (p_worse up, p_better down, delta split) adapts to how rare disagreements
