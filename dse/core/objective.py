@@ -88,7 +88,7 @@ class CascadeObjective:
             value = constraint_value(calib[keep[chosen]], self.spec)
             system |= {constraint_attr("accuracy_loss"): value, DASHBOARD_CONSTRAINTS: [value]}
         # the whole front, and the representative point one attribute per metric (dashboard): one transaction
-        set_trial_attrs(trial, {RECORD: json.dumps(points), **points[chosen]}, system)
+        set_trial_attrs(trial, {RECORD: json.dumps(points, check_circular=False), **points[chosen]}, system)
         return objective_values(calib[keep[chosen]], self.spec.search.objectives)
 
     def _max_errors(self) -> int | None:
