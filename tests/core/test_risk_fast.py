@@ -1,4 +1,5 @@
-"""The certificate's fast path against the slow, obvious computation it replaced, on random counts.
+"""The certificate's fast path (critical counts, upper bounds) against the slow, obvious computation it replaced, on
+random counts.
 
 The reference below builds the whole (worse, better) grid of the multinomial for every law of the null's cover and
 sums its mass below every cut at once; it shares only `statistic` (the definition) and the cover's constants with
@@ -9,9 +10,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
 
-from dse.core._risk import _CELLS, _TIE, NUISANCE_SHARE, allowed_loss, certifies, critical_worse, statistic
+from dse.core._risk import (_CELLS, _TIE, NUISANCE_SHARE, allowed_loss, certifies, critical_worse, loss_upper_bound,
+                            statistic)
 
 
 def log_factorials(n: int) -> np.ndarray:
@@ -45,18 +46,13 @@ def reach(n: int, p: float) -> int:
     return min(n, math.ceil(n * p + 8 * math.sqrt(n * p * (1 - p)) + 8))
 
 
-def slow_critical_worse(better: int, n: int, alpha_pct: float, delta: float) -> int:
-    """The largest worse count whose statistic's mass, maximised over the cover's corner laws, stays within
-    delta - gamma (every candidate worse count tested at once on the full grid)."""
-    gamma, risk = delta * NUISANCE_SHARE, alpha_pct / 100
-    worse = np.arange(min(better + allowed_loss(alpha_pct, n), n - better) + 1)
-    cuts = statistic(worse, better, n, risk)
-    worse, cuts = worse[cuts < 0], cuts[cuts < 0]
-    if len(worse) == 0:
-        return -1
-    low, high = 0.0, min(clopper_pearson_upper(better, n, gamma), (1 - risk) / 2)
+def slow_null_mass(better: int, n: int, risk: float, gamma: float, cuts: np.ndarray) -> np.ndarray:
+    """The largest probability of statistic <= cut, for each cut, over the corner laws of the cells covering p_better
+    up to its Clopper-Pearson bound, summed over the full (worse, better) grid up to 8 standard deviations out, plus
+    the probability beyond."""
+    low, high = max(0.0, -risk), min(clopper_pearson_upper(better, n, gamma), (1 - risk) / 2)
     if high <= low:
-        return int(worse[-1])
+        return np.zeros(len(cuts))
     cells = min(math.ceil((high - low) * 8 * n), _CELLS)
     edges = np.minimum(low + np.arange(cells + 2) * max(1 / (8 * n), (high - low) / cells), (1 - risk) / 2)
     keep = edges[1:] > edges[:-1]
@@ -72,12 +68,42 @@ def slow_critical_worse(better: int, n: int, alpha_pct: float, delta: float) -> 
     lf = log_factorials(n)
     largest = np.zeros(len(cuts))
     for p_w, p_b in zip(worse_rates, better_rates):
-        logs = np.log(np.array([p_w, p_b, max(1 - p_w - p_b, 1e-300)]))
+        with np.errstate(divide="ignore"):
+            logs = np.maximum(np.log(np.array([p_w, p_b, 1 - p_w - p_b])), -1e250)
         largest = np.maximum(largest, np.exp(lf[n] - lf[counts].sum(axis=1) + counts @ logs) @ below)
     cut_off = binomial_tail(np.arange(top_w + 1, n + 1), n, worse_rates.max()) + \
         binomial_tail(np.arange(top_b + 1, n + 1), n, better_rates.max())
-    ok = np.flatnonzero(np.minimum(largest + cut_off, 1.0) <= delta - gamma)
+    return np.minimum(largest + cut_off, 1.0)
+
+
+def slow_critical_worse(better: int, n: int, alpha_pct: float, delta: float) -> int:
+    """The largest worse count whose statistic's mass stays within delta - gamma (every candidate at once)."""
+    gamma, risk = delta * NUISANCE_SHARE, alpha_pct / 100
+    worse = np.arange(min(better + allowed_loss(alpha_pct, n), n - better) + 1)
+    cuts = statistic(worse, better, n, risk)
+    worse, cuts = worse[cuts < 0], cuts[cuts < 0]
+    ok = np.flatnonzero(slow_null_mass(better, n, risk, gamma, cuts) <= delta - gamma)
     return int(worse[ok[-1]]) if len(ok) else -1
+
+
+def slow_upper_bound(worse: int, better: int, n: int, delta: float) -> float:
+    """The least risk the test rejects, to 1 / (8 n): doubling steps up from the observed loss, then bisection."""
+    gamma = delta * NUISANCE_SHARE
+
+    def rejects(risk: float) -> bool:
+        value = float(statistic(worse, better, n, risk))
+        return value < 0 and slow_null_mass(better, n, risk, gamma, np.array([value]))[0] <= delta - gamma
+
+    low, step = (worse - better) / n, 1 / n
+    while not rejects(low + step):
+        low, step = low + step, 2 * step
+        if low + step >= 1:
+            return 1.0
+    high = low + step
+    while high - low > 1 / (8 * n):
+        middle = (low + high) / 2
+        low, high = (low, middle) if rejects(middle) else (middle, high)
+    return high
 
 
 def test_fast_critical_count_equals_the_full_grid_on_random_counts() -> None:
@@ -92,3 +118,13 @@ def test_fast_critical_count_equals_the_full_grid_on_random_counts() -> None:
             if worse + better <= n:
                 assert certifies(worse, better, n, alpha_pct, delta) == (worse <= expected), (better, n, worse)
         assert critical_worse(better, n, alpha_pct, delta) == expected, (better, n, alpha_pct, delta)
+
+
+def test_fast_upper_bound_equals_the_full_grid_on_random_counts() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(6):
+        n = int(rng.integers(20, 400))
+        better = int(rng.integers(0, max(2, n // 10)))
+        worse = int(rng.integers(0, max(2, n // 10)))
+        delta = float(rng.choice([0.1, 0.05]))
+        assert loss_upper_bound(worse, better, n, delta) == slow_upper_bound(worse, better, n, delta), (worse, better, n)
