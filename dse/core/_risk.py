@@ -16,8 +16,9 @@ the confidence set with probability <= gamma; (3) the sup over a continuum is bo
 cell [b, b'] of p_better, the law (b + alpha, b') has fewer worse and more better samples than every law of the
 cell, and {T <= t < 0} is closed under fewer worse / more better (T is decreasing in K_better where negative,
 since n alpha + K_better - K_worse <= n alpha + 2 K_better + 1), so that corner's probability bounds the cell's.
-Binomial tails are log-space sums of exact terms, the probability mass beyond the summed counts is added, and
-float ties count as reaching the cut. Why this and not Hoeffding-Bentkus on (l + 1) / 2 in [0, 1]: that bound's
+A law's probability is summed over the count of better samples (log-space binomial terms) times the
+binomial tail of the worse count given it (`scipy.special.bdtr`), the probability mass beyond the summed counts is
+added, and float ties count as reaching the cut. Why this and not Hoeffding-Bentkus on (l + 1) / 2 in [0, 1]: that bound's
 worst case spreads the loss over {-1, 1} (variance 1), while the paired loss is 0 on about 99% of samples; at
 n = 5,000 and delta = 0.1 it needs the calibration loss 2.5 points below alpha, far beyond a 0.3% budget.
 A union of two Clopper-Pearson bounds (p_worse up, p_better down, delta split) adapts to how rare disagreements
@@ -49,14 +50,14 @@ from fractions import Fraction
 from typing import Literal, Sequence
 
 import numpy as np
+from scipy.special import bdtr
 
 from costmodel import UserError
 
 NUISANCE_SHARE = 0.05  # part of delta spent on the confidence set of p_better (Berger-Boos gamma)
 _TOLERANCE = 1e-12  # bisection width of the Clopper-Pearson bounds (each rounded outwards)
 _CELLS = 256  # most cells covering the nuisance range (a cell's width is what its bound gives away in risk)
-_CHUNK = 1 << 21  # probabilities computed at once in the null envelope (memory bound)
-_LOG_ZERO = -1e250  # stands for log 0: times a count of 0 gives 0, times any positive count a zero probability
+_NEGLIGIBLE = 1e-20  # P(K_better = k) below this is counted whole, not times its conditional worse tail
 _TIE = 1e-9  # statistic values this close to a cut count as reaching it (conservative on float ties)
 
 Composition = Literal["bonferroni", "split"]
@@ -134,69 +135,124 @@ def statistic(worse: np.ndarray, better: np.ndarray, n: int, risk: float) -> np.
     return (worse - better - n * risk) / np.sqrt(max(n * risk, 0.0) + 2 * better + 1)
 
 
-def _lower_mass(n: int, worse_rates: np.ndarray, better_rates: np.ndarray, risk: float,
-                cuts: np.ndarray) -> np.ndarray:
-    """Upper bounds on P(statistic <= c), the largest over the laws Multinomial(n, (worse_rate, better_rate,
-    rest)) given, for each c in `cuts`: counts summed up to `_reach` of the largest rates, plus the mass cut off."""
-    top_worse, top_better = _reach(n, float(worse_rates.max())), _reach(n, float(better_rates.max()))
-    worse = np.arange(top_worse + 1)[:, None]
-    better = np.arange(top_better + 1)[None, :]
-    rest = n - worse - better
-    values = statistic(worse, better, n, risk)
-    inside = (rest >= 0) & (values <= cuts.max() + _TIE)  # only these can count below any cut
-    counts = np.stack([np.broadcast_to(x, rest.shape)[inside] for x in (worse, better, rest)], axis=1)
-    below = (values[inside][:, None] <= cuts[None, :] + _TIE).astype(np.float64)  # (points, cuts)
+def _law_mass(n: int, worse_rates: np.ndarray, better_rates: np.ndarray, ks: np.ndarray,
+              limits: np.ndarray) -> np.ndarray:
+    """Per law Multinomial(n, (worse_rate, better_rate, rest)), an upper bound on P(K_better = k and K_worse <=
+    limits[k] for some k in `ks`): sum over k of P(K_better = k) P(Binomial(n - k, worse / (1 - better)) <=
+    limits[k]), with the terms of P(K_better = k) below `_NEGLIGIBLE` counted whole (an upper bound on their share)."""
     log_fact = _log_factorials(n)
-    common = log_fact[n] - log_fact[counts].sum(axis=1)
-    largest = np.zeros(len(cuts))
-    chunk = max(1, _CHUNK // max(1, len(counts)))
-    for start in range(0, len(worse_rates), chunk):
-        a, b = worse_rates[start:start + chunk], better_rates[start:start + chunk]
-        with np.errstate(divide="ignore"):
-            logs = np.maximum(np.log(np.stack([a, b, 1 - a - b])), _LOG_ZERO)  # 0 log 0 = 0, and p^k = 0 for k > 0
-        mass = np.exp(common[None, :] + (counts @ logs).T) @ below  # (laws, cuts)
-        largest = np.maximum(largest, mass.max(axis=0))
-    # the sf of a binomial grows with its rate, so the largest rates bound every law's mass cut off
-    cut = (binomial_sf(top_worse + 1, n, float(worse_rates.max()))
-           + binomial_sf(top_better + 1, n, float(better_rates.max())))
-    return np.minimum(largest + cut, 1.0)
+    b = better_rates[:, None]
+    share = np.exp(log_fact[n] - log_fact[ks] - log_fact[n - ks] + ks * np.log(b) + (n - ks) * np.log1p(-b))
+    rate = np.minimum(worse_rates / (1 - better_rates), 1.0)[:, None]
+    below = np.broadcast_to(limits < 0, share.shape)
+    whole = np.broadcast_to(limits >= n - ks, share.shape)
+    cdf = np.where(whole, 1.0, 0.0)
+    tail = (share >= _NEGLIGIBLE) & ~below & ~whole
+    rows, cols = np.nonzero(tail)
+    cdf[rows, cols] = bdtr(limits[cols], n - ks[cols], rate[rows, 0])
+    return np.where(share < _NEGLIGIBLE, share, share * cdf).sum(axis=1)
 
 
-def _null_mass(better: int, n: int, risk: float, gamma: float, cuts: np.ndarray) -> np.ndarray:
-    """Upper bound on P(statistic <= c), c in `cuts` (negative), over every law with risk `risk` whose p_better
-    lies in the 1 - gamma confidence set [0, Clopper-Pearson upper bound of `better`].
+def _worse_limits(ks: np.ndarray, n: int, risk: float, cut: float, top_worse: int) -> np.ndarray:
+    """Per better count k, the most worse samples (up to `top_worse` and n - k) whose statistic reaches at most
+    `cut` (float ties count as reaching it); -1 where none does. The statistic is increasing in worse."""
+    level = cut + _TIE
+    worse = np.floor(ks + n * risk + level * np.sqrt(max(n * risk, 0.0) + 2 * ks + 1)).astype(np.int64)
+    worse = np.clip(worse, -1, n - ks)
+    while np.any(high := (worse >= 0) & (statistic(worse, ks, n, risk) > level)):
+        worse[high] -= 1
+    while np.any(low := (worse < n - ks) & (statistic(worse + 1, ks, n, risk) <= level)):
+        worse[low] += 1
+    return np.minimum(worse, top_worse)
+
+
+def _null_rejects(better: int, n: int, risk: float, gamma: float, cut: float, level: float) -> bool:
+    """Whether P(statistic <= cut) <= level (cut < 0) under every law with risk `risk` whose p_better lies in the
+    1 - gamma confidence set [0, Clopper-Pearson upper bound of `better`].
 
     That set is covered by cells [b_g, b_g+1] of width 1 / (8 n) (wider when that makes over `_CELLS`).
     Coupling the samples, the law (b_g + risk, b_g+1) has no more worse and no fewer better samples than any
     law of the cell, and {statistic <= c < 0} keeps every point with fewer worse or more better samples: its
-    mass bounds theirs.
+    mass bounds theirs. Each law's mass is summed over counts up to `_reach` of the largest rates, plus the mass cut
+    off (the sf of a binomial grows with its rate). The cells are visited as a binary tree: by the same coupling,
+    the corner law (b_i + risk, b_j) of a merged cell [b_i, b_j] bounds every cell in it (to one more mass cut off),
+    so a merged cell under the level clears all its cells, and only cells whose merged cells exceed it are summed.
     """
     low = max(0.0, -risk)
     high = min(binomial_upper(better, n, gamma), (1 - risk) / 2)
     if high <= low:
-        return np.zeros(len(cuts))  # no law with this risk in the confidence set
+        return True  # no law with this risk in the confidence set
     cells = min(math.ceil((high - low) * 8 * n), _CELLS)
     edges = np.minimum(low + np.arange(cells + 2) * max(1 / (8 * n), (high - low) / cells), (1 - risk) / 2)
-    keep = edges[1:] > edges[:-1]
-    return _lower_mass(n, edges[:-1][keep] + risk, edges[1:][keep], risk, cuts)
+    edges = edges[np.r_[True, edges[1:] > edges[:-1]]]  # the cells of positive width (the cap repeats last)
+    top_worse, top_better = _reach(n, float(edges[-2]) + risk), _reach(n, float(edges[-1]))
+    cut_off = binomial_sf(top_worse + 1, n, float(edges[-2]) + risk) + binomial_sf(top_better + 1, n, float(edges[-1]))
+    ks = np.arange(top_better + 1)
+    limits = _worse_limits(ks, n, risk, cut, top_worse)
+    nodes = [(0, len(edges) - 1)]
+    while nodes:
+        first, last = np.array(nodes).T
+        mass = _law_mass(n, edges[first] + risk, edges[last], ks, limits)
+        split = []
+        for (i, j), m in zip(nodes, mass):
+            if j - i == 1:
+                if min(m + cut_off, 1.0) > level:
+                    return False
+            elif m + 2 * cut_off > level:
+                split += [(i, (i + j) // 2), ((i + j) // 2, j)]
+        nodes = split
+    return True
+
+
+class _Critical:
+    """The critical worse count of one (better, n, alpha, delta), narrowed lazily: the test is monotone in worse,
+    so every count up to `passed` certifies and none from `failed` on."""
+
+    def __init__(self, better: int, n: int, alpha_pct: float, delta: float) -> None:
+        self.better, self.n, self.risk = better, n, alpha_pct / 100
+        self.gamma = delta * NUISANCE_SHARE
+        self.level = delta - self.gamma
+        top = min(better + allowed_loss(alpha_pct, n), n - better)
+        while top >= 0 and statistic(top, better, n, self.risk) >= 0:
+            top -= 1  # only a negative statistic can speak against the null
+        self.passed, self.failed = -1, top + 1
+
+    def certifies(self, worse: int) -> bool:
+        """Whether `worse` of n samples with this many better certify the risk."""
+        if worse <= self.passed:
+            return True
+        if worse >= self.failed:
+            return False
+        cut = float(statistic(worse, self.better, self.n, self.risk))
+        if _null_rejects(self.better, self.n, self.risk, self.gamma, cut, self.level):
+            self.passed = worse
+            return True
+        self.failed = worse
+        return False
+
+    def value(self) -> int:
+        """The most worse samples that certify (-1: none), by bisection."""
+        while self.failed - self.passed > 1:
+            self.certifies((self.passed + self.failed) // 2)
+        return self.passed
 
 
 @functools.lru_cache(maxsize=1 << 14)
+def _critical(better: int, n: int, alpha_pct: float, delta: float) -> _Critical:
+    """The shared, lazily narrowed critical count of these arguments (many candidates share a better count)."""
+    _check_level("delta", delta)
+    return _Critical(better, n, alpha_pct, delta)
+
+
 def critical_worse(better: int, n: int, alpha_pct: float, delta: float) -> int:
     """The most `worse` samples that, with `better` of n, certify risk <= alpha at level delta (-1: none)."""
-    _check_level("delta", delta)
-    gamma = delta * NUISANCE_SHARE
-    worse = np.arange(min(better + allowed_loss(alpha_pct, n), n - better) + 1)
-    values = statistic(worse, better, n, alpha_pct / 100)
-    worse, values = worse[values < 0], values[values < 0]
-    ok = np.flatnonzero(_null_mass(better, n, alpha_pct / 100, gamma, values) <= delta - gamma)
-    return int(worse[ok[-1]]) if len(ok) else -1
+    return _critical(int(better), int(n), alpha_pct, delta).value()
 
 
 def certifies(worse: int, better: int, n: int, alpha_pct: float, delta: float) -> bool:
     """Whether counts (worse, better) of n samples certify risk <= alpha_pct % at level delta."""
     _check_counts(worse, better, n)
-    return worse <= critical_worse(int(better), int(n), alpha_pct, delta)
+    return _critical(int(better), int(n), alpha_pct, delta).certifies(int(worse))
 
 
 def _check_counts(worse: int, better: int, n: int) -> None:
@@ -213,8 +269,8 @@ def loss_upper_bound(worse: int, better: int, n: int, delta: float) -> float:
     gamma = delta * NUISANCE_SHARE
 
     def rejects(risk: float) -> bool:
-        value = statistic(worse, better, n, risk)
-        return bool(value < 0 and _null_mass(better, n, risk, gamma, np.array([value]))[0] <= delta - gamma)
+        value = float(statistic(worse, better, n, risk))
+        return value < 0 and _null_rejects(better, n, risk, gamma, value, delta - gamma)
 
     low, step = (worse - better) / n, 1 / n
     while not rejects(low + step):

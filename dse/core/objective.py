@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import optuna
 
+from dse.core.gc_pause import gc_paused
 from dse.core.optuna_adapter import constraint_attr, set_trial_attrs
 from dse.core.problem import CascadeProblem
 from dse.core.results import MAPPINGS, PJ, LayerMapping, Metrics, TrialResult, allowed_errors
@@ -47,6 +48,7 @@ class CascadeObjective:
         self.space = CascadeSpace(problem, spec)
         self.evaluate_s = 0.0
 
+    @gc_paused()  # a front's points are thousands of small acyclic objects
     def __call__(self, trial: optuna.Trial) -> list[float]:
         if self.spec.search.thresholds == "sampled":
             point = self.space.sampled_point(trial)
@@ -86,7 +88,7 @@ class CascadeObjective:
             value = constraint_value(calib[keep[chosen]], self.spec)
             system |= {constraint_attr("accuracy_loss"): value, DASHBOARD_CONSTRAINTS: [value]}
         # the whole front, and the representative point one attribute per metric (dashboard): one transaction
-        set_trial_attrs(trial, {RECORD: json.dumps(points), **points[chosen]}, system)
+        set_trial_attrs(trial, {RECORD: json.dumps(points, check_circular=False), **points[chosen]}, system)
         return objective_values(calib[keep[chosen]], self.spec.search.objectives)
 
     def _max_errors(self) -> int | None:

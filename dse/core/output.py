@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import optuna
 
 from costmodel import UserError
+from dse.core.gc_pause import gc_paused
 from dse.core.results import StudyResults, headline
 from dse.core.storage import open_storage, sqlite_url
 from nets import atomic_write_text
@@ -186,6 +187,7 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+@gc_paused()
 def export_tables(results: StudyResults, out_dir: Path) -> None:
     """Write trials.csv and pareto.csv, and certified.csv when points were certified (each atomically)."""
     atomic_write_text(out_dir / "trials.csv", csv_text(trial_rows(results)))

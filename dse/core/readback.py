@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import numpy as np
 import optuna
 
 from dse.core.fingerprint import flat_keys
+from dse.core.gc_pause import gc_paused
 from dse.core.objective import loss_excess, objective_values
 from dse.core.problem import CascadeProblem
 from dse.core.results import (MAPPINGS, Baseline, Certificate, LayerMapping, MarginCurve, Metrics, Panel,
@@ -22,6 +24,7 @@ def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
     return all(value <= 0 for value in (trial.constraints or {}).values())
 
 
+@gc_paused()
 def trial_results(study: optuna.Study) -> list[TrialResult]:
     """Every recorded point of every completed trial as a typed result, in (trial, point) order, with the union
     front flagged: the feasible points no other feasible point dominates on the calibration objectives.
@@ -40,19 +43,36 @@ def trial_results(study: optuna.Study) -> list[TrialResult]:
             points.append(TrialResult.from_user_attrs(trial.number, trial.params, point, feasible, False, index,
                                                       mappings))
     values = np.array([objective_values(p.calib, spec_objectives) for p in points]).reshape(len(points), len(spec_objectives))
-    front, seen = np.empty_like(values), set()  # the front's values so far, in its first rows
-    flagged: set[int] = set()
     # sorted by the first objective (a point is dominated only by points before it); of equal points the one of the
     # fewest stages (one net alone before the same net followed by a stage never reached), then the first run
-    order = sorted(range(len(points)), key=lambda i: (tuple(values[i]), len(points[i].stages)))
+    rows = values.tolist()
+    order = sorted(range(len(points)), key=lambda i: (tuple(rows[i]), len(points[i].stages)))
+    flagged = _front(values, order, [p.feasible for p in points])
+    return [dataclasses.replace(p, pareto=True) if i in flagged else p for i, p in enumerate(points)]  # made unflagged
+
+
+def _front(values: np.ndarray, order: list[int], feasible: list[bool]) -> set[int]:
+    """The rows, visited in `order` (sorted by their values), that are feasible and not weakly dominated by (nor equal
+    to) a row flagged before: with two finite objectives, whose second value is below every flagged row's (each
+    earlier row is no worse on the first), else by comparing with every flagged row."""
+    flagged: set[int] = set()
+    if values.shape[1] == 2 and np.isfinite(values).all():
+        least = math.inf
+        for i, second in zip(order, values[order, 1].tolist()):
+            if feasible[i] and second < least:
+                flagged.add(i)
+                least = second
+        return flagged
+    seen: set[tuple[float, ...]] = set()
+    front = np.empty_like(values)  # the front's values so far, in its first rows
     for i in order:
         key = tuple(values[i])
-        if not points[i].feasible or key in seen or np.all(front[:len(flagged)] <= values[i], axis=1).any():
+        if not feasible[i] or key in seen or np.all(front[:len(flagged)] <= values[i], axis=1).any():
             continue
         front[len(flagged)] = values[i]
         flagged.add(i)
         seen.add(key)
-    return [dataclasses.replace(p, pareto=True) if i in flagged else p for i, p in enumerate(points)]  # made unflagged
+    return flagged
 
 
 def study_results(study: optuna.Study) -> StudyResults:
