@@ -351,8 +351,8 @@ def main() -> None:
               f"combined pick put a little net in front of exits on {comparison['combined_with_both_splits']} of "
               f"{args.splits} splits")
     exits = results["exits"]
-    criteria = sorted({r["criterion"] for r in rows["exits"]}, key=[r["criterion"] for r in rows["exits"]].count,
-                      reverse=True)
+    picked = [r["criterion"] for r in rows["exits"]]  # the most common; a tie goes to the earliest split's
+    criteria = sorted(dict.fromkeys(picked), key=picked.count, reverse=True)
     print(json.dumps({"energy_saving_pct": exits["energy_saving_pct"], "accuracy_loss_pct": exits["accuracy_loss_pct"],
                       "worst_split_loss_pct": exits["worst_split_loss_pct"], "exit1_fraction": exits["exit1_fraction"],
                       "splits": args.splits, "criterion": criteria[0], "priced_layers": args.priced_layers,
