@@ -189,3 +189,16 @@ def test_the_cli_finds_each_mechanism_commands_beside_it() -> None:
         names = {name for name, _ in mechanism_commands(mechanism)}
         assert bool(names) == ROOT.joinpath(*module.split("."), "cli.py").is_file(), module
         assert names <= registered, module
+
+
+def test_functions_stay_short_and_the_problem_split() -> None:
+    """No function in dse/ over 60 lines; the problem's modules (table, pricer, evaluator, facade, loading) each
+    under 300 lines: a core that stays small as mechanisms grow."""
+    long = [f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+            for path in sorted((ROOT / "dse").rglob("*.py"))
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 60]
+    assert not long, "\n".join(long)
+    sizes = {name: len((ROOT / "dse" / "core" / f"{name}.py").read_text().splitlines())
+             for name in ("problem", "table", "pricer", "evaluator", "loading", "checks")}
+    assert max(sizes.values()) < 300, sizes

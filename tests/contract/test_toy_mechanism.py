@@ -34,12 +34,12 @@ class HalfWidthFirst(dse.Mechanism[HalfSpec]):
         dse.check(0 < section.width < 1, f"{spec.source}: toy.width", f"must lie in (0, 1), got {section.width}")
 
     def variants(self, spec: dse.StudySpec, section: HalfSpec) -> list[Variant]:
-        return [Variant(spec.nets.big, width=section.width)]
+        return [spec.variant(spec.nets.big, width=section.width)]
 
     def shape(self, chooser: dse.Chooser, spec: dse.StudySpec, section: HalfSpec, cascade: dse.Cascade) -> dse.Cascade:
         if chooser.suggest_categorical("", ["on", "off"]) == "off" and len(cascade.stages) > 1:
             return cascade
-        return dse.Cascade((Variant(spec.nets.big, width=section.width), *cascade.stages), cascade.reuse)
+        return dse.Cascade((spec.variant(spec.nets.big, width=section.width), *cascade.stages), cascade.reuse)
 
     def baseline_kind(self, spec: dse.StudySpec, section: HalfSpec, variant: Variant) -> str | None:
         return "toy only" if variant.width == section.width else None
