@@ -57,7 +57,6 @@ def test_one_parameter_importance_is_a_sentence_not_a_chart() -> None:
 
 def test_history_is_in_joules_and_names_the_hypervolume_unit(tiny_study: dict) -> None:
     from dse import load_existing_study
-    from dse.core.readback import study_results
 
     study, _ = load_existing_study("tiny", tiny_study["out"], None)
     history = search_data(study).history

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import nets
 from dse import SpecError, load_problem, parse_spec, search_study
 from dse.core.readback import trial_results
 from dse.mechanisms.big_little import chains

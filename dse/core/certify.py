@@ -53,13 +53,12 @@ def certify(study: optuna.Study, problem: CascadeProblem, spec: StudySpec) -> Ce
     out = []
     for number in numbers:
         trial = trials[number]
-        structure = replay_structure(space, trial.params)
-        stages, accelerator, reuse = space.stages(structure), structure.accelerator, structure.cascade.reuse
+        chain = space.chain(replay_structure(space, trial.params))
         recorded = recorded_points(trial)
         order = sorted(range(len(recorded)), key=lambda i: -recorded[i]["calib_energy_j"])
         points = [recorded[i] for i in order]
         thresholds = np.array([p["thresholds"] for p in points], dtype=np.float64).reshape(len(points), -1)
-        values = problem.evaluate(stages, thresholds, CERTIFY, accelerator, reuse, structure.criterion)
+        values = problem.evaluator.evaluate(chain, thresholds, CERTIFY)
         count = fixed_sequence(values.worse, values.better, n, guarantee.alpha_pct, delta)
         if count == 0:
             continue
@@ -68,7 +67,7 @@ def certify(study: optuna.Study, problem: CascadeProblem, spec: StudySpec) -> Ce
                                   guarantee.alpha_pct, delta, n, 100.0 * (worse - better) / n,
                                   100.0 * loss_upper_bound(worse, better, n, delta),
                                   float(values.energy_j[count - 1]),
-                                  problem.metrics(stages, chosen, "test", accelerator, reuse, structure.criterion),
+                                  problem.evaluator.point_metrics(chain, chosen[None], "test")[0],
                                   order[count - 1], float(values.energy_saving_pct[count - 1])))
     source, rows = problem.rows[CERTIFY]
     digest = hashlib.sha256(f"{source}:{','.join(map(str, rows.tolist()))}".encode()).hexdigest()

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import optuna
 
+from dse.core.evaluator import Chain
 from dse.core.gc_pause import gc_paused
 from dse.core.optuna_adapter import constraint_attr, set_trial_attrs
 from dse.core.problem import CascadeProblem
@@ -52,22 +53,21 @@ class CascadeObjective:
     def __call__(self, trial: optuna.Trial) -> list[float]:
         if self.spec.search.thresholds == "sampled":
             point = self.space.sampled_point(trial)
-            stages, accelerator, reuse, thresholds = point.stages, point.accelerator, point.reuse, point.thresholds[None]
-            criterion = point.criterion
+            chain = Chain(tuple(point.stages), point.accelerator, point.reuse, point.criterion)
+            thresholds = point.thresholds[None]
         else:
-            structure = self.space.structure(trial)
-            stages, accelerator, reuse = self.space.stages(structure), structure.accelerator, structure.cascade.reuse
-            criterion = structure.criterion
+            chain = self.space.chain(self.space.structure(trial))
             start = time.perf_counter()
-            thresholds = self.problem.threshold_front(stages, accelerator, reuse, criterion=criterion,
-                                                      max_errors=self._max_errors(), beyond=EXTRA_INFEASIBLE_POINTS)
-            if self.spec.search.guarantee is not None:  # safer candidates for the certificate, fixed on these rows
-                thresholds = np.vstack([thresholds, self.problem.safer_thresholds(stages, thresholds, criterion)])
+            front = self.problem.evaluator.threshold_front(chain, "calib", self._max_errors(), EXTRA_INFEASIBLE_POINTS)
+            # safer candidates for the certificate, fixed on these rows
+            safer = [self.problem.evaluator.safer_thresholds(chain, front)] if self.spec.search.guarantee is not None else []
+            thresholds = np.vstack([front, *safer])
             self.evaluate_s += time.perf_counter() - start
+        evaluator, stages, accelerator = self.problem.evaluator, list(chain.stages), chain.accelerator
         start = time.perf_counter()
-        calib = self.problem.point_metrics(stages, thresholds, "calib", accelerator, reuse, criterion)
+        calib = evaluator.point_metrics(chain, thresholds, "calib")
         keep = self._kept(calib)
-        test = self.problem.point_metrics(stages, thresholds[keep], "test", accelerator, reuse, criterion)
+        test = evaluator.point_metrics(chain, thresholds[keep], "test")
         self.evaluate_s += time.perf_counter() - start
         cascade = " > ".join(self.problem.names[s] for s in stages)
         configuration = {"stage_bits": tuple(self.problem.variants[s].bits or accelerator.bits for s in stages),
@@ -76,9 +76,8 @@ class CascadeObjective:
                          else "exact" if len(stages) <= EXACT_STAGES else "approximate"}
         # one list of layer mappings for every point of the front; a system attribute, kept out of those
         # optuna-dashboard lists
-        mappings = LayerMapping.of_stages(self.problem.stage_costs(stages, accelerator, reuse))
-        breakdowns = {split: self.problem.breakdowns(stages, thresholds[keep], split, accelerator, reuse, criterion)
-                      for split in SPLITS}
+        mappings = LayerMapping.of_stages(evaluator.costs(chain))
+        breakdowns = {split: evaluator.breakdowns(chain, thresholds[keep], split) for split in SPLITS}
         points = [TrialResult(trial.number, cascade, tuple(float(t) for t in thresholds[i]), {}, calib[i], t, True, i,
                               breakdown={split: breakdowns[split][j] for split in SPLITS}, **configuration).user_attrs()
                   for j, (i, t) in enumerate(zip(keep, test))]

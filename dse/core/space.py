@@ -20,6 +20,7 @@ from typing import Any, overload
 import numpy as np
 
 import costmodel
+from dse.core.evaluator import Chain
 from dse.core.mechanism import CHOICE_TYPES, Cascade, Chooser, Draw
 from dse.core.problem import CascadeProblem
 from dse.core.spec import StudySpec
@@ -127,6 +128,11 @@ class CascadeSpace:
     def stages(self, structure: Structure) -> list[int]:
         """The structure's stage indices in the problem, scoring variants it has not seen yet."""
         return [self.problem.ensure(variant) for variant in structure.cascade.stages]
+
+    def chain(self, structure: Structure) -> Chain:
+        """The cascade the evaluator prices and evaluates for `structure`, passed whole (stages scored first)."""
+        return Chain(tuple(self.stages(structure)), structure.accelerator, structure.cascade.reuse,
+                     structure.criterion)
 
     def sampled_point(self, trial: Any) -> CascadePoint:
         """A structure with one threshold per stage drawn by Optuna (the `sampled` thresholds mode)."""

@@ -11,7 +11,6 @@ The state dict is the full net's (the last stage's classifier included) plus `cl
 
 from __future__ import annotations
 
-import io
 from typing import Callable
 
 import torch
@@ -22,7 +21,7 @@ from nets.models._arch import Architecture
 from nets.models._increments import IncrementalError, check_increments
 from nets.data._data import Dataset
 from nets.training._torch import build_module, train_module
-from nets.scores._variant import TrainingConfig, Variant
+from nets.scores._variant import TrainingConfig
 
 State = dict[str, torch.Tensor]
 GoldenSource = Callable[[float], State]
