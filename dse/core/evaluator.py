@@ -79,7 +79,11 @@ class Evaluator:
     def stage_arrays(self, chain: Chain, split: str) -> tuple[np.ndarray, np.ndarray]:
         """Energy (pJ) and latency per stage: (S,), or (S, N) when a stage's work varies per sample."""
         costs = self.costs(chain)
-        varying = self.varying(chain, split, costs)
+        return self._arrays(costs, self.varying(chain, split, costs), split)
+
+    def _arrays(self, costs: list[costmodel.NetworkCost], varying: dict[int, costmodel.SampleCosts],
+                split: str) -> tuple[np.ndarray, np.ndarray]:
+        """`stage_arrays` from the stages' costs and the per-sample prices of those whose work varies."""
         if not varying:
             return np.array([c.energy_pj for c in costs]), np.array([c.latency_s for c in costs])
         n = self.table.splits[split].samples
@@ -115,7 +119,8 @@ class Evaluator:
         n = big_correct.size
         big_errors = int(n - big_correct.sum())
         costs = self.costs(chain)
-        if not self.varying(chain, split, costs):  # every stage costs the same for every sample: the fast path
+        varying = self.varying(chain, split, costs)
+        if not varying:  # every stage costs the same for every sample: the fast path
             out = self.outcomes(chain, np.atleast_2d(thresholds), split, costs)
             errors, worse = out.errors, out.worse
             energy_pj, latency_s, reach = out.energy, out.latency, out.reach
@@ -124,7 +129,7 @@ class Evaluator:
             mean = (worse - better) / n
             loss_sd = np.sqrt(np.maximum((worse + better) / n - mean ** 2, 0.0))
         else:
-            energy, latency = self.stage_arrays(chain, split)
+            energy, latency = self._arrays(costs, varying, split)
             result = evaluate_cascade(self.table.stage_confidence(stages, chain.criterion, split), correct[stages],
                                       energy, latency, thresholds)
             final = correct[stages][result.exit_stage, np.arange(n)].astype(bool)  # (P, N)
