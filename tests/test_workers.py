@@ -262,3 +262,20 @@ def test_cache_export_then_import_gives_the_same_cache(tiny_study: dict, tmp_pat
     members = cache_members(source)
     assert members and members == cache_members(tmp_path / "copy")
     assert all((source / m).read_bytes() == (tmp_path / "copy" / m).read_bytes() for m in members)
+
+
+def test_an_interrupt_python_dropped_is_raised_again_before_the_search() -> None:
+    """Python drops a KeyboardInterrupt raised inside a weakref callback; `dse run` must not then search and exit 0."""
+    from dse.core.workers import InterruptLatch
+
+    with InterruptLatch() as quiet:
+        quiet.check()  # no signal: nothing raised
+    with InterruptLatch() as latch:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        except KeyboardInterrupt:
+            pass  # what happens to one raised inside a weakref callback
+        with pytest.raises(KeyboardInterrupt):
+            latch.check()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler before it is back

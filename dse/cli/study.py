@@ -154,20 +154,22 @@ def run(
     from dse.core.spec import load_spec
     from dse.core.storage import open_storage
     from dse.core.study import open_study, space_queue
-    from dse.core.workers import study_counts
+    from dse.core.workers import InterruptLatch, study_counts
 
     check_budget(trials, until)
     start = time.perf_counter()  # ingest: the spec (and the files it names) read, then every variant's scores
-    study_spec = load_spec(spec).with_data(data)
-    out_dir = out_dir_for(study_spec.name, out)
-    url = storage_url_for(out_dir, storage)
-    with progress_bar("training and caching variants", enabled=progress, echo=True) as step:
-        problem, dataset, study_name = prepare(study_spec, cache_dir, out_dir, url, jobs, log=step, new=new)
-    ingest_s = time.perf_counter() - start
-    n_trials = study_spec.search.n_trials if trials is None else trials
-    study = open_study(study_spec, open_storage(url, heartbeat), study_name=study_name)
-    queue = space_queue(problem, study_spec)
-    before, space_before = study_counts(study), queue and queue.state(study)
+    with InterruptLatch() as latch:  # a Ctrl-C before the search stops the run, even one Python dropped
+        study_spec = load_spec(spec).with_data(data)
+        out_dir = out_dir_for(study_spec.name, out)
+        url = storage_url_for(out_dir, storage)
+        with progress_bar("training and caching variants", enabled=progress, echo=True) as step:
+            problem, dataset, study_name = prepare(study_spec, cache_dir, out_dir, url, jobs, log=step, new=new)
+        ingest_s = time.perf_counter() - start
+        n_trials = study_spec.search.n_trials if trials is None else trials
+        study = open_study(study_spec, open_storage(url, heartbeat), study_name=study_name)
+        queue = space_queue(problem, study_spec)
+        before, space_before = study_counts(study), queue and queue.state(study)
+        latch.check()
     search = RunSearch(spec, n_trials, until, workers, data, cache_dir, heartbeat, progress)
     timing = search.run(study, problem, study_spec, url, before.complete, space_before)
     start = time.perf_counter()

@@ -91,6 +91,34 @@ class StopRequest:
         return self.signal is not None
 
 
+class InterruptLatch:
+    """While active, SIGINT raises KeyboardInterrupt as usual and is also remembered: Python drops a KeyboardInterrupt
+    raised inside a weakref callback or `__del__`, so `check` re-raises it at a safe point (a run that was told to stop
+    must not go on to search and exit 0)."""
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self._previous: Any = None
+
+    def _handle(self, _signum: int, _frame: FrameType | None) -> None:
+        self.interrupted = True
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> "InterruptLatch":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt when a SIGINT arrived while active, even one whose exception Python dropped."""
+        if self.interrupted:
+            raise KeyboardInterrupt
+
+
 class _Counted:
     """The objective behind a claim check: a surplus trial fails before sampling; completed trials are counted."""
 
