@@ -30,7 +30,7 @@ class Chain:
     criterion: str = "margin"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Evaluation:
     """Metrics of P threshold vectors on one split, each an array of length P (SI units; error counts exact)."""
 

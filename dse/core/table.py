@@ -26,7 +26,7 @@ def frozen(array: np.ndarray) -> np.ndarray:
     return array
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SplitRows:
     """One split of a table: (V, N) margins, correctness and confidences, per-variant work shares, and where its rows
     come from (`source`: the scored split, or POOL; `rows`: indices into it, None for all of them)."""
@@ -63,7 +63,7 @@ def _split(margin: np.ndarray, correct: np.ndarray, confidences: dict[str, np.nd
     """A SplitRows whose arrays are all read-only."""
     return SplitRows(frozen(margin), frozen(correct), MappingProxyType({c: frozen(v) for c, v in confidences.items()}),
                      MappingProxyType({i: frozen(w) for i, w in work.items()}), source,
-                     None if rows is None else frozen(rows))
+                     None if rows is None else frozen(np.array(rows)))  # a copy: the caller's indices stay theirs
 
 
 def work_share(variant: Variant, rows: SplitScores) -> np.ndarray | None:
@@ -83,7 +83,7 @@ def _pooled(calib: SplitScores, test: SplitScores) -> SplitScores:
                        {c: np.concatenate([calib.confidence(c), test.confidence(c)]) for c in OTHER_CRITERIA})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ScoreTable:
     """Per-sample rows of `variants` on every split, aligned with them; `applied`: per variant, the transforms its
     scoring applied (what pricing must apply too)."""
